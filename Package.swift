@@ -1,0 +1,54 @@
+// swift-tools-version: 6.2
+// 6.2 at most: Debian's swiftlang 6.2.x cross-builds the aarch64 executable (Scripts/cross-build).
+import PackageDescription
+
+let package = Package(
+  name: "realm-run",
+  products: [
+    .executable(name: "realm-run", targets: ["realm-run"])
+  ],
+  dependencies: [
+    .package(url: "https://github.com/apple/swift-argument-parser", from: "1.8.2"),
+    .package(url: "https://github.com/apple/swift-log", from: "1.16.2"),
+  ],
+  targets: [
+    // The arm64 KVM UAPI (structs, ioctl numbers, register ids), written for arm64 whatever the host.
+    .target(name: "CKVM"),
+    // libfdt: module map only (bookworm's libfdt-dev has no pkg-config file).
+    .systemLibrary(name: "CLibFDT", providers: [.apt(["libfdt-dev"])]),
+
+    .target(name: "GuestMemory"),
+    .target(name: "KVM", dependencies: ["CKVM", "GuestMemory"]),
+    .target(name: "DeviceTree", dependencies: ["CLibFDT"]),
+    .target(name: "Devices", dependencies: ["GuestMemory"]),
+    .target(
+      name: "RealmVMM",
+      dependencies: [
+        "KVM", "GuestMemory", "DeviceTree", "Devices",
+        .product(name: "Logging", package: "swift-log"),
+      ]),
+    .executableTarget(
+      name: "realm-run",
+      dependencies: [
+        "RealmVMM", "DiskImage", "KVM", "CKVM",
+        .product(name: "ArgumentParser", package: "swift-argument-parser"),
+        .product(name: "Logging", package: "swift-log"),
+      ]),
+
+    // The firmware's pure logic, compiled here too so that every parser it runs on untrusted input
+    // is unit-tested and fuzzed on the host (Firmware/ builds the same sources for bare metal).
+    .target(name: "FirmwareCore", path: "Firmware/Sources/FirmwareCore"),
+    // Bootable disk images (GPT, FAT32 ESP, BLS entries) for `realm-run image create`.
+    .target(name: "DiskImage"),
+
+    .target(name: "TestSupport", dependencies: ["GuestMemory"], path: "Tests/TestSupport"),
+    .testTarget(name: "KVMTests", dependencies: ["KVM", "CKVM", "TestSupport"]),
+    .testTarget(name: "GuestMemoryTests", dependencies: ["GuestMemory"]),
+    .testTarget(name: "DeviceTreeTests", dependencies: ["DeviceTree", "CLibFDT"]),
+    .testTarget(name: "DevicesTests", dependencies: ["Devices", "TestSupport"]),
+    .testTarget(name: "RealmVMMTests", dependencies: ["RealmVMM", "TestSupport"]),
+    .testTarget(name: "FirmwareCoreTests", dependencies: ["FirmwareCore", "DiskImage"]),
+    .testTarget(name: "DiskImageTests", dependencies: ["DiskImage", "FirmwareCore"]),
+    .testTarget(name: "RealmRunTests", dependencies: ["realm-run", "RealmVMM"]),
+  ]
+)

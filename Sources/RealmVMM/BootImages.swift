@@ -1,0 +1,43 @@
+/// The boot files read and placed, ready to copy into guest RAM: everything that can be wrong with
+/// the user's files is found here, before any KVM object exists.
+struct BootImages {
+  var image: [UInt8]
+  var initrd: [UInt8]?
+  var layout: BootLayout
+  var bootArguments: String?
+
+  init(config: MachineConfig) throws(VMMError) {
+    let ramBase = MemoryMap.ramBase
+    switch config.boot {
+    case .kernel(let path, let initrdPath):
+      image = try readFile(path, what: "the kernel", limit: config.memorySize)
+      let header: KernelImageHeader
+      do {
+        header = try KernelImageHeader(parsing: image)
+      } catch {
+        throw .invalidImage(path: path, reason: error.description)
+      }
+      if let initrdPath {
+        initrd = try readFile(initrdPath, what: "the initrd", limit: config.memorySize)
+      }
+      do {
+        layout = try BootLayout.kernel(
+          header: header, initrdSize: initrd.map { UInt64($0.count) }, ramBase: ramBase,
+          ramSize: config.memorySize)
+      } catch {
+        throw .placement(error)
+      }
+      let console = "console=ttyS0"
+      bootArguments = [console, config.kernelParameters].compactMap { $0 }.joined(separator: " ")
+    case .firmware(let path):
+      image = try readFile(path, what: "the firmware", limit: config.memorySize)
+      guard !image.isEmpty else { throw .invalidImage(path: path, reason: "the firmware file is empty") }
+      do {
+        layout = try BootLayout.firmware(size: UInt64(image.count), ramBase: ramBase, ramSize: config.memorySize)
+      } catch {
+        throw .placement(error)
+      }
+      bootArguments = config.kernelParameters
+    }
+  }
+}

@@ -1,0 +1,275 @@
+import DeviceTree
+import Devices
+import Dispatch
+import GuestMemory
+import KVM
+import Logging
+import Synchronization
+import CKVM
+
+#if canImport(Glibc)
+import Glibc
+#elseif canImport(Musl)
+import Musl
+#endif
+
+/// A machine: a KVM VM with its RAM, vCPUs, interrupt controller and devices, ready to run.
+///
+/// ``init(config:console:logger:)`` builds it in one fixed order, listed there step by step
+/// (kvmtool's init lists, made explicit).
+public final class Machine: @unchecked Sendable {
+  public let config: MachineConfig
+  /// The DTB exactly as the guest receives it (padded to its 64 KiB slot).
+  public let deviceTree: [UInt8]
+  public let layout: BootLayout
+
+  let system: KVMSystem
+  let vm: VirtualMachine
+  let memory: GuestMemory
+  let gic: VGICv3
+  let vcpus: [VCPU]
+  let bus: MMIOBus
+  let uart: UART8250
+  let console: TerminalConsole
+  let ipa: IPALayout
+  let logger: Logger
+  let canInjectAborts: Bool
+
+  private let outcome = Mutex<Result<Outcome, VMMError>?>(nil)
+  private let finished = DispatchSemaphore(value: 0)
+  private let stopping = Atomic<Bool>(false)
+  private let unhandledAccesses = Atomic<Int>(0)
+
+  public init(config: MachineConfig, console: TerminalConsole, logger: Logger = Logger(label: "realm-run")) throws(VMMError) {
+    self.config = config
+    self.console = console
+    self.logger = logger
+
+    // 1. Read and place the boot images: a bad file fails here, before any KVM object exists.
+    let images = try BootImages(config: config)
+    layout = images.layout
+
+    // 2. Open KVM and check the host can run this machine.
+    guard Self.hostIsArm64 else {
+      throw .unsupportedHost("realm-run runs arm64 guests with KVM on an arm64 host; this host is not arm64")
+    }
+    do {
+      system = try KVMSystem()
+    } catch {
+      throw .kvm(error)
+    }
+    if config.realm {
+      guard let generation = CCAGeneration.probe(system) else {
+        throw .noRealmSupport("this host's KVM has no Arm CCA support (no KVM_CAP_ARM_RMI or KVM_CAP_ARM_RME)")
+      }
+      throw .noRealmSupport("found \(generation), but this build of realm-run cannot create Realms yet")
+    }
+    let ramEnd = MemoryMap.ramBase + config.memorySize
+    ipa = IPALayout(bits: IPALayout.minimumBits(reaching: ramEnd, realm: false), isRealm: false)
+    guard ipa.bits <= system.maxIPABits else {
+      throw .unsupportedHost("\(config.memorySize >> 20) MiB of RAM needs \(ipa.bits) IPA bits; this host allows \(system.maxIPABits); lower --mem")
+    }
+
+    do {
+      // 3. The VM, sized to the IPA space the memory map needs.
+      vm = try system.createVM(type: UInt(ipa.bits))
+      canInjectAborts = vm.checkExtension(UInt(CKVM_CAP_ARM_INJECT_EXT_DABT)) > 0
+
+      // 4. Guest RAM and its memory slot.
+      do {
+        memory = try GuestMemory(ranges: [(MemoryMap.ramBase, config.memorySize)])
+      } catch {
+        throw VMMError.memory(error)
+      }
+      let region = memory.regions[0]
+      try vm.setMemorySlot(.init(
+        slot: 0, guestAddress: region.base, size: region.size,
+        hostAddress: UInt64(UInt(bitPattern: region.host))))
+
+      // 5. The interrupt controller (before the vCPUs, as KVM requires for GICv3).
+      gic = try VGICv3(
+        vm: vm, distributor: MemoryMap.gicDistributorBase,
+        redistributors: MemoryMap.gicRedistributorBase(cpus: config.cpus))
+
+      // 6. vCPUs, PSCI 0.2; all but the boot CPU start powered off, for PSCI CPU_ON.
+      let target = try vm.preferredTarget().target
+      var vcpus: [VCPU] = []
+      for id in 0..<config.cpus {
+        let vcpu = try vm.createVCPU(id: id)
+        var features = [Int32(CKVM_ARM_VCPU_PSCI_0_2)]
+        if id > 0 { features.append(Int32(CKVM_ARM_VCPU_POWER_OFF)) }
+        try vcpu.initialize(target: target, features: features)
+        vcpus.append(vcpu)
+      }
+      self.vcpus = vcpus
+
+      // 7. The GIC is initialised once every vCPU exists.
+      try gic.initialize(interruptCount: MemoryMap.gicInterruptCount)
+    } catch let error as KVMError {
+      throw .kvm(error)
+    } catch let error as VMMError {
+      throw error
+    } catch {
+      throw .guest("\(error)")
+    }
+
+    // 8. Devices on the MMIO bus.
+    let vm = self.vm
+    uart = UART8250(output: console, interrupt: SPILine(vm: vm, number: MemoryMap.uartSPI))
+    var bus = MMIOBus()
+    do {
+      try bus.register(uart, at: MemoryMap.uartBase, size: MemoryMap.uartWindow)
+      try bus.register(PCIHostBridge(), at: MemoryMap.pciConfigBase, size: PCIHostBridge.configSize)
+    } catch {
+      throw .guest("device layout: \(error)")
+    }
+    self.bus = bus
+
+    // 9. The device tree, then the images and the DTB copied into RAM.
+    do {
+      deviceTree = try MachineDeviceTree.build(.init(
+        cpus: config.cpus, ramBase: MemoryMap.ramBase, ramSize: config.memorySize,
+        bootArguments: images.bootArguments, initrd: images.layout.initrd, psciMethod: "hvc"))
+    } catch {
+      throw .deviceTree(error)
+    }
+    do {
+      try memory.write(images.image, at: layout.imageAddress)
+      if let initrd = images.initrd, let range = layout.initrd {
+        try memory.write(initrd, at: range.lowerBound)
+      }
+      try memory.write(deviceTree, at: layout.deviceTreeAddress)
+    } catch {
+      throw .memory(error)
+    }
+
+    // 10. The boot CPU's entry registers: PC, x0 = DTB (arm64 boot protocol).
+    do {
+      try vcpus[0].setEntry(pc: layout.entry, x0: layout.deviceTreeAddress)
+    } catch {
+      throw .kvm(error)
+    }
+    logger.debug("machine ready", metadata: [
+      "cpus": "\(config.cpus)", "ram": "\(config.memorySize >> 20) MiB", "ipa-bits": "\(ipa.bits)",
+      "entry": "0x\(String(layout.entry, radix: 16))", "dtb": "0x\(String(layout.deviceTreeAddress, radix: 16))",
+    ])
+  }
+
+  #if arch(arm64)
+  static let hostIsArm64 = true
+  #else
+  static let hostIsArm64 = false
+  #endif
+
+  /// Runs every vCPU on its own thread until the guest powers off, resets or crashes, the user
+  /// quits, or `timeout` seconds pass; then stops every vCPU before returning.
+  public func run(timeout: Double?) throws(VMMError) -> Outcome {
+    KickSignal.install()
+    let threads = vcpus.map { vcpu in
+      startThread(name: "vcpu\(vcpu.id)") { [self] in runLoop(vcpu) }
+    }
+    console.startInput(
+      deliver: { [uart] byte in uart.receive(CollectionOfOne(byte)) == 1 },
+      quit: { [self] in finish(.success(.quit)) })
+
+    let deadline: DispatchTime = timeout.map { .now() + $0 } ?? .distantFuture
+    if finished.wait(timeout: deadline) == .timedOut {
+      finish(.success(.timedOut))
+    }
+
+    stopping.store(true, ordering: .sequentiallyConsistent)
+    for (vcpu, thread) in zip(vcpus, threads) {
+      vcpu.requestExit()
+      pthread_kill(thread, KickSignal.number)
+    }
+    for thread in threads { pthread_join(thread, nil) }
+    console.stopInput()
+    return try outcome.withLock { $0! }.get()
+  }
+
+  /// Records how the run ended (the first report wins) and wakes ``run(timeout:)``.
+  private func finish(_ result: Result<Outcome, VMMError>) {
+    let first = outcome.withLock { outcome -> Bool in
+      guard outcome == nil else { return false }
+      outcome = result
+      return true
+    }
+    if first { finished.signal() }
+  }
+
+  private func runLoop(_ vcpu: VCPU) {
+    while !stopping.load(ordering: .relaxed) {
+      let exit: VCPUExit
+      do {
+        exit = try vcpu.runOnce()
+      } catch {
+        finish(.failure(.kvm(error)))
+        return
+      }
+      switch exit {
+      case .mmio(let address, let size, let isWrite, let data):
+        handleMMIO(vcpu, address: ipa.canonical(address), size: size, isWrite: isWrite, data: data)
+      case .systemEvent(.shutdown):
+        finish(.success(.poweredOff))
+      case .systemEvent(.reset):
+        finish(.success(.reset))
+      case .systemEvent(.crash):
+        finish(.success(.crashed("the guest reported a crash (PSCI SYSTEM_EVENT crash)")))
+      case .systemEvent(.other(let type)):
+        finish(.success(.crashed("unknown system event \(type) from vCPU \(vcpu.id)")))
+      case .shutdown:
+        finish(.success(.crashed("KVM_EXIT_SHUTDOWN on vCPU \(vcpu.id)")))
+      case .internalError(let suberror):
+        finish(.success(.crashed("KVM internal error \(suberror) on vCPU \(vcpu.id)")))
+      case .hypercall(let function, _, _):
+        // No SMCCC range is forwarded to userspace: answer NOT_SUPPORTED in x0.
+        logger.warning("unexpected hypercall 0x\(String(function, radix: 16)) from vCPU \(vcpu.id)")
+        try? vcpu.setRegister(ckvm_core_reg_x(0), UInt64(bitPattern: -1))
+      case .memoryFault(let address, let size, _):
+        finish(.failure(.guest("vCPU \(vcpu.id) faulted on guest memory 0x\(String(address, radix: 16))+0x\(String(size, radix: 16)) outside RAM")))
+      case .interrupted:
+        continue
+      case .unknown(let reason):
+        finish(.success(.crashed("unexpected KVM exit reason \(reason) on vCPU \(vcpu.id)")))
+      }
+      if case .systemEvent = exit { return }
+    }
+  }
+
+  private func handleMMIO(_ vcpu: VCPU, address: UInt64, size: Int, isWrite: Bool, data: UInt64) {
+    if isWrite {
+      if bus.write(address, size: size, value: data) { return }
+    } else if let value = bus.read(address, size: size) {
+      vcpu.completeMMIORead(value)
+      return
+    }
+    // Nothing there: the guest gets a bus error (an external abort), as on hardware.
+    let count = unhandledAccesses.add(1, ordering: .relaxed).newValue
+    if count <= 10 {
+      logger.warning("vCPU \(vcpu.id): \(isWrite ? "write to" : "read from") unmapped address 0x\(String(address, radix: 16)) (\(size) bytes)\(count == 10 ? "; not reporting more" : "")")
+    }
+    if canInjectAborts {
+      try? vcpu.injectDataAbort()
+    } else if !isWrite {
+      vcpu.completeMMIORead(0)
+    }
+  }
+}
+
+/// A GIC shared peripheral interrupt driven through `KVM_IRQ_LINE`.
+struct SPILine: InterruptLine {
+  let vm: VirtualMachine
+  let number: UInt32
+
+  func set(level: Bool) {
+    try? vm.setSPI(number, level: level)
+  }
+}
+
+extension Machine {
+  /// Writes the DTB (its used part, without the padding) to `path`, for `--dump-dtb`.
+  public func writeDeviceTree(to path: String) throws(VMMError) {
+    let size = Int(UInt32(deviceTree[4]) << 24 | UInt32(deviceTree[5]) << 16 | UInt32(deviceTree[6]) << 8 | UInt32(deviceTree[7]))
+    try writeFile(path, Array(deviceTree.prefix(size)), what: "the device tree")
+  }
+}

@@ -1,0 +1,80 @@
+/// Everything that describes a machine, validated by the CLI before anything is created.
+public struct MachineConfig: Sendable, Equatable {
+  /// What vCPU 0 starts in.
+  public enum Boot: Sendable, Equatable {
+    /// A Linux arm64 `Image`, an optional initrd; the VMM writes the DTB's /chosen.
+    case kernel(path: String, initrd: String?)
+    /// Firmware loaded at the RAM base, entered with x0 = DTB.
+    case firmware(path: String)
+  }
+
+  /// Which device the guest's console (`stdout-path`, `console=`) is.
+  public enum Console: String, Sendable, CaseIterable {
+    case serial
+  }
+
+  public var memorySize: UInt64
+  public var cpus: Int
+  public var boot: Boot
+  /// Extra kernel command line (appended after the VMM's `console=` for a kernel boot; passed to
+  /// firmware in /chosen/bootargs).
+  public var kernelParameters: String?
+  /// Disk images, each a virtio-blk device.
+  public var disks: [DiskConfig]
+  public var realm: Bool
+  public var console: Console
+
+  public init(
+    memorySize: UInt64, cpus: Int, boot: Boot, kernelParameters: String? = nil,
+    disks: [DiskConfig] = [], realm: Bool = false, console: Console = .serial
+  ) {
+    self.memorySize = memorySize
+    self.cpus = cpus
+    self.boot = boot
+    self.kernelParameters = kernelParameters
+    self.disks = disks
+    self.realm = realm
+    self.console = console
+  }
+
+  /// The most vCPUs the GICv3 redistributor region below the distributor leaves room for here.
+  public static let maximumCPUs = 254
+  /// The least RAM a machine gets: room for the DTB and a small image.
+  public static let minimumMemory: UInt64 = 16 << 20
+}
+
+/// One `--disk PATH[,ro][,direct]` option.
+public struct DiskConfig: Sendable, Equatable {
+  public var path: String
+  /// The guest may read but not write (virtio-blk `VIRTIO_BLK_F_RO`; the file is opened read-only).
+  public var readOnly: Bool
+  /// Bypass the host page cache (`O_DIRECT`).
+  public var direct: Bool
+
+  public init(path: String, readOnly: Bool = false, direct: Bool = false) {
+    self.path = path
+    self.readOnly = readOnly
+    self.direct = direct
+  }
+
+  /// Why a `--disk` value was refused.
+  public struct ParseError: Error, Equatable, CustomStringConvertible {
+    public let description: String
+  }
+
+  /// Parses `PATH[,ro][,direct]`.
+  public init(parsing text: String) throws(ParseError) {
+    var parts = text.split(separator: ",", omittingEmptySubsequences: false).map(String.init)
+    let path = parts.removeFirst()
+    guard !path.isEmpty else { throw ParseError(description: "--disk needs a file name (PATH[,ro][,direct])") }
+    self.init(path: path)
+    for option in parts {
+      switch option {
+      case "ro": readOnly = true
+      case "direct": direct = true
+      default:
+        throw ParseError(description: "--disk \(text): unknown option '\(option)' (known: ro, direct)")
+      }
+    }
+  }
+}

@@ -1,0 +1,61 @@
+import DeviceTree
+import GuestMemory
+import KVM
+
+#if canImport(Glibc)
+import Glibc
+#elseif canImport(Musl)
+import Musl
+#endif
+
+/// Everything that can stop realm-run from building or running a machine, each with a one-line
+/// description that names the cause (and the fix, where there is one).
+public enum VMMError: Error, CustomStringConvertible {
+  case file(path: String, errno: Int32, action: String)
+  case invalidImage(path: String, reason: String)
+  case placement(BootLayout.PlacementError)
+  case kvm(KVMError)
+  case memory(GuestMemoryError)
+  case deviceTree(DeviceTreeError)
+  case unsupportedHost(String)
+  /// `--realm` on a host whose kernel offers no CCA support.
+  case noRealmSupport(String)
+  case guest(String)
+
+  public var description: String {
+    switch self {
+    case .file(let path, let errno, let action):
+      return "cannot \(action) \(path): \(String(cString: strerror(errno)))"
+    case .invalidImage(let path, let reason):
+      return "\(path): \(reason)"
+    case .placement(let error):
+      return error.description
+    case .kvm(let error):
+      return error.description
+    case .memory(let error):
+      return error.description
+    case .deviceTree(let error):
+      return error.description
+    case .unsupportedHost(let what):
+      return what
+    case .noRealmSupport(let why):
+      return "\(why); run a normal VM with --no-realm"
+    case .guest(let what):
+      return what
+    }
+  }
+}
+
+/// How a guest's run ended.
+public enum Outcome: Equatable, Sendable {
+  /// The guest powered off (PSCI SYSTEM_OFF).
+  case poweredOff
+  /// The guest asked for a reset (PSCI SYSTEM_RESET); realm-run does not restart it.
+  case reset
+  /// The guest reported a crash, or stopped in a way KVM could not continue.
+  case crashed(String)
+  /// `--timeout` passed first.
+  case timedOut
+  /// The user typed the console's quit sequence.
+  case quit
+}
