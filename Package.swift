@@ -5,7 +5,8 @@ import PackageDescription
 let package = Package(
   name: "realm-run",
   products: [
-    .executable(name: "realm-run", targets: ["realm-run"])
+    .executable(name: "realm-run", targets: ["realm-run"]),
+    .executable(name: "virtio-bench", targets: ["virtio-bench"]),
   ],
   dependencies: [
     .package(url: "https://github.com/apple/swift-argument-parser", from: "1.8.2"),
@@ -21,10 +22,15 @@ let package = Package(
     .target(name: "KVM", dependencies: ["CKVM", "GuestMemory"]),
     .target(name: "DeviceTree", dependencies: ["CLibFDT"]),
     .target(name: "Devices", dependencies: ["GuestMemory"]),
+    // libaio: module map only (bookworm's libaio-dev has no pkg-config file).
+    .systemLibrary(name: "CLibAIO", providers: [.apt(["libaio-dev"])]),
+    .target(name: "AsyncIO", dependencies: ["CLibAIO"]),
+    .target(name: "VirtIO", dependencies: ["Devices", "GuestMemory", "AsyncIO"]),
+    .executableTarget(name: "virtio-bench", dependencies: ["VirtIO", "AsyncIO", "Devices", "GuestMemory", "TestSupport"]),
     .target(
       name: "RealmVMM",
       dependencies: [
-        "KVM", "GuestMemory", "DeviceTree", "Devices",
+        "KVM", "GuestMemory", "DeviceTree", "Devices", "VirtIO", "AsyncIO",
         .product(name: "Logging", package: "swift-log"),
       ]),
     .executableTarget(
@@ -39,13 +45,15 @@ let package = Package(
     // is unit-tested and fuzzed on the host (Firmware/ builds the same sources for bare metal).
     .target(name: "FirmwareCore", path: "Firmware/Sources/FirmwareCore"),
     // Bootable disk images (GPT, FAT32 ESP, BLS entries) for `realm-run image create`.
-    .target(name: "DiskImage"),
+    .target(name: "DiskImage", dependencies: ["FirmwareCore"]),
 
-    .target(name: "TestSupport", dependencies: ["GuestMemory"], path: "Tests/TestSupport"),
+    .target(name: "TestSupport", dependencies: ["GuestMemory", "KVM", "Devices", "VirtIO"], path: "Tests/TestSupport"),
     .testTarget(name: "KVMTests", dependencies: ["KVM", "CKVM", "TestSupport"]),
     .testTarget(name: "GuestMemoryTests", dependencies: ["GuestMemory"]),
     .testTarget(name: "DeviceTreeTests", dependencies: ["DeviceTree", "CLibFDT"]),
     .testTarget(name: "DevicesTests", dependencies: ["Devices", "TestSupport"]),
+    .testTarget(name: "VirtIOTests", dependencies: ["VirtIO", "AsyncIO", "Devices", "GuestMemory", "TestSupport"]),
+    .testTarget(name: "AsyncIOTests", dependencies: ["AsyncIO"]),
     .testTarget(name: "RealmVMMTests", dependencies: ["RealmVMM", "TestSupport"]),
     .testTarget(name: "FirmwareCoreTests", dependencies: ["FirmwareCore", "DiskImage"]),
     .testTarget(name: "DiskImageTests", dependencies: ["DiskImage", "FirmwareCore"]),

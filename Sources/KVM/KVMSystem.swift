@@ -51,4 +51,15 @@ public final class KVMSystem: @unchecked Sendable {
     guard result >= 0 else { throw .ioctl("KVM_CREATE_VM", errno: -result) }
     return VirtualMachine(fd: result, system: self)
   }
+
+  /// Whether `KVM_CREATE_VM` accepts `type` (the VM is closed again at once).
+  public func canCreateVM(type: UInt) -> Bool {
+    var result: Int32
+    repeat {
+      result = syscalls.ioctl(fd, CKVM_CREATE_VM, value: type)
+    } while result == -EINTR
+    guard result >= 0 else { return false }
+    syscalls.close(result)
+    return true
+  }
 }

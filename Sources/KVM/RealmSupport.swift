@@ -20,18 +20,45 @@ public enum CCAGeneration: Equatable, Sendable, CustomStringConvertible {
   /// `KVM_CAP_ARM_RME` numbers: v5-v7 300, v8 240, v9 243, v10 244.
   public static let rmeCapabilities: [UInt32] = [300, 240, 243, 244]
 
-  /// Probes `system` for CCA support. Only meaningful on an arm64 host: on others these numbers
-  /// belong to unrelated capabilities (248 is s390-only even on the CCA host's own base), so the
-  /// probe answers `nil` there.
+  /// The realm VM type this generation's kernels take in `KVM_CREATE_VM` (with the IPA bits in
+  /// [7:0]): 0x100 up to series v13, 1 << 30 from v14 (capability 249) on.
+  public var realmVMType: UInt {
+    switch self {
+    case .rme: return 0x100
+    case .rmi(let capability): return capability >= 249 ? 1 << 30 : 0x100
+    }
+  }
+
+  /// Probes `system` for CCA support.
+  ///
+  /// A capability number alone proves nothing: the series' numbers are taken by unrelated
+  /// capabilities in other kernels (251 answers on a stock 7.3 arm64 kernel; 248 is s390-only on
+  /// the CCA host's 7.2 base). So a candidate counts only if the kernel also accepts a realm VM of
+  /// that generation's type; a kernel without CCA refuses the type bits. On hosts other than
+  /// arm64 the probe answers `nil` without asking.
   public static func probe(_ system: KVMSystem) -> CCAGeneration? {
     #if arch(arm64)
-    for capability in rmiCapabilities where system.checkExtension(UInt(capability)) > 0 {
-      return .rmi(capability: capability)
-    }
-    for capability in rmeCapabilities where system.checkExtension(UInt(capability)) > 0 {
-      return .rme(capability: capability)
-    }
+    return probe(system, isArm64: true)
+    #else
+    return probe(system, isArm64: false)
     #endif
+  }
+
+  /// ``probe(_:)`` with the host architecture given (so tests can run it anywhere).
+  public static func probe(_ system: KVMSystem, isArm64: Bool) -> CCAGeneration? {
+    guard isArm64 else { return nil }
+    let candidates = rmiCapabilities.map(CCAGeneration.rmi) + rmeCapabilities.map(CCAGeneration.rme)
+    for generation in candidates where system.checkExtension(UInt(generation.capability)) > 0 {
+      // The smallest realm: 32 bits of protected space plus the shared half.
+      if system.canCreateVM(type: generation.realmVMType | 33) { return generation }
+    }
     return nil
+  }
+
+  /// The capability number that announced this generation.
+  public var capability: UInt32 {
+    switch self {
+    case .rme(let capability), .rmi(let capability): return capability
+    }
   }
 }

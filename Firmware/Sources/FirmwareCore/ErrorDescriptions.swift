@@ -1,0 +1,85 @@
+/// One-line messages for every FirmwareCore error (used by the firmware's console and the host CLI).
+extension BlockDeviceError: CustomStringConvertible {
+  public var description: String {
+    switch self {
+    case .outOfRange: return "read outside the device"
+    case .ioError(let s): return "device I/O error (status \(s))"
+    case .timeout: return "device timed out"
+    }
+  }
+}
+
+extension DeviceTreeError: CustomStringConvertible {
+  public var description: String {
+    switch self {
+    case .badMagic: return "not a device tree blob (bad magic)"
+    case .truncated: return "device tree truncated"
+    case .unsupportedVersion(let v): return "device tree version \(v) unsupported"
+    case .malformedStructure(let off): return "malformed device tree structure at offset \(off)"
+    case .tooDeep: return "device tree nested too deeply"
+    case .nodeNotFound: return "device tree node not found"
+    }
+  }
+}
+
+extension GPTError: CustomStringConvertible {
+  public var description: String {
+    switch self {
+    case .device(let e): return e.description
+    case .noSignature: return "no GPT signature"
+    case .badHeaderSize: return "GPT header size invalid"
+    case .headerChecksumMismatch: return "GPT header CRC32 mismatch"
+    case .entriesChecksumMismatch: return "GPT partition array CRC32 mismatch"
+    case .badEntryGeometry: return "GPT partition entries out of bounds"
+    case .noEFISystemPartition: return "no EFI system partition"
+    }
+  }
+}
+
+extension FATError: CustomStringConvertible {
+  public var description: String {
+    switch self {
+    case .device(let e): return e.description
+    case .notFAT: return "not a FAT file system"
+    case .badGeometry: return "FAT geometry invalid"
+    case .badCluster(let c): return "FAT cluster \(c) out of range"
+    case .clusterLoop: return "FAT cluster chain loops"
+    case .chainTooShort: return "FAT cluster chain shorter than the file"
+    case .notFound: return "file not found"
+    case .notADirectory: return "not a directory"
+    case .isADirectory: return "is a directory"
+    case .fileTooLarge(let s): return "file too large (\(s) bytes)"
+    }
+  }
+}
+
+extension BootEntryError: CustomStringConvertible {
+  public var description: String {
+    switch self {
+    case .malformedLine(let n): return "malformed line \(n)"
+    case .missingLinux: return "no 'linux' key"
+    case .noEntries: return "no boot entries"
+    case .entryNotFound: return "requested boot entry not found"
+    }
+  }
+}
+
+extension KernelImageError: CustomStringConvertible {
+  public var description: String {
+    switch self {
+    case .tooSmall: return "file too small"
+    case .badMagic: return "no ARM\\x64 magic at offset 56"
+    case .bigEndian: return "big-endian image"
+    case .badSize: return "implausible text_offset or image_size"
+    }
+  }
+}
+
+extension BootLayoutError: CustomStringConvertible {
+  public var description: String {
+    switch self {
+    case .noRAMAfterFirmware: return "no RAM after the firmware"
+    case .doesNotFit(let needed, let available): return "needs \(needed) bytes, \(available) available"
+    }
+  }
+}

@@ -1,0 +1,47 @@
+import FirmwareSupport
+import FirmwareCore
+
+/// SMCCC calls through the SMC or HVC instruction.
+struct HardwareConduit: SMCConduit {
+  var useSMC: Bool
+  mutating func call(_ function: UInt32, _ arguments: [UInt64]) -> [UInt64] {
+    var a = arguments
+    while a.count < 7 { a.append(0) }
+    let r = useSMC
+      ? fw_smc(UInt64(function), a[0], a[1], a[2], a[3], a[4], a[5], a[6])
+      : fw_hvc(UInt64(function), a[0], a[1], a[2], a[3], a[4], a[5], a[6])
+    return [r.x0, r.x1, r.x2, r.x3, r.x4, r.x5, r.x6, r.x7, r.x8]
+  }
+}
+
+/// Register access to memory-mapped devices (addresses already include any Realm shared bit).
+enum MMIO {
+  static func read8(_ a: UInt64) -> UInt8 { fw_mmio_read8(a) }
+  static func read16(_ a: UInt64) -> UInt16 { fw_mmio_read16(a) }
+  static func read32(_ a: UInt64) -> UInt32 { fw_mmio_read32(a) }
+  static func write8(_ a: UInt64, _ v: UInt8) { fw_mmio_write8(a, v) }
+  static func write16(_ a: UInt64, _ v: UInt16) { fw_mmio_write16(a, v) }
+  static func write32(_ a: UInt64, _ v: UInt32) { fw_mmio_write32(a, v) }
+  static func write64(_ a: UInt64, _ v: UInt64) {
+    fw_mmio_write32(a, UInt32(truncatingIfNeeded: v))
+    fw_mmio_write32(a + 4, UInt32(truncatingIfNeeded: v >> 32))
+  }
+}
+
+/// Milliseconds elapsed since `start` on the generic timer.
+func millisecondsSince(_ start: UInt64) -> UInt64 {
+  let freq = fw_read_cntfrq()
+  guard freq > 0 else { return 0 }
+  return (fw_read_cntvct() &- start) / (freq / 1000 == 0 ? 1 : freq / 1000)
+}
+
+/// Prints a line prefixed with "realm-fw: ".
+func log(_ message: String) {
+  print("realm-fw: " + message)
+}
+
+/// Prints a fatal error and powers off.
+func fail(_ message: String) -> Never {
+  print("realm-fw: error: " + message)
+  fw_system_off()
+}

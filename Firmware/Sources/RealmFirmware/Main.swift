@@ -1,0 +1,106 @@
+import FirmwareSupport
+import FirmwareCore
+
+/// Entry from start.S with the MMU on and the DTB address the loader passed in x0.
+@_cdecl("firmware_main")
+public func firmwareMain(dtb: UInt64) {
+  let bootCounter = fw_boot_counter
+
+  // 1. Copy the device tree (≤ 2 MiB) out of wherever the loader put it.
+  guard let header = UnsafeRawPointer(bitPattern: UInt(dtb)) else { fw_system_off() }
+  let headerBytes = Array(UnsafeRawBufferPointer(start: header, count: 8))
+  guard let size = try? DeviceTree.totalSize(header: headerBytes), size >= 40, size <= 2 << 20 else { fw_system_off() }
+  let blob = Array(UnsafeRawBufferPointer(start: header, count: size))
+  let tree: DeviceTree
+  let platform: PlatformDescription
+  do throws(DeviceTreeError) {
+    tree = try DeviceTree(blob: blob)
+    platform = try PlatformDescription(tree: tree)
+  } catch { fw_system_off() }
+  fw_psci_set_conduit(platform.psciConduit == .smc ? 1 : 0)
+  for range in platform.memory { _ = fw_mmu_map(range.base, range.size, 1) }
+
+  // 2. Realm bring-up (only with the SMC conduit and FEAT_RME), then the console.
+  guard let poolMemory = fw_alloc_pages(Int(DMAPool.totalSize)) else { fw_system_off() }
+  let poolBase = UInt64(UInt(bitPattern: poolMemory))
+  var alias: UInt64 = 0
+  var realm: RealmEnvironment? = nil
+  var rsi = RealmServiceInterface(conduit: HardwareConduit(useSMC: true))
+  if RealmBootstrap.shouldProbe(conduit: platform.psciConduit, idAA64PFR0: fw_read_id_aa64pfr0()) {
+    guard let config = fw_alloc_pages(4096) else { fw_system_off() }
+    do throws(RSIError) {
+      realm = try RealmBootstrap.run(
+        rsi: &rsi, memory: platform.memory, configBuffer: config,
+        configBufferIPA: UInt64(UInt(bitPattern: config)), dmaPool: MemoryRange(base: poolBase, size: DMAPool.totalSize),
+        configured: { width in
+          let shared: UInt64 = 1 << (width - 1)
+          setUpConsole(platform.console, alias: shared)
+        })
+    } catch {
+      log("RSI failure: \(describe(error))")
+      fw_system_off()
+    }
+  }
+  if let realm {
+    alias = realm.sharedBit
+    _ = fw_mmu_map(poolBase | alias, DMAPool.totalSize, 1)
+    log("Realm: RSI version \(ByteString.hex(realm.versionLower >> 16)).\(realm.versionLower & 0xFFFF) (monitor up to \(ByteString.hex(realm.versionHigher >> 16)).\(realm.versionHigher & 0xFFFF)), IPA width \(realm.ipaWidth)")
+    log("RIM " + ByteString.hex(bytes: realm.rim))
+  } else {
+    setUpConsole(platform.console, alias: 0)
+  }
+  log("Embedded Swift firmware, \(platform.memory.count) RAM range(s), DTB \(size) bytes at 0x\(ByteString.hex(dtb))")
+
+  // 3. Find the virtio block device.
+  guard let host = platform.pciHost else { fail("no pci-host-ecam-generic node in the device tree") }
+  _ = fw_mmu_map(host.ecamBase | alias, host.ecamSize, 0)
+  var bus = PCIBus(host: host, mmioAlias: alias)
+  var disk: VirtioBlockDevice? = nil
+  for f in bus.functions() where f.vendorID == 0x1AF4 && (f.deviceID == 0x1042 || f.deviceID == 0x1001) {
+    let bars = bus.configure(f)
+    for case let b? in bars { _ = fw_mmu_map(b.cpuAddress | alias, b.size, 0) }
+    let aliased = bars.map { $0.map { PCIBar(cpuAddress: $0.cpuAddress | alias, size: $0.size) } }
+    do throws(VirtioError) {
+      disk = try VirtioBlockDevice(function: f, bars: aliased, pool: DMAPool(base: poolBase, size: DMAPool.totalSize, alias: alias),
+                                   bounce: realm != nil)
+      break
+    } catch {
+      log("virtio-blk at 00:\(f.device).\(f.function) unusable")
+    }
+  }
+  guard var device = disk else { fail("no virtio-blk device found") }
+  log("virtio-blk: \(device.sectorCount) sectors")
+
+  // 4. Load and start the kernel.
+  var loader = KernelLoader(tree: tree, platform: platform, bootCounter: bootCounter)
+  let control = device  // same registers; used only to reset the device before entry
+  loader.boot(device: &device) { layout in
+    control.reset()
+    if realm != nil {
+      // Linux expects all RAM to be RIPAS RAM: give the pool back.
+      do throws(RSIError) {
+        try rsi.setRIPAS(base: poolBase, top: poolBase + DMAPool.totalSize, state: RSIConstant.ripasRAM)
+      } catch { fail("RSI failure: \(describe(error))") }
+    }
+    _ = layout
+  }
+}
+
+func setUpConsole(_ console: ConsoleDevice?, alias: UInt64) {
+  guard let c = console else { return }
+  let base = c.base | alias
+  _ = fw_mmu_map(base, 0x1000, 0)
+  fw_console_set(c.kind == .pl011 ? 1 : 2, base, c.registerShift, c.ioWidth)
+}
+
+func describe(_ e: RSIError) -> String {
+  switch e {
+  case .unsupportedVersion(let lo, let hi): return "RSI version 1.0 unsupported (monitor 0x\(ByteString.hex(lo))..0x\(ByteString.hex(hi)))"
+  case .status(let f, let code): return "call 0x\(ByteString.hex(UInt64(f))) returned \(code)"
+  case .rejected(let base): return "host rejected RIPAS change at 0x\(ByteString.hex(base))"
+  case .badProgress(let base, let nb): return "IPA_STATE_SET progress 0x\(ByteString.hex(nb)) invalid from 0x\(ByteString.hex(base))"
+  case .noProgress(let base): return "IPA_STATE_SET made no progress at 0x\(ByteString.hex(base))"
+  case .badIPAWidth(let w): return "impossible IPA width \(w)"
+  case .misalignedRange(let b, let t): return "range 0x\(ByteString.hex(b))-0x\(ByteString.hex(t)) unusable"
+  }
+}

@@ -1,0 +1,176 @@
+import FirmwareSupport
+import FirmwareCore
+
+/// Memory shared with devices: ring, request header and bounce buffer. In a Realm it is RIPAS
+/// EMPTY and used through the shared alias, both by the CPU and as the DMA address.
+struct DMAPool {
+  /// Protected (IPA) base; the CPU and the device use `base | alias`.
+  let base: UInt64
+  let size: UInt64
+  let alias: UInt64
+  var cpu: UInt64 { base | alias }
+  var device: UInt64 { base | alias }
+  static let bounceOffset: UInt64 = 0x4000
+  static let bounceSize: UInt64 = 1 << 20
+  static let totalSize: UInt64 = bounceOffset + bounceSize
+}
+
+/// Why the virtio-blk device could not be used.
+enum VirtioError: Error {
+  case noCapabilities
+  case featuresRejected
+  case noQueue
+}
+
+/// A virtio 1.0 (modern PCI) block device driven by polling one split virtqueue.
+struct VirtioBlockDevice: BlockDevice {
+  let common: UInt64
+  let notifyAddress: UInt64
+  let deviceConfig: UInt64
+  let queueSize: UInt16
+  let pool: DMAPool
+  /// When true every transfer is bounced through the pool (Realm); else DMA goes to the buffer.
+  let bounce: Bool
+  var nextAvail: UInt16 = 0
+  var lastUsed: UInt16 = 0
+  let sectorCount: UInt64
+
+  // Pool layout: descriptors @0, available ring @0x1000, used ring @0x2000, header @0x3000,
+  // status @0x3010, bounce buffer @0x4000.
+  static let descOffset: UInt64 = 0, availOffset: UInt64 = 0x1000, usedOffset: UInt64 = 0x2000
+  static let headerOffset: UInt64 = 0x3000, statusOffset: UInt64 = 0x3010
+
+  /// Finds the modern capabilities of `f`, negotiates VERSION_1 (and ACCESS_PLATFORM when
+  /// offered) and sets up queue 0.
+  init(function f: PCIFunction, bars: [PCIBar?], pool: DMAPool, bounce: Bool) throws(VirtioError) {
+    var common: UInt64 = 0, notifyBase: UInt64 = 0, device: UInt64 = 0
+    var multiplier: UInt32 = 0
+    for cap in f.capabilities(id: 0x09) {
+      let type = f.read8(cap + 3)
+      let bar = Int(f.read8(cap + 4))
+      guard bar < 6, let b = bars[bar] else { continue }
+      let offset = UInt64(f.read32(cap + 8))
+      let length = UInt64(f.read32(cap + 12))
+      guard offset <= b.size, length <= b.size - offset else { continue }
+      let address = b.cpuAddress + offset
+      switch type {
+      case 1: if common == 0 { common = address }
+      case 2: if notifyBase == 0 { notifyBase = address; multiplier = f.read32(cap + 16) }
+      case 4: if device == 0 { device = address }
+      default: break
+      }
+    }
+    guard common != 0, notifyBase != 0, device != 0 else { throw .noCapabilities }
+    self.common = common
+    self.deviceConfig = device
+    self.pool = pool
+    self.bounce = bounce
+
+    MMIO.write8(common + 0x14, 0)  // reset
+    var spins = 0
+    while MMIO.read8(common + 0x14) != 0 && spins < 1_000_000 { spins += 1 }
+    MMIO.write8(common + 0x14, 1)  // ACKNOWLEDGE
+    MMIO.write8(common + 0x14, 3)  // DRIVER
+    MMIO.write32(common + 0x00, 1)
+    let high = MMIO.read32(common + 0x04)
+    guard high & 1 != 0 else { throw .featuresRejected }  // VIRTIO_F_VERSION_1 (bit 32)
+    let accepted: UInt32 = 1 | (high & 2)  // + VIRTIO_F_ACCESS_PLATFORM (bit 33) when offered
+    MMIO.write32(common + 0x08, 0)
+    MMIO.write32(common + 0x0C, 0)
+    MMIO.write32(common + 0x08, 1)
+    MMIO.write32(common + 0x0C, accepted)
+    MMIO.write8(common + 0x14, 11)  // FEATURES_OK
+    guard MMIO.read8(common + 0x14) & 8 != 0 else { throw .featuresRejected }
+
+    MMIO.write16(common + 0x16, 0)
+    let max = MMIO.read16(common + 0x18)
+    guard max > 0 else { throw .noQueue }
+    let size: UInt16 = Swift.min(max, 16)
+    queueSize = size
+    MMIO.write16(common + 0x18, size)
+    // Zero the rings.
+    if let p = UnsafeMutableRawPointer(bitPattern: UInt(pool.cpu)) { p.initializeMemory(as: UInt8.self, repeating: 0, count: 0x4000) }
+    MMIO.write64(common + 0x20, pool.device + VirtioBlockDevice.descOffset)
+    MMIO.write64(common + 0x28, pool.device + VirtioBlockDevice.availOffset)
+    MMIO.write64(common + 0x30, pool.device + VirtioBlockDevice.usedOffset)
+    let notifyOffset = UInt64(MMIO.read16(common + 0x1E))
+    notifyAddress = notifyBase + notifyOffset * UInt64(multiplier)
+    MMIO.write16(common + 0x1C, 1)  // queue_enable
+    MMIO.write8(common + 0x14, 15)  // DRIVER_OK
+    sectorCount = UInt64(MMIO.read32(device)) | UInt64(MMIO.read32(device + 4)) << 32
+  }
+
+  /// Returns the device to its reset state so the OS starts from scratch.
+  func reset() {
+    MMIO.write8(common + 0x14, 0)
+    var spins = 0
+    while MMIO.read8(common + 0x14) != 0 && spins < 1_000_000 { spins += 1 }
+  }
+
+  func store<T>(_ value: T, at offset: UInt64, as: T.Type) {
+    UnsafeMutableRawPointer(bitPattern: UInt(pool.cpu + offset))?.storeBytes(of: value, as: T.self)
+  }
+
+  func load<T>(at offset: UInt64, as: T.Type) -> T? {
+    UnsafeRawPointer(bitPattern: UInt(pool.cpu + offset))?.load(as: T.self)
+  }
+
+  mutating func read(lba: UInt64, into buffer: UnsafeMutableRawBufferPointer) throws(BlockDeviceError) {
+    guard buffer.count % 512 == 0 else { throw .outOfRange }
+    let total = UInt64(buffer.count / 512)
+    guard lba <= sectorCount, total <= sectorCount - lba, let base = buffer.baseAddress else {
+      if buffer.count == 0 { return }
+      throw .outOfRange
+    }
+    let chunkSectors: UInt64 = bounce ? DMAPool.bounceSize / 512 : 8192
+    var done: UInt64 = 0
+    while done < total {
+      let n = Swift.min(chunkSectors, total - done)
+      let dest = base + Int(done * 512)
+      let target = bounce ? pool.device + DMAPool.bounceOffset : UInt64(UInt(bitPattern: dest))
+      try transfer(lba: lba + done, sectors: n, deviceAddress: target)
+      if bounce, let src = UnsafeRawPointer(bitPattern: UInt(pool.cpu + DMAPool.bounceOffset)) {
+        dest.copyMemory(from: src, byteCount: Int(n * 512))
+      }
+      done += n
+    }
+  }
+
+  /// One VIRTIO_BLK_T_IN request of `sectors` sectors into device-visible `deviceAddress`.
+  mutating func transfer(lba: UInt64, sectors: UInt64, deviceAddress: UInt64) throws(BlockDeviceError) {
+    store(UInt32(0), at: VirtioBlockDevice.headerOffset, as: UInt32.self)  // VIRTIO_BLK_T_IN
+    store(UInt32(0), at: VirtioBlockDevice.headerOffset + 4, as: UInt32.self)
+    store(lba, at: VirtioBlockDevice.headerOffset + 8, as: UInt64.self)
+    store(UInt8(0xFF), at: VirtioBlockDevice.statusOffset, as: UInt8.self)
+    let head: UInt64 = 0  // one request in flight at a time: always descriptors 0, 1, 2
+    let descriptors: [(UInt64, UInt32, UInt16)] = [
+      (pool.device + VirtioBlockDevice.headerOffset, 16, 1),  // NEXT
+      (deviceAddress, UInt32(sectors * 512), 1 | 2),  // NEXT | WRITE
+      (pool.device + VirtioBlockDevice.statusOffset, 1, 2),  // WRITE
+    ]
+    for (i, d) in descriptors.enumerated() {
+      let off = VirtioBlockDevice.descOffset + (head + UInt64(i)) * 16
+      store(d.0, at: off, as: UInt64.self)
+      store(d.1, at: off + 8, as: UInt32.self)
+      store(d.2, at: off + 12, as: UInt16.self)
+      store(UInt16(head) + UInt16(i + 1), at: off + 14, as: UInt16.self)
+    }
+    store(UInt16(head), at: VirtioBlockDevice.availOffset + 4 + UInt64(nextAvail % queueSize) * 2, as: UInt16.self)
+    fw_dsb()
+    nextAvail &+= 1
+    store(nextAvail, at: VirtioBlockDevice.availOffset + 2, as: UInt16.self)
+    fw_dsb()
+    MMIO.write16(notifyAddress, 0)
+    let start = fw_read_cntvct()
+    let timeout = fw_read_cntfrq() * 10
+    while true {
+      fw_dsb()
+      guard let used = load(at: VirtioBlockDevice.usedOffset + 2, as: UInt16.self) else { throw .timeout }
+      if used != lastUsed { break }
+      if fw_read_cntvct() &- start > timeout { throw .timeout }
+    }
+    lastUsed &+= 1
+    guard let status = load(at: VirtioBlockDevice.statusOffset, as: UInt8.self) else { throw .timeout }
+    guard status == 0 else { throw .ioError(status) }
+  }
+}

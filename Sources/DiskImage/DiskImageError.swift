@@ -1,0 +1,26 @@
+/// Why a disk image could not be created.
+public enum DiskImageError: Error, Equatable, CustomStringConvertible {
+  /// An input file could not be read.
+  case cannotRead(path: String, reason: String)
+  /// The output could not be written.
+  case cannotWrite(path: String, reason: String)
+  /// The kernel is not an arm64 Linux Image.
+  case notAnArm64Image(path: String, reason: String)
+  /// The inputs do not fit the FAT32 volume computed for them (internal sizing error).
+  case volumeTooSmall
+  /// An input is too large for the image format.
+  case tooLarge(path: String)
+  /// The title or command line contains a line break.
+  case invalidText(field: String)
+
+  public var description: String {
+    switch self {
+    case .cannotRead(let path, let reason): return "cannot read \(path): \(reason)"
+    case .cannotWrite(let path, let reason): return "cannot write \(path): \(reason)"
+    case .notAnArm64Image(let path, let reason): return "\(path) is not an arm64 Linux Image: \(reason)"
+    case .volumeTooSmall: return "the EFI system partition is too small for its files"
+    case .tooLarge(let path): return "\(path) is too large"
+    case .invalidText(let field): return "the \(field) must be a single line"
+    }
+  }
+}

@@ -1,0 +1,120 @@
+/// virtio-blk request types and status values (virtio 1.x, 5.2.6).
+public enum BlockRequestType: UInt32, Sendable {
+  case read = 0
+  case write = 1
+  case flush = 4
+  case getID = 8
+  case discard = 11
+  case writeZeroes = 13
+}
+
+public enum BlockStatus {
+  public static let ok: UInt8 = 0
+  public static let ioError: UInt8 = 1
+  public static let unsupported: UInt8 = 2
+}
+
+/// A guest byte range, already split from the chain's descriptors.
+public struct GuestSegment: Sendable, Equatable {
+  public var address: UInt64
+  public var length: UInt32
+}
+
+/// One virtio-blk request, parsed from a descriptor chain without trusting its framing: the
+/// 16-byte header is the first 16 device-readable bytes, the status is the last device-writable
+/// byte, and the data is what lies between.
+public struct BlockRequest: Sendable, Equatable {
+  public var rawType: UInt32
+  public var sector: UInt64
+  /// Device-readable data after the header (write, discard, write zeroes).
+  public var readable: [GuestSegment]
+  /// Device-writable data before the status byte (read, get id).
+  public var writable: [GuestSegment]
+  /// Where the status byte goes.
+  public var status: UInt64
+
+  public var type: BlockRequestType? { BlockRequestType(rawValue: rawType) }
+  public var readableLength: UInt64 { readable.reduce(0) { $0 + UInt64($1.length) } }
+  public var writableLength: UInt64 { writable.reduce(0) { $0 + UInt64($1.length) } }
+
+  public enum ParseError: Error, Equatable {
+    /// No room for the status byte: nothing can be reported; the chain is returned with 0 bytes.
+    case noStatus
+    /// The header is short or outside RAM; `status` is where the error goes.
+    case badHeader(status: UInt64)
+    /// A device-readable buffer after a device-writable one.
+    case badOrder(status: UInt64)
+  }
+
+  /// Parses `chain`, reading the header through `readHeader` (16 bytes at a guest address, nil if
+  /// outside RAM).
+  public static func parse(
+    _ descriptors: [VirtqDescriptor], readHeader: (UInt64, Int) -> [UInt8]?
+  ) throws(ParseError) -> BlockRequest {
+    // The status byte: the last byte of the last writable descriptor with any bytes.
+    guard let lastWritable = descriptors.lastIndex(where: { $0.isWritable && $0.length > 0 }) else {
+      throw .noStatus
+    }
+    let statusDescriptor = descriptors[lastWritable]
+    let (statusAddress, overflow) = statusDescriptor.address.addingReportingOverflow(UInt64(statusDescriptor.length - 1))
+    guard !overflow else { throw .noStatus }
+
+    var readable: [GuestSegment] = []
+    var writable: [GuestSegment] = []
+    var seenWritable = false
+    for (index, descriptor) in descriptors.enumerated() where descriptor.length > 0 {
+      if descriptor.isWritable {
+        seenWritable = true
+        let length = index == lastWritable ? descriptor.length - 1 : descriptor.length
+        if length > 0 { writable.append(GuestSegment(address: descriptor.address, length: length)) }
+      } else {
+        guard !seenWritable else { throw .badOrder(status: statusAddress) }
+        readable.append(GuestSegment(address: descriptor.address, length: descriptor.length))
+      }
+    }
+    // The header: the first 16 readable bytes, wherever the driver split them.
+    var header: [UInt8] = []
+    var remaining = 16
+    while remaining > 0, !readable.isEmpty {
+      let first = readable[0]
+      let take = min(remaining, Int(first.length))
+      guard let bytes = readHeader(first.address, take) else { throw .badHeader(status: statusAddress) }
+      header += bytes
+      remaining -= take
+      if take == Int(first.length) {
+        readable.removeFirst()
+      } else {
+        readable[0] = GuestSegment(address: first.address &+ UInt64(take), length: first.length - UInt32(take))
+      }
+    }
+    guard header.count == 16 else { throw .badHeader(status: statusAddress) }
+    func word<T: FixedWidthInteger>(_ offset: Int, _ type: T.Type) -> T {
+      var value: T = 0
+      for index in 0..<MemoryLayout<T>.size { value |= T(header[offset + index]) << (8 * index) }
+      return value
+    }
+    return BlockRequest(
+      rawType: word(0, UInt32.self), sector: word(8, UInt64.self), readable: readable, writable: writable,
+      status: statusAddress)
+  }
+}
+
+/// One range of a discard or write-zeroes request (struct virtio_blk_discard_write_zeroes).
+public struct BlockRange: Sendable, Equatable {
+  public var sector: UInt64
+  public var sectors: UInt32
+  public var unmap: Bool
+
+  public static let size = 16
+
+  public init(bytes: ArraySlice<UInt8>) {
+    func word<T: FixedWidthInteger>(_ offset: Int, _ type: T.Type) -> T {
+      var value: T = 0
+      for index in 0..<MemoryLayout<T>.size { value |= T(bytes[bytes.startIndex + offset + index]) << (8 * index) }
+      return value
+    }
+    sector = word(0, UInt64.self)
+    sectors = word(8, UInt32.self)
+    unmap = word(12, UInt32.self) & 1 != 0
+  }
+}

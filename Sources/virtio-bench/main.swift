@@ -1,0 +1,1 @@
+print("virtio-bench: not yet")

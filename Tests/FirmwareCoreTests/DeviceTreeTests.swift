@@ -1,0 +1,116 @@
+import Testing
+import FirmwareCore
+
+@Suite struct DeviceTreeTests {
+  @Test func readsPlatformDescription() throws {
+    let p = try PlatformDescription(blob: TestDTB.virt())
+    #expect(p.memory == [MemoryRange(base: 0x4000_0000, size: 0x2000_0000), MemoryRange(base: 0x1_0000_0000, size: 0x1000_0000)])
+    #expect(p.console == ConsoleDevice(kind: .pl011, base: 0x0900_0000, registerShift: 0, ioWidth: 4))
+    #expect(p.psciConduit == .hvc)
+    #expect(p.bootArguments == Array("quiet".utf8))
+    #expect(p.initrd?.start == 0x4800_0000 && p.initrd?.end == 0x4810_0000)
+    #expect(p.bootEntry == Array("rescue".utf8))
+    let pci = try #require(p.pciHost)
+    #expect(pci.ecamBase == 0x40_1000_0000 && pci.ecamSize == 0x1000_0000)
+    #expect(pci.firstBus == 0 && pci.lastBus == 255)
+    #expect(pci.windows.count == 3)
+    #expect(pci.windows[1] == PCIWindow(space: .memory32, prefetchable: false, pciAddress: 0x1000_0000,
+                                        cpuAddress: 0x1000_0000, size: 0x2EFF_0000))
+    #expect(pci.windows[2].space == .memory64 && pci.windows[2].prefetchable)
+  }
+
+  @Test func resolvesStdoutAliasTo8250() throws {
+    let p = try PlatformDescription(blob: TestDTB.virt(stdout: "serial0:115200n8", psci: "smc"))
+    #expect(p.console == ConsoleDevice(kind: .uart8250, base: 0x0100_0000, registerShift: 2, ioWidth: 4))
+    #expect(p.psciConduit == .smc)
+  }
+
+  @Test func fallsBackToFirstUARTWithoutStdoutPath() throws {
+    let p = try PlatformDescription(blob: TestDTB.virt(withChosen: false))
+    #expect(p.console?.kind == .pl011)
+    #expect(p.bootArguments.isEmpty && p.initrd == nil)
+  }
+
+  @Test func editorSetsChosenProperties() throws {
+    var tree = try DeviceTree(blob: TestDTB.virt())
+    let chosen = tree.chosenNode()
+    tree.setStringProperty(chosen, "bootargs", Array("console=ttyAMA0 quiet".utf8))
+    tree.setU64Property(chosen, "linux,initrd-start", 0x4400_0000)
+    tree.setU64Property(chosen, "linux,initrd-end", 0x4420_0000)
+    let blob = tree.serialized()
+    let p = try PlatformDescription(blob: blob)
+    #expect(p.bootArguments == Array("console=ttyAMA0 quiet".utf8))
+    #expect(p.initrd?.start == 0x4400_0000 && p.initrd?.end == 0x4420_0000)
+    #expect(p.memory.count == 2 && p.pciHost?.windows.count == 3 && p.console?.kind == .pl011)
+    // The rewritten blob is itself stable under another round trip.
+    #expect(try DeviceTree(blob: blob).serialized() == blob)
+  }
+
+  @Test func editorCreatesChosenAndRemovesInitrd() throws {
+    var tree = try DeviceTree(blob: TestDTB.virt(withChosen: false))
+    let chosen = tree.chosenNode()
+    tree.setStringProperty(chosen, "bootargs", Array("x".utf8))
+    let p = try PlatformDescription(blob: tree.serialized())
+    #expect(p.bootArguments == [120])
+
+    var t2 = try DeviceTree(blob: TestDTB.virt())
+    let c2 = t2.chosenNode()
+    t2.removeProperty(c2, "linux,initrd-start")
+    t2.removeProperty(c2, "linux,initrd-end")
+    #expect(try PlatformDescription(blob: t2.serialized()).initrd == nil)
+  }
+
+  @Test func rejectsBadMagicAndTruncation() {
+    let blob = TestDTB.virt()
+    #expect(throws: DeviceTreeError.badMagic) { try DeviceTree(blob: [0, 1, 2, 3] + blob) }
+    for length in stride(from: 0, to: blob.count, by: 7) {
+      #expect(throws: DeviceTreeError.self) { try DeviceTree(blob: Array(blob[0..<length])) }
+    }
+  }
+
+  @Test func rejectsBadTokensAndOffsets() throws {
+    let good = TestDTB.virt()
+    // Unknown token in place of the first BEGIN_NODE.
+    var bad = good
+    let structOff = Int(try #require(good.be32(at: 8)))
+    bad[structOff + 3] = 7
+    #expect(throws: DeviceTreeError.self) { try DeviceTree(blob: bad) }
+    // Strings block extending past the end.
+    let sizeStrings = try #require(good.be32(at: 32))
+    var patched = good
+    patched.replaceSubrange(32..<36, with: TestDTB.u32(sizeStrings + 0x1000))
+    #expect(throws: DeviceTreeError.self) { try DeviceTree(blob: patched) }
+  }
+
+  @Test func survivesRandomCorruption() {
+    let good = TestDTB.virt()
+    var seed: UInt32 = 1
+    for _ in 0..<2000 {
+      var b = good
+      for _ in 0..<3 {
+        seed = seed &* 1_664_525 &+ 1_013_904_223
+        let i = Int(seed >> 8) % b.count
+        b[i] ^= UInt8(truncatingIfNeeded: seed)
+      }
+      if let tree = try? DeviceTree(blob: b) {
+        _ = try? PlatformDescription(tree: tree)
+        _ = tree.serialized()
+      }
+    }
+  }
+
+  @Test func parsesQEMUVirtDTBWhenQEMUIsInstalled() throws {
+    let scratch = ScratchDirectory()
+    let path = scratch.path + "/virt.dtb"
+    guard let (status, _) = runTool("qemu-system-aarch64", ["-M", "virt,gic-version=3,dumpdtb=\(path)", "-cpu", "max",
+                                                             "-m", "512", "-nographic", "-nic", "none"]),
+          status == 0 else { return }
+    let blob = scratch.read("virt.dtb")
+    let p = try PlatformDescription(blob: blob)
+    #expect(p.memory == [MemoryRange(base: 0x4000_0000, size: 512 << 20)])
+    #expect(p.console?.kind == .pl011 && p.console?.base == 0x0900_0000)
+    #expect(p.psciConduit == .hvc)
+    #expect(p.pciHost?.ecamBase == 0x40_1000_0000)
+    #expect(p.pciHost?.windows.contains { $0.space == .memory32 && $0.cpuAddress == 0x1000_0000 } == true)
+  }
+}

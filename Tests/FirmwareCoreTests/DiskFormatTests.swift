@@ -1,0 +1,183 @@
+import Testing
+import Foundation
+import FirmwareCore
+import DiskImage
+
+/// GPT, FAT and BLS readers on images made by DiskImage and by Debian's tools, intact and corrupted.
+@Suite struct DiskFormatTests {
+  static func makeDisk(initrds: [[UInt8]] = [[1, 2, 3], Array(repeating: 7, count: 5000)], kernelSize: Int = 3 << 20)
+    throws -> (ScratchDirectory, [UInt8], [UInt8])
+  {
+    let scratch = ScratchDirectory()
+    let kernel = fakeKernel(size: kernelSize)
+    let k = scratch.file("Image", kernel)
+    let paths = initrds.enumerated().map { scratch.file("initrd\($0.offset)", $0.element) }
+    try BootDiskImage(kernel: k, initrds: paths, commandLine: "console=ttyAMA0 rdinit=/init", title: "Test")
+      .write(to: scratch.path + "/disk.img")
+    return (scratch, scratch.read("disk.img"), kernel)
+  }
+
+  @Test func readsDiskImageBackThroughGPTFATAndBLS() throws {
+    let (_, disk, kernel) = try Self.makeDisk()
+    var device = MemoryBlockDevice(bytes: disk)
+    let gpt = try GUIDPartitionTable(device: &device)
+    let esp = try gpt.efiSystemPartition()
+    var fat = try FATVolume(device: PartitionBlockDevice(base: device, partition: esp))
+    #expect(fat.kind == .fat32)
+    let conf = try fat.readFile(try fat.lookup(Array("/loader/loader.conf".utf8)))
+    let config = try LoaderConfiguration(text: conf)
+    #expect(config.defaultEntry == Array("realm-run".utf8))
+    let entries = try fat.entries(of: try fat.lookup(Array("/loader/entries".utf8)))
+    #expect(entries.map(\.name) == [Array("realm-run.conf".utf8)])
+    let entry = try BootEntry(id: Array("realm-run".utf8), text: try fat.readFile(entries[0]))
+    #expect(entry.title == Array("Test".utf8))
+    #expect(entry.options == Array("console=ttyAMA0 rdinit=/init".utf8))
+    #expect(entry.initrds.count == 2)
+    let kfile = try fat.lookup(entry.linux)
+    #expect(try fat.readFile(kfile, limit: 8 << 20) == kernel)
+    // Small runs exercise run splitting and the partial last cluster.
+    var buffer = [UInt8](repeating: 0, count: kernel.count)
+    try buffer.withUnsafeMutableBytes { try fat.readFile(kfile, into: $0, maxRun: 3 * fat.clusterSize) }
+    #expect(buffer == kernel)
+    #expect(try fat.readFile(try fat.lookup(Array("/EFI/BOOT/BOOTAA64.EFI".utf8)), limit: 8 << 20) == kernel)
+    #expect(try fat.readFile(try fat.lookup(entry.initrds[1])) == Array(repeating: 7, count: 5000))
+    #expect(throws: FATError.notFound) { try fat.lookup(Array("/nope".utf8)) }
+    #expect(throws: FATError.notADirectory) { try fat.lookup(Array("/vmlinuz/x".utf8)) }
+  }
+
+  @Test func gptFallsBackToBackupAndRejectsBothCorrupt() throws {
+    let (_, disk, _) = try Self.makeDisk()
+    var primaryBroken = disk
+    primaryBroken[512 + 16] ^= 0xFF  // header CRC
+    var d1 = MemoryBlockDevice(bytes: primaryBroken)
+    #expect(throws: GPTError.headerChecksumMismatch) { try GUIDPartitionTable(device: &d1, headerLBA: 1) }
+    #expect(try GUIDPartitionTable(device: &d1).partitions.count == 1)
+
+    var bothBroken = primaryBroken
+    bothBroken[disk.count - 512 + 16] ^= 0xFF
+    var d2 = MemoryBlockDevice(bytes: bothBroken)
+    #expect(throws: GPTError.headerChecksumMismatch) { try GUIDPartitionTable(device: &d2) }
+
+    var arrayBroken = disk
+    arrayBroken[2 * 512 + 40] ^= 1  // primary entry array
+    var d3 = MemoryBlockDevice(bytes: arrayBroken)
+    #expect(throws: GPTError.entriesChecksumMismatch) { try GUIDPartitionTable(device: &d3, headerLBA: 1) }
+
+    var d4 = MemoryBlockDevice(bytes: Array(disk[0..<(64 * 512)]))  // truncated: entries fine, partitions out of range
+    #expect(throws: GPTError.self) { try GUIDPartitionTable(device: &d4) }
+    var d5 = MemoryBlockDevice(bytes: Array(repeating: 0, count: 4096))
+    #expect(throws: GPTError.noSignature) { try GUIDPartitionTable(device: &d5) }
+  }
+
+  /// A 2 MiB FAT16 volume with a long-named file in a subdirectory, written by DiskImage's own
+  /// builder is FAT32 only, so FAT12/16 come from mkfs.fat + mtools when installed.
+  @Test(arguments: [12, 16, 32])
+  func readsMkfsFatVolumes(bits: Int) throws {
+    let scratch = ScratchDirectory()
+    let image = scratch.path + "/fat.img"
+    let sizeKiB = bits == 32 ? 40 * 1024 : 4 * 1024
+    guard let (s1, _) = runTool("mkfs.fat", ["-C", "-F", "\(bits)", image, "\(sizeKiB)"]), s1 == 0 else { return }
+    let payload = fakeKernel(size: 300_000)
+    let src = scratch.file("A Long File Name.bin", payload)
+    guard let (s2, _) = runTool("mmd", ["-i", image, "::/Sub Dir"]), s2 == 0,
+          let (s3, _) = runTool("mcopy", ["-i", image, src, "::/Sub Dir/A Long File Name.bin"]), s3 == 0
+    else { return }
+    var fat = try FATVolume(device: MemoryBlockDevice(bytes: scratch.read("fat.img")))
+    #expect(fat.kind == (bits == 12 ? .fat12 : bits == 16 ? .fat16 : .fat32))
+    let e = try fat.lookup(Array("/sub dir/a long file NAME.bin".utf8))
+    #expect(e.size == 300_000)
+    #expect(try fat.readFile(e) == payload)
+  }
+
+  /// The first FAT sector of the ESP and the directory cluster of /loader/entries.
+  static func espLayout(_ disk: [UInt8]) throws -> (espOffset: Int, fatOffset: Int, dataOffset: Int, clusterBytes: Int) {
+    let espOffset = 2048 * 512
+    let boot = Array(disk[espOffset..<(espOffset + 512)])
+    let reserved = Int(try #require(boot.le16(at: 14)))
+    let fatSectors = Int(try #require(boot.le32(at: 36)))
+    let spc = Int(boot[13])
+    return (espOffset, espOffset + reserved * 512, espOffset + (reserved + 2 * fatSectors) * 512, spc * 512)
+  }
+
+  @Test func rejectsClusterLoopsAndOutOfRangeClusters() throws {
+    let (_, disk, _) = try Self.makeDisk()
+    let layout = try Self.espLayout(disk)
+    // Root directory is cluster 2: make it point to itself (a loop).
+    var looped = disk
+    looped.storeLE(2, at: layout.fatOffset + 2 * 4, width: 4)
+    var fat1 = try FATVolume(device: MemoryBlockDevice(bytes: Array(looped[layout.espOffset...])))
+    #expect(throws: FATError.clusterLoop) { try fat1.entries(of: nil) }
+
+    // Root chain pointing beyond the last cluster.
+    var outOfRange = disk
+    outOfRange.storeLE(0x0FFF_FFF0, at: layout.fatOffset + 2 * 4, width: 4)
+    var fat2 = try FATVolume(device: MemoryBlockDevice(bytes: Array(outOfRange[layout.espOffset...])))
+    #expect(throws: FATError.badCluster(0x0FFF_FFF0)) { try fat2.entries(of: nil) }
+
+    // The kernel's chain ends early.
+    var fat3 = try FATVolume(device: MemoryBlockDevice(bytes: Array(disk[layout.espOffset...])))
+    let kernel = try fat3.lookup(Array("/vmlinuz".utf8))
+    var short = disk
+    short.storeLE(0x0FFF_FFFF, at: layout.fatOffset + Int(kernel.firstCluster) * 4, width: 4)
+    var fat4 = try FATVolume(device: MemoryBlockDevice(bytes: Array(short[layout.espOffset...])))
+    #expect(throws: FATError.chainTooShort) { try fat4.readFile(kernel, limit: 8 << 20) }
+
+    // A directory entry naming cluster 0x0FFFFFF0 as its first cluster.
+    var badStart = kernel
+    badStart.firstCluster = 0x0FFF_FFF0
+    #expect(throws: FATError.badCluster(0x0FFF_FFF0)) { try fat3.readFile(badStart, limit: 8 << 20) }
+  }
+
+  @Test func rejectsBrokenBootSectors() throws {
+    let (_, disk, _) = try Self.makeDisk()
+    let esp = Array(disk[(2048 * 512)...])
+    var noSig = esp
+    noSig[510] = 0
+    #expect(throws: FATError.notFAT) { try FATVolume(device: MemoryBlockDevice(bytes: noSig)) }
+    var badBPS = esp
+    badBPS.storeLE(100, at: 11, width: 2)
+    #expect(throws: FATError.notFAT) { try FATVolume(device: MemoryBlockDevice(bytes: badBPS)) }
+    #expect(throws: FATError.badGeometry) { try FATVolume(device: MemoryBlockDevice(bytes: Array(esp[0..<(1 << 20)]))) }
+    var badRoot = esp
+    badRoot.storeLE(0xFFFF_FFF0, at: 44, width: 4)
+    #expect(throws: FATError.badGeometry) { try FATVolume(device: MemoryBlockDevice(bytes: badRoot)) }
+  }
+
+  @Test func survivesRandomCorruptionOfMetadata() throws {
+    let (_, disk, _) = try Self.makeDisk(kernelSize: 64 << 10)
+    let layout = try Self.espLayout(disk)
+    let region = Array(disk[0..<(layout.dataOffset + 64 * layout.clusterBytes)])
+    var seed: UInt32 = 7
+    for _ in 0..<300 {
+      var b = region
+      for _ in 0..<8 {
+        seed = seed &* 1_664_525 &+ 1_013_904_223
+        let pick = Int(seed >> 4)
+        // Half the flips land in the first sectors (MBR, GPT, BPB), half in FAT/directories.
+        let i = pick % 2 == 0 ? pick % (40 * 512) : layout.espOffset + pick % (b.count - layout.espOffset)
+        b[i] ^= UInt8(truncatingIfNeeded: seed >> 24) | 1
+      }
+      var device = MemoryBlockDevice(bytes: b)
+      guard let gpt = try? GUIDPartitionTable(device: &device), let esp = try? gpt.efiSystemPartition(),
+            var fat = try? FATVolume(device: PartitionBlockDevice(base: device, partition: esp)) else { continue }
+      if let dir = try? fat.lookup(Array("/loader/entries".utf8)), let entries = try? fat.entries(of: dir) {
+        for e in entries { _ = try? fat.readFile(e, limit: 1 << 16) }
+      }
+      if let k = try? fat.lookup(Array("/vmlinuz".utf8)) { _ = try? fat.readFile(k, limit: 1 << 20) }
+    }
+  }
+
+  @Test func sgdiskAndFsckAcceptTheImage() throws {
+    let (scratch, disk, _) = try Self.makeDisk()
+    if let (status, out) = runTool("sgdisk", ["-v", scratch.path + "/disk.img"]) {
+      #expect(status == 0)
+      #expect(out.contains("No problems found"))
+    }
+    let layout = try Self.espLayout(disk)
+    let sectors = Int(try #require(disk.le32(at: layout.espOffset + 32)))
+    let esp = scratch.file("esp.img", Array(disk[layout.espOffset..<(layout.espOffset + sectors * 512)]))
+    if let (status, out) = runTool("fsck.fat", ["-n", esp]) {
+      #expect(status == 0, "\(out)")
+    }
+  }
+}

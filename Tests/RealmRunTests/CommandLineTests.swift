@@ -1,0 +1,115 @@
+import ArgumentParser
+import Testing
+@testable import RealmVMM
+@testable import realm_run
+
+@Suite struct MemorySizeTests {
+  static let mebibyte: UInt64 = 1 << 20
+  static let valid: [(String, UInt64)] = [
+    ("256", 256 * mebibyte), ("256M", 256 * mebibyte), ("256m", 256 * mebibyte), ("1G", 1024 * mebibyte),
+    ("2g", 2048 * mebibyte), ("512K", 512 * 1024), ("1T", 1024 * 1024 * mebibyte), ("64MiB", 64 * mebibyte),
+    ("64MB", 64 * mebibyte), ("0", 0),
+  ]
+
+  @Test(arguments: valid)
+  func parses(text: String, bytes: UInt64) throws {
+    #expect(try MemorySize(parsing: text).bytes == bytes)
+  }
+
+  @Test(arguments: ["", "12Q", "M", "-1", "1.5G", "256 M", "99999999999999999999", "20000000T", "1GG"])
+  func rejects(text: String) {
+    #expect(throws: MemorySize.ParseError.self) { try MemorySize(parsing: text) }
+  }
+}
+
+@Suite struct RunOptionTests {
+  func parse(_ arguments: [String]) throws -> RunCommand {
+    try RunCommand.parse(arguments)
+  }
+
+  func usageError(_ arguments: [String]) -> String? {
+    do {
+      _ = try RunCommand.parse(arguments)
+      return nil
+    } catch {
+      #expect(RunCommand.exitCode(for: error) == .validationFailure)
+      return RunCommand.message(for: error)
+    }
+  }
+
+  @Test func defaults() throws {
+    let command = try parse(["--kernel", "Image"])
+    #expect(command.realm)
+    #expect(command.cpus == 1)
+    let config = try command.makeConfig()
+    #expect(config.memorySize == 256 << 20)
+    #expect(config.boot == .kernel(path: "Image", initrd: nil))
+    #expect(config.realm)
+  }
+
+  @Test func fullCommandLine() throws {
+    let command = try parse([
+      "-m", "1G", "-c", "4", "--kernel", "Image", "--initrd", "initrd.gz", "--params", "quiet",
+      "--disk", "a.img", "--disk", "b.img,ro,direct", "--no-realm", "--timeout", "30",
+      "--console-log", "log.txt", "--dump-dtb", "out.dtb", "--log-level", "debug",
+    ])
+    let config = try command.makeConfig()
+    #expect(config.memorySize == 1 << 30)
+    #expect(config.cpus == 4)
+    #expect(config.boot == .kernel(path: "Image", initrd: "initrd.gz"))
+    #expect(config.kernelParameters == "quiet")
+    #expect(config.disks == [DiskConfig(path: "a.img"), DiskConfig(path: "b.img", readOnly: true, direct: true)])
+    #expect(!config.realm)
+    #expect(command.timeout == 30)
+    #expect(command.logLevel == .debug)
+  }
+
+  @Test func firmwareBoot() throws {
+    let config = try parse(["--firmware", "fw.bin", "--disk", "d.img"]).makeConfig()
+    #expect(config.boot == .firmware(path: "fw.bin"))
+  }
+
+  @Test func badInputIsAUsageError() {
+    #expect(usageError(["-m", "0", "--kernel", "k"])?.contains("at least 16 MiB") == true)
+    #expect(usageError(["-m", "12Q", "--kernel", "k"])?.contains("not a memory size") == true)
+    #expect(usageError(["-m", "1000K", "--kernel", "k"]) != nil)
+    #expect(usageError(["-c", "0", "--kernel", "k"])?.contains("--cpus") == true)
+    #expect(usageError(["-c", "1000", "--kernel", "k"]) != nil)
+    #expect(usageError(["--kernel", "k", "--firmware", "f"]) != nil)
+    #expect(usageError(["--initrd", "i", "--disk", "d"])?.contains("--initrd needs --kernel") == true)
+    #expect(usageError(["--kernel", "k", "--timeout", "0"]) != nil)
+    #expect(usageError(["--kernel", "k", "--timeout", "-5"]) != nil)
+    #expect(usageError(["--disk", "d.img,bogus"])?.contains("unknown option 'bogus'") == true)
+    #expect(usageError(["--disk", ",ro"]) != nil)
+    #expect(usageError([])?.contains("nothing to boot") == true)
+    #expect(usageError(["--kernel", "k", "--log-level", "loud"]) != nil)
+    #expect(usageError(["--kernel", "k", "--frobnicate"]) != nil)
+  }
+}
+
+@Suite struct ExitStatusTests {
+  @Test func outcomesMapToDocumentedStatuses() {
+    #expect(ExitStatus(.poweredOff).rawValue == 0)
+    #expect(ExitStatus(.reset).rawValue == 2)
+    #expect(ExitStatus(.crashed("x")).rawValue == 3)
+    #expect(ExitStatus(.timedOut).rawValue == 124)
+    #expect(ExitStatus(.quit).rawValue == 130)
+    #expect(ExitStatus.vmmError.rawValue == 1)
+    #expect(ExitStatus.usage.rawValue == 64)
+  }
+
+  @Test func everyStatusIsDocumented() {
+    let help = RealmRun.helpMessage()
+    for status in ExitStatus.allCases {
+      #expect(help.contains("  \(status.rawValue) "), "exit status \(status.rawValue) missing from the help text")
+    }
+  }
+}
+
+@Suite struct BundledFirmwareTests {
+  @Test func looksNextToTheExecutableThenInShare() {
+    #expect(BundledFirmware.candidates(executable: "/usr/local/bin/realm-run") == [
+      "/usr/local/bin/realm-fw.bin", "/usr/local/share/realm-run/realm-fw.bin",
+    ])
+  }
+}

@@ -1,0 +1,84 @@
+import Testing
+@testable import RealmVMM
+
+/// arm64 Image header parsing (Documentation/arch/arm64/booting.rst) and image placement as
+/// kvmtool does it (arm/kvm.c).
+@Suite struct KernelImageTests {
+  /// A 64-byte Image header: code0/1, text_offset @8, image_size @16, flags @24, magic @56.
+  static func header(textOffset: UInt64 = 0, imageSize: UInt64, flags: UInt64 = 0b1010, magic: UInt32 = 0x644D_5241) -> [UInt8] {
+    var bytes = [UInt8](repeating: 0, count: 64)
+    func put(_ value: UInt64, _ offset: Int, _ count: Int) {
+      for index in 0..<count { bytes[offset + index] = UInt8(truncatingIfNeeded: value >> (8 * UInt64(index))) }
+    }
+    put(textOffset, 8, 8)
+    put(imageSize, 16, 8)
+    put(flags, 24, 8)
+    put(UInt64(magic), 56, 4)
+    return bytes
+  }
+
+  @Test func parsesTheHeader() throws {
+    let image = Self.header(textOffset: 0x8_0000, imageSize: 0x300_0000) + [UInt8](repeating: 0xAA, count: 1000)
+    let header = try KernelImageHeader(parsing: image)
+    #expect(header.textOffset == 0x8_0000)
+    #expect(header.imageSize == 0x300_0000)
+    #expect(header.flags == 0b1010)
+  }
+
+  @Test func rejectsWhatIsNotAnImage() {
+    #expect(throws: KernelImageHeader.ParseError.tooShort(10)) { try KernelImageHeader(parsing: [UInt8](repeating: 0, count: 10)) }
+    #expect(throws: KernelImageHeader.ParseError.badMagic) {
+      try KernelImageHeader(parsing: Array("#!/bin/sh\necho this is a shell script, a text file and not a kernel Image\n".utf8))
+    }
+    #expect(throws: KernelImageHeader.ParseError.bigEndian) { try KernelImageHeader(parsing: Self.header(imageSize: 64, flags: 1)) }
+    let short = Self.header(imageSize: 100) + [UInt8](repeating: 0, count: 200)
+    #expect(throws: KernelImageHeader.ParseError.imageSizeTooSmall(100, fileSize: 264)) { try KernelImageHeader(parsing: short) }
+  }
+
+  @Test func oldKernelsWithoutImageSizeUseTheFileSize() throws {
+    let image = Self.header(textOffset: 0x8_0000, imageSize: 0) + [UInt8](repeating: 0, count: 4032)
+    #expect(try KernelImageHeader(parsing: image).imageSize == 4096)
+  }
+
+  @Test func kernelPlacementFollowsKvmtool() throws {
+    let header = try KernelImageHeader(parsing: Self.header(imageSize: 60 << 20) + [0])
+    let layout = try BootLayout.kernel(header: header, initrdSize: 5_000_000, ramBase: 0x8000_0000, ramSize: 256 << 20)
+    #expect(layout.entry == 0x8000_0000)
+    #expect(layout.imageAddress == 0x8000_0000)
+    // ALIGN(0x9000_0000 - (0x1_0000 + 2 MiB), 2 MiB) = 0x8FE0_0000 (the address veraison's tool predicts too)
+    #expect(layout.deviceTreeAddress == 0x8FE0_0000)
+    // initrd just below the DTB, page aligned
+    let initrdStart: UInt64 = 0x8FE0_0000 - 5_001_216  // 5,000,000 rounded up to pages
+    #expect(layout.initrd?.lowerBound == initrdStart)
+    #expect(layout.initrd?.upperBound == initrdStart + 5_000_000)
+  }
+
+  @Test func deviceTreeStaysInLowMemoryWithLargeRAM() throws {
+    let header = try KernelImageHeader(parsing: Self.header(textOffset: 0x20_0000, imageSize: 4096) + [0])
+    let layout = try BootLayout.kernel(header: header, initrdSize: nil, ramBase: 0x8000_0000, ramSize: 4 << 30)
+    #expect(layout.entry == 0x8020_0000)
+    #expect(layout.deviceTreeAddress == 0x8FE0_0000)
+    #expect(layout.initrd == nil)
+  }
+
+  @Test func refusesImagesThatDoNotFit() throws {
+    let big = try KernelImageHeader(parsing: Self.header(imageSize: 300 << 20) + [0])
+    #expect(throws: BootLayout.PlacementError.self) {
+      try BootLayout.kernel(header: big, initrdSize: nil, ramBase: 0x8000_0000, ramSize: 256 << 20)
+    }
+    let kernel = try KernelImageHeader(parsing: Self.header(imageSize: 200 << 20) + [0])
+    #expect(throws: BootLayout.PlacementError.self) {
+      try BootLayout.kernel(header: kernel, initrdSize: 60 << 20, ramBase: 0x8000_0000, ramSize: 512 << 20)
+    }
+  }
+
+  @Test func firmwarePlacement() throws {
+    let layout = try BootLayout.firmware(size: 200_000, ramBase: 0x8000_0000, ramSize: 512 << 20)
+    #expect(layout.entry == 0x8000_0000)
+    // end of RAM: ALIGN(0xA000_0000 - (0x1_0000 + 2 MiB), 2 MiB) = 0x9FE0_0000
+    #expect(layout.deviceTreeAddress == 0x9FE0_0000)
+    #expect(throws: BootLayout.PlacementError.self) {
+      try BootLayout.firmware(size: 16 << 20, ramBase: 0x8000_0000, ramSize: 16 << 20)
+    }
+  }
+}

@@ -1,0 +1,322 @@
+import Devices
+import Dispatch
+import GuestMemory
+import Synchronization
+import VirtIO
+
+/// An interrupt line that records its level and counts rising edges; tests and the benchmark wait
+/// on it like a guest waits for its interrupt.
+public final class RecordingInterruptLine: InterruptLine, @unchecked Sendable {
+  private let state = Mutex((level: false, raised: 0))
+  private let edges = DispatchSemaphore(value: 0)
+
+  public init() {}
+
+  public func set(level: Bool) {
+    let rising = state.withLock { state -> Bool in
+      defer { state.level = level }
+      if level && !state.level { state.raised += 1; return true }
+      return false
+    }
+    if rising { edges.signal() }
+  }
+
+  public var level: Bool { state.withLock { $0.level } }
+  /// Rising edges so far.
+  public var raised: Int { state.withLock { $0.raised } }
+
+  /// Waits up to `seconds` for a rising edge.
+  @discardableResult
+  public func wait(seconds: Double) -> Bool {
+    edges.wait(timeout: .now() + seconds) == .success
+  }
+}
+
+/// A bump allocator over a guest RAM range, for rings and buffers.
+public struct GuestAllocator {
+  public private(set) var next: UInt64
+  public let end: UInt64
+
+  public init(base: UInt64, size: UInt64) {
+    next = base
+    end = base + size
+  }
+
+  public mutating func allocate(_ size: Int, alignment: UInt64 = 64) -> UInt64 {
+    let address = (next + alignment - 1) & ~(alignment - 1)
+    precondition(address + UInt64(size) <= end, "test guest memory exhausted")
+    next = address + UInt64(size)
+    return address
+  }
+}
+
+/// The driver side of one split virtqueue in guest memory: writes descriptors (direct or through an
+/// indirect table), publishes them in the available ring, and reads the used ring — what a guest's
+/// virtio driver does, for device tests and the benchmark.
+public struct MockVirtQueueDriver {
+  public struct Buffer {
+    public var address: UInt64
+    public var length: UInt32
+    public var writable: Bool
+
+    public init(address: UInt64, length: UInt32, writable: Bool) {
+      self.address = address
+      self.length = length
+      self.writable = writable
+    }
+  }
+
+  public let index: Int
+  public let size: UInt16
+  public let memory: GuestMemory
+  public let descriptorTable: UInt64
+  public let availableRing: UInt64
+  public let usedRing: UInt64
+  public private(set) var availableIndex: UInt16 = 0
+  public private(set) var lastUsed: UInt16 = 0
+  private var free: [UInt16]
+  private var chains: [UInt16: [UInt16]] = [:]
+
+  public init(index: Int, size: UInt16, memory: GuestMemory, allocator: inout GuestAllocator) {
+    self.index = index
+    self.size = size
+    self.memory = memory
+    descriptorTable = allocator.allocate(16 * Int(size), alignment: 16)
+    availableRing = allocator.allocate(6 + 2 * Int(size), alignment: 2)
+    usedRing = allocator.allocate(6 + 8 * Int(size), alignment: 4)
+    free = (0..<size).reversed()
+    try! memory.zero(at: descriptorTable, count: 16 * Int(size))
+    try! memory.zero(at: availableRing, count: 6 + 2 * Int(size))
+    try! memory.zero(at: usedRing, count: 6 + 8 * Int(size))
+  }
+
+  public var freeDescriptors: Int { free.count }
+
+  /// Writes descriptor `index` as-is (for malformed chains).
+  public func writeDescriptor(_ index: UInt16, address: UInt64, length: UInt32, flags: UInt16, next: UInt16, table: UInt64? = nil) {
+    let base = (table ?? descriptorTable) + 16 * UInt64(index)
+    try! memory.store(address, at: base)
+    try! memory.store(length, at: base + 8)
+    try! memory.store(flags, at: base + 12)
+    try! memory.store(next, at: base + 14)
+  }
+
+  /// Publishes `head` in the available ring (no descriptor bookkeeping).
+  public mutating func publish(head: UInt16) {
+    try! memory.store(head, at: availableRing + 4 + 2 * UInt64(availableIndex % size))
+    availableIndex &+= 1
+    atomicMemoryFence(ordering: .releasing)
+    try! memory.store(availableIndex, at: availableRing + 2)
+  }
+
+  /// Sets the available index directly (for malformed rings).
+  public func setAvailableIndex(_ value: UInt16) { try! memory.store(value, at: availableRing + 2) }
+
+  /// Posts `buffers` as one chain; with `indirect`, through an indirect table allocated from
+  /// `allocator`. Returns the head, or nil when the ring has no free descriptors.
+  @discardableResult
+  public mutating func post(_ buffers: [Buffer], indirect: Bool = false, allocator: inout GuestAllocator) -> UInt16? {
+    if indirect {
+      guard let head = free.popLast() else { return nil }
+      let table = allocator.allocate(16 * buffers.count, alignment: 16)
+      for (position, buffer) in buffers.enumerated() {
+        let last = position == buffers.count - 1
+        writeDescriptor(
+          UInt16(position), address: buffer.address, length: buffer.length,
+          flags: (buffer.writable ? VirtqDescriptorFlag.write : 0) | (last ? 0 : VirtqDescriptorFlag.next),
+          next: last ? 0 : UInt16(position + 1), table: table)
+      }
+      writeDescriptor(head, address: table, length: UInt32(16 * buffers.count), flags: VirtqDescriptorFlag.indirect, next: 0)
+      chains[head] = [head]
+      publish(head: head)
+      return head
+    }
+    guard buffers.count <= free.count, !buffers.isEmpty else { return nil }
+    let indices = (0..<buffers.count).map { _ in free.popLast()! }
+    for (position, buffer) in buffers.enumerated() {
+      let last = position == buffers.count - 1
+      writeDescriptor(
+        indices[position], address: buffer.address, length: buffer.length,
+        flags: (buffer.writable ? VirtqDescriptorFlag.write : 0) | (last ? 0 : VirtqDescriptorFlag.next),
+        next: last ? 0 : indices[position + 1])
+    }
+    chains[indices[0]] = indices
+    publish(head: indices[0])
+    return indices[0]
+  }
+
+  /// The device's used index.
+  public var usedIndex: UInt16 {
+    atomicMemoryFence(ordering: .acquiring)
+    return try! memory.load(UInt16.self, at: usedRing + 2)
+  }
+
+  /// The next used entry, if the device has returned one; frees its descriptors.
+  public mutating func popUsed() -> (head: UInt16, length: UInt32)? {
+    guard usedIndex != lastUsed else { return nil }
+    atomicMemoryFence(ordering: .acquiring)
+    let entry = usedRing + 4 + 8 * UInt64(lastUsed % size)
+    let head = UInt16(truncatingIfNeeded: try! memory.load(UInt32.self, at: entry))
+    let length = try! memory.load(UInt32.self, at: entry + 4)
+    lastUsed &+= 1
+    if let indices = chains.removeValue(forKey: head) { free.append(contentsOf: indices) }
+    // Ask for an interrupt at the next used entry (what Linux does with EVENT_IDX).
+    try! memory.store(lastUsed, at: availableRing + 4 + 2 * UInt64(size))
+    return (head, length)
+  }
+
+  /// used_event (the driver's interrupt threshold with EVENT_IDX).
+  public func setUsedEvent(_ value: UInt16) { try! memory.store(value, at: availableRing + 4 + 2 * UInt64(size)) }
+  /// VIRTQ_AVAIL_F_NO_INTERRUPT.
+  public func setNoInterrupt(_ on: Bool) { try! memory.store(UInt16(on ? 1 : 0), at: availableRing) }
+  /// avail_event as the device last wrote it.
+  public var availableEvent: UInt16 { try! memory.load(UInt16.self, at: usedRing + 4 + 8 * UInt64(size)) }
+}
+
+/// A guest driver for one virtio-pci function: config space and BAR accesses, feature negotiation,
+/// queue setup, doorbells through the notify region.
+public final class VirtioPCIDriverHarness {
+  public let transport: VirtioPCITransport
+  public let memory: GuestMemory
+  public let interrupt: RecordingInterruptLine
+  public var allocator: GuestAllocator
+  public private(set) var queues: [MockVirtQueueDriver] = []
+  /// Where BAR0 is.
+  public private(set) var bar: UInt64 = 0
+
+  enum Common {
+    static let deviceFeatureSelect: UInt64 = 0x00
+    static let deviceFeature: UInt64 = 0x04
+    static let driverFeatureSelect: UInt64 = 0x08
+    static let driverFeature: UInt64 = 0x0C
+    static let numQueues: UInt64 = 0x12
+    static let deviceStatus: UInt64 = 0x14
+    static let queueSelect: UInt64 = 0x16
+    static let queueSize: UInt64 = 0x18
+    static let queueEnable: UInt64 = 0x1C
+    static let queueNotifyOff: UInt64 = 0x1E
+    static let queueDesc: UInt64 = 0x20
+    static let queueDriver: UInt64 = 0x28
+    static let queueDevice: UInt64 = 0x30
+  }
+
+  /// Offsets of the regions inside BAR0, found by walking the capability list as a driver does.
+  public private(set) var regions: [UInt8: UInt64] = [:]
+  public private(set) var notifyMultiplier: UInt32 = 0
+
+  public init(transport: VirtioPCITransport, memory: GuestMemory, interrupt: RecordingInterruptLine, allocator: GuestAllocator) {
+    self.transport = transport
+    self.memory = memory
+    self.interrupt = interrupt
+    self.allocator = allocator
+    // Find the capabilities, enable memory decoding, read BAR0.
+    var pointer = Int(transport.readConfig(offset: 0x34, size: 1))
+    var visited = 0
+    while pointer != 0 && visited < 48 {
+      visited += 1
+      if transport.readConfig(offset: pointer, size: 1) == 0x09 {
+        let type = UInt8(transport.readConfig(offset: pointer + 3, size: 1))
+        regions[type] = UInt64(transport.readConfig(offset: pointer + 8, size: 4))
+        if type == 2 { notifyMultiplier = transport.readConfig(offset: pointer + 16, size: 4) }
+      }
+      pointer = Int(transport.readConfig(offset: pointer + 1, size: 1))
+    }
+    transport.writeConfig(offset: 4, size: 2, value: 0x6)  // memory space, bus master
+    bar = UInt64(transport.readConfig(offset: 0x10, size: 4) & ~0xF) | UInt64(transport.readConfig(offset: 0x14, size: 4)) << 32
+  }
+
+  public func readCommon(_ offset: UInt64, size: Int) -> UInt64 {
+    transport.readBAR(0, offset: (regions[1] ?? 0) + offset, size: size)
+  }
+
+  public func writeCommon(_ offset: UInt64, size: Int, value: UInt64) {
+    transport.writeBAR(0, offset: (regions[1] ?? 0) + offset, size: size, value: value)
+  }
+
+  public func readDeviceConfig(_ offset: Int, size: Int) -> UInt64 {
+    transport.readBAR(0, offset: (regions[4] ?? 0) + UInt64(offset), size: size)
+  }
+
+  /// Reads (and so clears) the ISR.
+  public func readISR() -> UInt8 { UInt8(truncatingIfNeeded: transport.readBAR(0, offset: regions[3] ?? 0, size: 1)) }
+
+  public var status: UInt8 { UInt8(readCommon(Common.deviceStatus, size: 1)) }
+  public func setStatus(_ value: UInt8) { writeCommon(Common.deviceStatus, size: 1, value: UInt64(value)) }
+
+  public var deviceFeatures: UInt64 {
+    writeCommon(Common.deviceFeatureSelect, size: 4, value: 0)
+    let low = readCommon(Common.deviceFeature, size: 4)
+    writeCommon(Common.deviceFeatureSelect, size: 4, value: 1)
+    return low | readCommon(Common.deviceFeature, size: 4) << 32
+  }
+
+  /// Reset, ACKNOWLEDGE, DRIVER, features, FEATURES_OK; returns whether the device kept FEATURES_OK.
+  @discardableResult
+  public func negotiate(features: UInt64? = nil) -> Bool {
+    setStatus(0)
+    setStatus(VirtioStatus.acknowledge)
+    setStatus(VirtioStatus.acknowledge | VirtioStatus.driver)
+    let wanted = features ?? deviceFeatures
+    writeCommon(Common.driverFeatureSelect, size: 4, value: 0)
+    writeCommon(Common.driverFeature, size: 4, value: wanted & 0xFFFF_FFFF)
+    writeCommon(Common.driverFeatureSelect, size: 4, value: 1)
+    writeCommon(Common.driverFeature, size: 4, value: wanted >> 32)
+    setStatus(VirtioStatus.acknowledge | VirtioStatus.driver | VirtioStatus.featuresOK)
+    return status & VirtioStatus.featuresOK != 0
+  }
+
+  /// Lays out queue `index` with `size` entries and tells the device where it is.
+  public func setUpQueue(_ index: Int, size: UInt16) {
+    let queue = MockVirtQueueDriver(index: index, size: size, memory: memory, allocator: &allocator)
+    writeCommon(Common.queueSelect, size: 2, value: UInt64(index))
+    writeCommon(Common.queueSize, size: 2, value: UInt64(size))
+    writeCommon(Common.queueDesc, size: 4, value: queue.descriptorTable & 0xFFFF_FFFF)
+    writeCommon(Common.queueDesc + 4, size: 4, value: queue.descriptorTable >> 32)
+    writeCommon(Common.queueDriver, size: 8, value: queue.availableRing)
+    writeCommon(Common.queueDevice, size: 8, value: queue.usedRing)
+    writeCommon(Common.queueEnable, size: 2, value: 1)
+    while queues.count <= index { queues.append(queue) }
+    queues[index] = queue
+  }
+
+  public func driverOK() {
+    setStatus(status | VirtioStatus.driverOK)
+  }
+
+  /// Negotiates `features`, sets up `queueCount` queues of `size` and sets DRIVER_OK.
+  public func start(features: UInt64? = nil, queueCount: Int, size: UInt16) {
+    precondition(negotiate(features: features), "features refused")
+    for index in 0..<queueCount { setUpQueue(index, size: size) }
+    driverOK()
+  }
+
+  /// Rings queue `index`'s doorbell through the notify region.
+  public func notify(_ index: Int) {
+    let offset = (regions[2] ?? 0) + UInt64(index) * UInt64(notifyMultiplier)
+    transport.writeBAR(0, offset: offset, size: 2, value: UInt64(index))
+  }
+
+  /// Posts a chain on queue `index`.
+  @discardableResult
+  public func post(_ index: Int, _ buffers: [MockVirtQueueDriver.Buffer], indirect: Bool = false) -> UInt16? {
+    queues[index].post(buffers, indirect: indirect, allocator: &allocator)
+  }
+
+  public func popUsed(_ index: Int) -> (head: UInt16, length: UInt32)? { queues[index].popUsed() }
+
+  /// Waits until `count` used entries are available on queue `index` (or `seconds` pass); reads
+  /// the ISR on each interrupt as a driver does. Returns the entries.
+  public func waitUsed(_ index: Int, count: Int, seconds: Double = 5) -> [(head: UInt16, length: UInt32)] {
+    var result: [(head: UInt16, length: UInt32)] = []
+    let deadline = DispatchTime.now().uptimeNanoseconds + UInt64(seconds * 1e9)
+    while result.count < count {
+      while result.count < count, let entry = queues[index].popUsed() { result.append(entry) }
+      if result.count >= count || DispatchTime.now().uptimeNanoseconds > deadline { break }
+      if interrupt.wait(seconds: 0.05) { _ = readISR() }
+    }
+    return result
+  }
+
+  /// Allocates a guest buffer.
+  public func allocate(_ size: Int, alignment: UInt64 = 64) -> UInt64 { allocator.allocate(size, alignment: alignment) }
+}
