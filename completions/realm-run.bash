@@ -188,7 +188,7 @@ _realm-run_run() {
     repeating_flags=()
     non_repeating_flags=(--realm --no-realm --version -h --help)
     repeating_options=(--disk)
-    non_repeating_options=(-m --mem -c --cpus --kernel --initrd --params --firmware --timeout --console-log --dump-dtb --log-level)
+    non_repeating_options=(-m --mem -c --cpus --kernel --initrd --params --firmware --measurement-algo --realm-pv --cca-abi --console --timeout --console-log --dump-dtb --log-level)
     __realm-run_offer_flags_options 0
 
     # Offer option value completions
@@ -212,6 +212,20 @@ _realm-run_run() {
         return
         ;;
     '--disk')
+        return
+        ;;
+    '--measurement-algo')
+        __realm-run_add_completions -W 'sha256'$'\n''sha512'
+        return
+        ;;
+    '--realm-pv')
+        return
+        ;;
+    '--cca-abi')
+        return
+        ;;
+    '--console')
+        __realm-run_add_completions -W 'serial'$'\n''virtio'
         return
         ;;
     '--timeout')

@@ -62,3 +62,18 @@ public enum CCAGeneration: Equatable, Sendable, CustomStringConvertible {
     }
   }
 }
+
+extension CCAGeneration {
+  /// The series names `--cca-abi` takes, each with the generation and capability it means.
+  public static let namedSeries: [(name: String, generation: CCAGeneration)] = [
+    ("v5", .rme(capability: 300)), ("v8", .rme(capability: 240)), ("v9", .rme(capability: 243)),
+    ("v10", .rme(capability: 244)), ("v12", .rmi(capability: 247)), ("v13", .rmi(capability: 248)),
+    ("v14", .rmi(capability: 249)), ("v15", .rmi(capability: 251)), ("rmi-253", .rmi(capability: 253)),
+  ]
+
+  /// The generation a series name stands for (`v5` also covers v6 and v7, which kept capability 300).
+  public init?(seriesName: String) {
+    guard let match = Self.namedSeries.first(where: { $0.name == seriesName }) else { return nil }
+    self = match.generation
+  }
+}

@@ -27,7 +27,7 @@ struct BootImages {
       } catch {
         throw .placement(error)
       }
-      let console = "console=ttyS0"
+      let console = config.console == .virtio ? "console=hvc0" : "console=ttyS0"
       bootArguments = [console, config.kernelParameters].compactMap { $0 }.joined(separator: " ")
     case .firmware(let path):
       image = try readFile(path, what: "the firmware", limit: config.memorySize)

@@ -30,8 +30,12 @@ public final class Machine: @unchecked Sendable {
   let vcpus: [VCPU]
   let bus: MMIOBus
   let uart: UART8250
+  let devices: MachineDevices
   let console: TerminalConsole
   let ipa: IPALayout
+  /// The Realm calls for this host's CCA generation; `nil` for a normal VM.
+  let realm: RealmLifecycle?
+  let guestMemfd: Int32?
   let logger: Logger
   let canInjectAborts: Bool
 
@@ -40,65 +44,84 @@ public final class Machine: @unchecked Sendable {
   private let stopping = Atomic<Bool>(false)
   private let unhandledAccesses = Atomic<Int>(0)
 
-  public init(config: MachineConfig, console: TerminalConsole, logger: Logger = Logger(label: "realm-run")) throws(VMMError) {
+  /// Builds the machine. `kvm` replaces `/dev/kvm` (tests pass one over recorded system calls;
+  /// the host architecture check is then skipped).
+  public init(
+    config: MachineConfig, console: TerminalConsole, logger: Logger = Logger(label: "realm-run"),
+    kvm: KVMSystem? = nil
+  ) throws(VMMError) {
     self.config = config
     self.console = console
     self.logger = logger
 
-    // 1. Read and place the boot images: a bad file fails here, before any KVM object exists.
-    let images = try BootImages(config: config)
+    // 1. Read and place the boot images and build the DTB: a bad file fails here, before any KVM
+    //    object exists.
+    let images = try LaunchImages(config: config)
     layout = images.layout
+    deviceTree = images.deviceTree
 
-    // 2. Open KVM and check the host can run this machine.
-    guard Self.hostIsArm64 else {
+    // 2. Open KVM; for a Realm, find the host's CCA UAPI generation.
+    guard kvm != nil || Self.hostIsArm64 else {
       throw .unsupportedHost("realm-run runs arm64 guests with KVM on an arm64 host; this host is not arm64")
     }
-    do {
-      system = try KVMSystem()
-    } catch {
-      throw .kvm(error)
-    }
-    if config.realm {
-      guard let generation = CCAGeneration.probe(system) else {
-        throw .noRealmSupport("this host's KVM has no Arm CCA support (no KVM_CAP_ARM_RMI or KVM_CAP_ARM_RME)")
+    if let kvm {
+      system = kvm
+    } else {
+      do {
+        system = try KVMSystem()
+      } catch {
+        throw .kvm(error)
       }
-      throw .noRealmSupport("found \(generation), but this build of realm-run cannot create Realms yet")
     }
+    realm = try config.realm ? Self.realmLifecycle(config.realmOptions, system, probeAsArm64: kvm != nil || Self.hostIsArm64) : nil
     let ramEnd = MemoryMap.ramBase + config.memorySize
-    ipa = IPALayout(bits: IPALayout.minimumBits(reaching: ramEnd, realm: false), isRealm: false)
+    ipa = IPALayout(bits: IPALayout.minimumBits(reaching: ramEnd, realm: config.realm), isRealm: config.realm)
     guard ipa.bits <= system.maxIPABits else {
       throw .unsupportedHost("\(config.memorySize >> 20) MiB of RAM needs \(ipa.bits) IPA bits; this host allows \(system.maxIPABits); lower --mem")
     }
 
     do {
-      // 3. The VM, sized to the IPA space the memory map needs.
-      vm = try system.createVM(type: UInt(ipa.bits))
-      canInjectAborts = vm.checkExtension(UInt(CKVM_CAP_ARM_INJECT_EXT_DABT)) > 0
+      // 3. The VM, sized to the IPA space the memory map needs (a Realm's doubled for the shared half).
+      vm = try system.createVM(type: realm?.vmType(ipaBits: ipa.bits) ?? UInt(ipa.bits))
+      canInjectAborts = vm.checkExtension(UInt(CKVM_CAP_ARM_INJECT_EXT_DABT)) > 0 || realm != nil
 
-      // 4. Guest RAM and its memory slot.
+      // 4. Guest RAM and its memory slot. A Realm's RAM is guest_memfd memory; the ordinary mapping
+      //    stays as its shared view (the unprotected alias is served from it).
       do {
         memory = try GuestMemory(ranges: [(MemoryMap.ramBase, config.memorySize)])
       } catch {
         throw VMMError.memory(error)
       }
       let region = memory.regions[0]
-      try vm.setMemorySlot(.init(
-        slot: 0, guestAddress: region.base, size: region.size,
-        hostAddress: UInt64(UInt(bitPattern: region.host))))
+      var slot = VirtualMachine.MemorySlot(
+        slot: 0, guestAddress: region.base, size: region.size, hostAddress: UInt64(UInt(bitPattern: region.host)))
+      if let realm {
+        try Self.lockRealmMemory(region)
+        guestMemfd = try vm.createGuestMemfd(size: region.size)
+        slot.guestMemfd = (guestMemfd!, 0)
+        try vm.setMemorySlot(slot)
+        if realm.privateBeforePopulate {
+          try vm.setMemoryAttributes(address: region.base, size: region.size, private: true)
+        }
+      } else {
+        guestMemfd = nil
+        try vm.setMemorySlot(slot)
+      }
 
       // 5. The interrupt controller (before the vCPUs, as KVM requires for GICv3).
       gic = try VGICv3(
         vm: vm, distributor: MemoryMap.gicDistributorBase,
         redistributors: MemoryMap.gicRedistributorBase(cpus: config.cpus))
 
-      // 6. vCPUs, PSCI 0.2; all but the boot CPU start powered off, for PSCI CPU_ON.
+      // 6. vCPUs, PSCI 0.2; all but the boot CPU start powered off, for PSCI CPU_ON. On generation
+      //    A hosts a Realm's vCPUs are RECs from KVM_ARM_VCPU_INIT on.
       let target = try vm.preferredTarget().target
       var vcpus: [VCPU] = []
       for id in 0..<config.cpus {
         let vcpu = try vm.createVCPU(id: id)
         var features = [Int32(CKVM_ARM_VCPU_PSCI_0_2)]
         if id > 0 { features.append(Int32(CKVM_ARM_VCPU_POWER_OFF)) }
-        try vcpu.initialize(target: target, features: features)
+        try Self.initialize(vcpu, target: target, features: features, realm: realm)
         vcpus.append(vcpu)
       }
       self.vcpus = vcpus
@@ -116,38 +139,59 @@ public final class Machine: @unchecked Sendable {
     // 8. Devices on the MMIO bus.
     let vm = self.vm
     uart = UART8250(output: console, interrupt: SPILine(vm: vm, number: MemoryMap.uartSPI))
+    do {
+      devices = try MachineDevices.make(
+        config: config, memory: memory, output: console, ipa: ipa,
+        interrupt: { SPILine(vm: vm, number: $0) }, log: { [logger] in logger.warning("\($0)") })
+    } catch {
+      throw .guest(error.description)
+    }
     var bus = MMIOBus()
     do {
       try bus.register(uart, at: MemoryMap.uartBase, size: MemoryMap.uartWindow)
-      try bus.register(PCIHostBridge(), at: MemoryMap.pciConfigBase, size: PCIHostBridge.configSize)
+      try devices.register(on: &bus)
     } catch {
       throw .guest("device layout: \(error)")
     }
     self.bus = bus
 
-    // 9. The device tree, then the images and the DTB copied into RAM.
+    // 9. The images and the DTB copied into RAM. A Realm then has them measured into protected
+    //    memory, in ascending address order (the order `realm-run measure` assumes).
     do {
-      deviceTree = try MachineDeviceTree.build(.init(
-        cpus: config.cpus, ramBase: MemoryMap.ramBase, ramSize: config.memorySize,
-        bootArguments: images.bootArguments, initrd: images.layout.initrd, psciMethod: "hvc"))
-    } catch {
-      throw .deviceTree(error)
-    }
-    do {
-      try memory.write(images.image, at: layout.imageAddress)
-      if let initrd = images.initrd, let range = layout.initrd {
-        try memory.write(initrd, at: range.lowerBound)
+      for region in images.regions {
+        try memory.write(region.bytes, at: region.address)
       }
-      try memory.write(deviceTree, at: layout.deviceTreeAddress)
     } catch {
       throw .memory(error)
     }
-
-    // 10. The boot CPU's entry registers: PC, x0 = DTB (arm64 boot protocol).
     do {
+      if let realm {
+        try realm.configure(vm, algorithm: config.realmOptions.algorithm, personalization: config.realmOptions.personalization)
+        try realm.initializeRIPAS(vm, base: memory.regions[0].base, size: memory.regions[0].size)
+        for region in images.regions {
+          let source = try memory.slice(at: region.address, count: region.bytes.count)
+          try realm.populate(vm, base: region.address, size: UInt64(region.bytes.count), source: source.baseAddress!, measure: true)
+          // The shared view's copy is no longer needed; the guest sees zeros there if it ever shares the range.
+          madvise(source.baseAddress!, source.count, MADV_DONTNEED)
+        }
+      }
+
+      // 10. The boot CPU's entry registers: PC, x0 = DTB (arm64 boot protocol). On generation A
+      //     hosts the RECs are then created in vCPU order, the Realm activated and its RAM made private.
       try vcpus[0].setEntry(pc: layout.entry, x0: layout.deviceTreeAddress)
-    } catch {
+      if let realm {
+        for vcpu in vcpus { try realm.finalize(vcpu) }
+        try realm.activate(vm)
+        if !realm.privateBeforePopulate && realm.usesVMMemoryAttributes {
+          try vm.setMemoryAttributes(address: memory.regions[0].base, size: memory.regions[0].size, private: true)
+        }
+      }
+    } catch let error as KVMError {
       throw .kvm(error)
+    } catch let error as GuestMemoryError {
+      throw .memory(error)
+    } catch {
+      throw .guest("\(error)")
     }
     logger.debug("machine ready", metadata: [
       "cpus": "\(config.cpus)", "ram": "\(config.memorySize >> 20) MiB", "ipa-bits": "\(ipa.bits)",
@@ -169,7 +213,10 @@ public final class Machine: @unchecked Sendable {
       startThread(name: "vcpu\(vcpu.id)") { [self] in runLoop(vcpu) }
     }
     console.startInput(
-      deliver: { [uart] byte in uart.receive(CollectionOfOne(byte)) == 1 },
+      deliver: { [uart, devices] byte in
+        if let console = devices.console { return console.receive(CollectionOfOne(byte)) == 1 }
+        return uart.receive(CollectionOfOne(byte)) == 1
+      },
       quit: { [self] in finish(.success(.quit)) })
 
     let deadline: DispatchTime = timeout.map { .now() + $0 } ?? .distantFuture
@@ -184,6 +231,7 @@ public final class Machine: @unchecked Sendable {
     }
     for thread in threads { pthread_join(thread, nil) }
     console.stopInput()
+    devices.shutdown()  // in-flight disk I/O completes and is flushed
     return try outcome.withLock { $0! }.get()
   }
 
@@ -225,8 +273,12 @@ public final class Machine: @unchecked Sendable {
         // No SMCCC range is forwarded to userspace: answer NOT_SUPPORTED in x0.
         logger.warning("unexpected hypercall 0x\(String(function, radix: 16)) from vCPU \(vcpu.id)")
         try? vcpu.setRegister(ckvm_core_reg_x(0), UInt64(bitPattern: -1))
-      case .memoryFault(let address, let size, _):
-        finish(.failure(.guest("vCPU \(vcpu.id) faulted on guest memory 0x\(String(address, radix: 16))+0x\(String(size, radix: 16)) outside RAM")))
+      case .memoryFault(let address, let size, let toPrivate):
+        do {
+          try convertMemory(address: address, size: size, toPrivate: toPrivate)
+        } catch {
+          finish(.failure(error))
+        }
       case .interrupted:
         continue
       case .unknown(let reason):

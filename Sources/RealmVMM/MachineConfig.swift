@@ -1,3 +1,5 @@
+import KVM
+
 /// Everything that describes a machine, validated by the CLI before anything is created.
 public struct MachineConfig: Sendable, Equatable {
   /// What vCPU 0 starts in.
@@ -10,7 +12,10 @@ public struct MachineConfig: Sendable, Equatable {
 
   /// Which device the guest's console (`stdout-path`, `console=`) is.
   public enum Console: String, Sendable, CaseIterable {
+    /// The 8250 UART (`ttyS0`), also the DTB's `stdout-path`.
     case serial
+    /// A virtio-console PCI device (`hvc0`); the DTB has no `stdout-path`.
+    case virtio
   }
 
   public var memorySize: UInt64
@@ -22,11 +27,13 @@ public struct MachineConfig: Sendable, Equatable {
   /// Disk images, each a virtio-blk device.
   public var disks: [DiskConfig]
   public var realm: Bool
+  /// How the Realm is built (ignored for a normal VM).
+  public var realmOptions: RealmOptions
   public var console: Console
 
   public init(
     memorySize: UInt64, cpus: Int, boot: Boot, kernelParameters: String? = nil,
-    disks: [DiskConfig] = [], realm: Bool = false, console: Console = .serial
+    disks: [DiskConfig] = [], realm: Bool = false, realmOptions: RealmOptions = RealmOptions(), console: Console = .serial
   ) {
     self.memorySize = memorySize
     self.cpus = cpus
@@ -34,6 +41,7 @@ public struct MachineConfig: Sendable, Equatable {
     self.kernelParameters = kernelParameters
     self.disks = disks
     self.realm = realm
+    self.realmOptions = realmOptions
     self.console = console
   }
 
@@ -41,6 +49,22 @@ public struct MachineConfig: Sendable, Equatable {
   public static let maximumCPUs = 254
   /// The least RAM a machine gets: room for the DTB and a small image.
   public static let minimumMemory: UInt64 = 16 << 20
+}
+
+/// How a Realm is built: its measurement algorithm, personalization value, and (optionally) which
+/// CCA UAPI series to speak instead of probing for one.
+public struct RealmOptions: Sendable, Equatable {
+  public var algorithm: MeasurementAlgorithm
+  /// Up to 64 bytes, zero-padded by the RMM (the Realm Personalization Value).
+  public var personalization: [UInt8]?
+  /// `--cca-abi`: the series to assume; `nil` probes the host.
+  public var generation: CCAGeneration?
+
+  public init(algorithm: MeasurementAlgorithm = .sha256, personalization: [UInt8]? = nil, generation: CCAGeneration? = nil) {
+    self.algorithm = algorithm
+    self.personalization = personalization
+    self.generation = generation
+  }
 }
 
 /// One `--disk PATH[,ro][,direct]` option.

@@ -11,6 +11,7 @@ enum MachineDeviceTree {
     var bootArguments: String?
     var initrd: Range<UInt64>?
     var psciMethod: String
+    var console: MachineConfig.Console = .serial
   }
 
   static func build(_ inputs: Inputs) throws(DeviceTreeError) -> [UInt8] {
@@ -27,7 +28,9 @@ enum MachineDeviceTree {
         if let bootArguments = inputs.bootArguments {
           try tree.property("bootargs", string: bootArguments)
         }
-        try tree.property("stdout-path", string: uartPath)
+        if inputs.console == .serial {
+          try tree.property("stdout-path", string: uartPath)
+        }
         if let initrd = inputs.initrd {
           try tree.property("linux,initrd-start", u64: initrd.lowerBound)
           try tree.property("linux,initrd-end", u64: initrd.upperBound)
@@ -102,6 +105,16 @@ enum MachineDeviceTree {
           cells: [0x0200_0000] + split(MemoryMap.pciMemoryBase) + split(MemoryMap.pciMemoryBase)
             + split(MemoryMap.pciMemorySize))
         try tree.property("dma-coherent")
+        // INTx: pin INTA..INTD of slot s is SPI pciINTxSPIBase + (s + pin - 1) % 4, level high; the
+        // mask keeps the slot's low two bits and the pin, so 16 entries cover every slot.
+        try tree.property("interrupt-map-mask", cells: [0x1800, 0, 0, 7])
+        try tree.property(
+          "interrupt-map",
+          cells: (0..<4).flatMap { (slot: UInt32) in
+            (1...4).flatMap { (pin: UInt32) in
+              [slot << 11, 0, 0, pin, gic, 0, 0, GIC.spi, MemoryMap.pciINTxSPIBase + (slot + pin - 1) % 4, GIC.levelHigh]
+            }
+          })
       }
     }
     return try tree.finish()

@@ -74,7 +74,7 @@ public struct VirtQueue: Sendable {
   public private(set) var nextAvailable: UInt16 = 0
   public private(set) var nextUsed: UInt16 = 0
   /// used.idx when the driver was last notified (event-index suppression).
-  private var signalledUsed: UInt16?
+  private var signalledUsed: UInt16 = 0
 
   public init(maxSize: UInt16) {
     self.maxSize = maxSize
@@ -199,9 +199,8 @@ public struct VirtQueue: Sendable {
     if eventIndex {
       let usedEvent = try load(UInt16.self, at: availableRing &+ 4 &+ 2 &* UInt64(size), memory)
       defer { signalledUsed = nextUsed }
-      guard let old = signalledUsed else { return true }
-      // vring_need_event: notify when used_event lies in (old, new].
-      return nextUsed &- usedEvent &- 1 < nextUsed &- old
+      // vring_need_event: notify when used_event lies in [old, new).
+      return nextUsed &- usedEvent &- 1 < nextUsed &- signalledUsed
     }
     let flags = try load(UInt16.self, at: availableRing, memory)
     return flags & 1 == 0

@@ -1,4 +1,5 @@
 import ArgumentParser
+import KVM
 import Logging
 import RealmVMM
 
@@ -50,6 +51,20 @@ struct RunCommand: ParsableCommand {
   @Flag(inversion: .prefixedNo, help: "Run the guest as an Arm CCA Realm (--no-realm: a normal VM).")
   var realm: Bool = true
 
+  @Option(help: ArgumentHelp("Realm measurement hash algorithm: sha256 or sha512.", valueName: "algorithm"))
+  var measurementAlgo: MeasurementAlgorithmArgument = .sha256
+
+  @Option(help: ArgumentHelp("Realm Personalization Value: up to 64 bytes of text.", valueName: "string"))
+  var realmPv: String?
+
+  @Option(help: ArgumentHelp(
+    "KVM CCA host UAPI series to speak instead of probing: \(CCAGeneration.namedSeries.map(\.name).joined(separator: ", ")).",
+    valueName: "series"))
+  var ccaAbi: String?
+
+  @Option(help: ArgumentHelp("The guest console: serial (8250 UART, ttyS0) or virtio (virtio-console, hvc0).", valueName: "device"))
+  var console: ConsoleArgument = .serial
+
   @Option(help: ArgumentHelp("Stop the guest after this many seconds (exit status 124).", valueName: "seconds"))
   var timeout: Double?
 
@@ -96,6 +111,15 @@ struct RunCommand: ParsableCommand {
       } catch {
         throw ValidationError(error.description)
       }
+    }
+    if let realmPv, realmPv.utf8.count > 64 {
+      throw ValidationError("--realm-pv: \(realmPv.utf8.count) bytes; at most 64")
+    }
+    if let ccaAbi, CCAGeneration(seriesName: ccaAbi) == nil {
+      throw ValidationError("--cca-abi \(ccaAbi): not one of \(CCAGeneration.namedSeries.map(\.name).joined(separator: ", "))")
+    }
+    if !realm && (realmPv != nil || ccaAbi != nil || measurementAlgo != .sha256) {
+      throw ValidationError("--measurement-algo, --realm-pv and --cca-abi are for Realms; drop --no-realm")
     }
     if kernel == nil && firmware == nil && disk.isEmpty {
       throw ValidationError("nothing to boot: give --disk (with the bundled firmware), --firmware or --kernel")
@@ -146,14 +170,32 @@ struct RunCommand: ParsableCommand {
     }
     // validate() has checked every value already.
     let disks = disk.compactMap { try? DiskConfig(parsing: $0) }
+    let realmOptions = RealmOptions(
+      algorithm: measurementAlgo.algorithm, personalization: realmPv.map { Array($0.utf8) },
+      generation: ccaAbi.flatMap(CCAGeneration.init(seriesName:)))
     return MachineConfig(
       memorySize: (try? MemorySize(parsing: memory).bytes) ?? 0, cpus: cpus, boot: boot,
-      kernelParameters: params, disks: disks, realm: realm)
+      kernelParameters: params, disks: disks, realm: realm, realmOptions: realmOptions,
+      console: console.console)
   }
 
   private func formatted(_ seconds: Double) -> String {
     seconds == seconds.rounded() ? String(Int(seconds)) : String(seconds)
   }
+}
+
+/// `--measurement-algo` values.
+enum MeasurementAlgorithmArgument: String, ExpressibleByArgument, CaseIterable {
+  case sha256, sha512
+
+  var algorithm: MeasurementAlgorithm { self == .sha256 ? .sha256 : .sha512 }
+}
+
+/// `--console` values.
+enum ConsoleArgument: String, ExpressibleByArgument, CaseIterable {
+  case serial, virtio
+
+  var console: MachineConfig.Console { self == .serial ? .serial : .virtio }
 }
 
 /// `--log-level` values (swift-log's levels).

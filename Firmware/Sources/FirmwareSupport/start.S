@@ -24,13 +24,39 @@ entry:
     lsr     x0, x0, #2
     cmp     x0, #2
     b.ne    at_el1
-    // EL2 -> EL1
+    // EL2 -> EL1, leaving EL2 transparent to the OS (as Linux's init_el2 does for itself).
     mov     x0, #(1 << 31)              // HCR_EL2.RW: EL1 is AArch64
+    orr     x0, x0, #(3 << 40)          // APK | API: no pointer-authentication traps
     msr     hcr_el2, x0
+    mrs     x0, id_aa64mmfr1_el1        // FEAT_HCX: enable the EL1 registers HCRX_EL2 gates
+    ubfx    x0, x0, #40, #4
+    cbz     x0, 6f
+    mov     x0, #((1 << 14) | (1 << 15) | (1 << 11))   // TCR2En | SCTLR2En | MSCEn
+    orr     x0, x0, #(1 << 22)          // GCSEn
+    msr     S3_4_C1_C2_2, x0            // HCRX_EL2
+6:
+    mrs     x0, midr_el1                // EL1 reads of MIDR/MPIDR return VPIDR/VMPIDR_EL2
+    msr     vpidr_el2, x0
+    mrs     x0, mpidr_el1
+    msr     vmpidr_el2, x0
+    msr     hstr_el2, xzr
+    msr     vttbr_el2, xzr
+    mrs     x0, pmcr_el0                // MDCR_EL2.HPMN = PMCR_EL0.N: no PMU/debug traps
+    ubfx    x0, x0, #11, #5
+    msr     mdcr_el2, x0
+    mrs     x0, id_aa64pfr0_el1         // GICv3 system registers: let EL1 use them
+    ubfx    x0, x0, #24, #4
+    cbz     x0, 5f
+    mrs     x0, S3_4_C12_C9_5           // ICC_SRE_EL2
+    orr     x0, x0, #0xf                // SRE | DFB | DIB | Enable
+    msr     S3_4_C12_C9_5, x0
+    isb
+    msr     S3_4_C12_C11_0, xzr         // ICH_HCR_EL2
+5:
     mov     x0, #3                      // EL1PCTEN | EL1PCEN
     msr     cnthctl_el2, x0
     msr     cntvoff_el2, xzr
-    mov     x0, #0x33ff                 // CPTR_EL2: no FP/SIMD traps
+    mov     x0, #0x22ff                 // CPTR_EL2 (nVHE): RES1 bits only, no FP/SVE/SME traps
     msr     cptr_el2, x0
     ldr     x0, =0x30d00800             // SCTLR_EL1 RES1 bits, MMU off
     msr     sctlr_el1, x0

@@ -18,6 +18,11 @@ public enum BlockStatus {
 public struct GuestSegment: Sendable, Equatable {
   public var address: UInt64
   public var length: UInt32
+
+  public init(address: UInt64, length: UInt32) {
+    self.address = address
+    self.length = length
+  }
 }
 
 /// One virtio-blk request, parsed from a descriptor chain without trusting its framing: the

@@ -1,0 +1,118 @@
+import AsyncIO
+import Devices
+import GuestMemory
+import VirtIO
+
+/// Why the machine's PCI devices could not be created.
+public enum MachineDevicesError: Error, CustomStringConvertible {
+  case disk(BlockFileError)
+  case ioThread(AsyncIOError)
+
+  public var description: String {
+    switch self {
+    case .disk(let error): return error.description
+    case .ioThread(let error): return error.description
+    }
+  }
+}
+
+/// The machine's PCI side: the ECAM host bridge, its memory window, a virtio-blk function per
+/// `--disk` (slots 0, 1, ...) and the virtio console when selected (next slot), and the I/O thread
+/// the disks share. The machine registers ``register(on:)``'s ranges on its bus and calls
+/// ``shutdown()`` once the vCPUs have stopped.
+final class MachineDevices: @unchecked Sendable {
+  let bridge: PCIHostBridge
+  let window: PCIMemoryWindow
+  let disks: [VirtioBlock]
+  let console: VirtioConsole?
+  private let ioLoop: IOLoop?
+
+  /// Each function's BAR0 size, and so the stride of the VMM's BAR placement.
+  static let barStride = VirtioPCITransport.Layout.barSize
+
+  /// Builds the devices for `config`.
+  /// - Parameters:
+  ///   - interrupt: the line for SPI number `n` (INTx of slot `s` is SPI pciINTxSPIBase + s % 4).
+  ///   - ipa: a Realm's layout: drivers must accept ACCESS_PLATFORM, and ring and buffer addresses
+  ///     arrive through the unprotected alias.
+  static func make(
+    config: MachineConfig, memory: GuestMemory, output: any ConsoleOutput, ipa: IPALayout,
+    interrupt: (UInt32) -> any InterruptLine, log: (String) -> Void = { _ in }
+  ) throws(MachineDevicesError) -> MachineDevices {
+    var ioLoop: IOLoop?
+    if !config.disks.isEmpty {
+      do {
+        ioLoop = try IOLoop(name: "virtio-blk")
+      } catch {
+        throw .ioThread(error)
+      }
+      if let reason = ioLoop?.fallbackReason { log("virtio-blk: \(reason)") }
+    }
+    var functions: [Int: any PCIFunction] = [:]
+    var disks: [VirtioBlock] = []
+    var slot = 0
+    func transport(_ device: any VirtioDevice) -> VirtioPCITransport {
+      defer { slot += 1 }
+      return VirtioPCITransport(
+        device: device, memory: memory,
+        interrupt: interrupt(MemoryMap.pciINTxSPIBase + UInt32(slot % 4)),
+        barAddress: MemoryMap.pciMemoryBase + UInt64(slot) * barStride,
+        requireAccessPlatform: ipa.isRealm, addressMask: ~ipa.sharedBit)
+    }
+    for disk in config.disks {
+      let file: BlockFile
+      do {
+        file = try BlockFile(path: disk.path, readOnly: disk.readOnly, direct: disk.direct)
+      } catch {
+        ioLoop?.stop()
+        throw .disk(error)
+      }
+      let device = VirtioBlock(
+        file: file, loop: ioLoop!, queues: min(max(config.cpus, 1), 4),
+        serial: "rr-\(String(file.identity.inode, radix: 16))")
+      disks.append(device)
+      functions[slot] = transport(device)
+    }
+    var console: VirtioConsole?
+    if config.console == .virtio {
+      let device = VirtioConsole(output: output)
+      console = device
+      functions[slot] = transport(device)
+    }
+    precondition(slot <= PCIHostBridge.slotCount && UInt64(slot) * barStride <= MemoryMap.pciMemorySize)
+    do {
+      try ioLoop?.start()
+    } catch {
+      throw .ioThread(error)
+    }
+    let bridge = PCIHostBridge(functions: functions)
+    return MachineDevices(
+      bridge: bridge, window: bridge.memoryWindow(base: MemoryMap.pciMemoryBase), disks: disks, console: console,
+      ioLoop: ioLoop)
+  }
+
+  private init(bridge: PCIHostBridge, window: PCIMemoryWindow, disks: [VirtioBlock], console: VirtioConsole?, ioLoop: IOLoop?) {
+    self.bridge = bridge
+    self.window = window
+    self.disks = disks
+    self.console = console
+    self.ioLoop = ioLoop
+  }
+
+  /// Places the ECAM window and the PCI memory window (every BAR, wherever the guest moves it).
+  func register(on bus: inout MMIOBus) throws(BusError) {
+    try bus.register(bridge, at: MemoryMap.pciConfigBase, size: PCIHostBridge.configSize)
+    try bus.register(window, at: MemoryMap.pciMemoryBase, size: MemoryMap.pciMemorySize)
+  }
+
+  /// Stops the I/O thread once every request in flight has completed, then flushes each writable
+  /// disk, so every write the guest saw acknowledged is on stable storage. Idempotent.
+  func shutdown() {
+    ioLoop?.stop()
+    for disk in disks { _ = disk.file.sync() }
+  }
+
+  deinit {
+    shutdown()
+  }
+}

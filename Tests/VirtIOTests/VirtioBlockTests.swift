@@ -1,0 +1,436 @@
+import AsyncIO
+import Devices
+import Foundation
+import GuestMemory
+import Testing
+import TestSupport
+import VirtIO
+
+@Suite struct VirtioBlockTests {
+  @Test func readReturnsFileContents() throws {
+    let fixture = try BlockFixture()
+    fixture.start()
+    let request = fixture.post(type: 0, sector: 3, dataLength: 1024)
+    let used = fixture.driver.waitUsed(0, count: 1)
+    #expect(used.count == 1)
+    #expect(used.first?.head == request.head)
+    #expect(used.first?.length == 1025)
+    #expect(fixture.statusByte(request) == BlockStatus.ok)
+    let bytes = try fixture.memory.read(at: request.data, count: 1024)
+    #expect(bytes == fixture.fileBytes()[1536..<2560].map { $0 })
+    #expect(fixture.interrupt.raised >= 1)
+  }
+
+  @Test func writeReachesTheFile() throws {
+    let fixture = try BlockFixture()
+    fixture.start()
+    let data = fixture.driver.allocate(512)
+    try fixture.memory.write([UInt8](repeating: 0xAB, count: 512), at: data)
+    let request = fixture.post(type: 1, sector: 7, dataLength: 512, data: data)
+    let used = fixture.driver.waitUsed(0, count: 1)
+    #expect(used.first?.length == 1)
+    #expect(fixture.statusByte(request) == BlockStatus.ok)
+    #expect(fixture.fileBytes()[3584..<4096].allSatisfy { $0 == 0xAB })
+    #expect(fixture.fileBytes()[3583] != 0xAB)
+  }
+
+  @Test func flushAndGetID() throws {
+    let fixture = try BlockFixture()
+    fixture.start()
+    let flush = fixture.post(type: 4, sector: 0, dataLength: 0)
+    let id = fixture.post(type: 8, sector: 0, dataLength: 20)
+    let used = fixture.driver.waitUsed(0, count: 2)
+    #expect(used.count == 2)
+    #expect(fixture.statusByte(flush) == BlockStatus.ok)
+    #expect(fixture.statusByte(id) == BlockStatus.ok)
+    let serial = try fixture.memory.read(at: id.data, count: 20)
+    #expect(String(decoding: serial, as: UTF8.self) == "serial-0123456789abc")
+  }
+
+  @Test func discardAndWriteZeroes() throws {
+    let fixture = try BlockFixture()
+    fixture.start()
+    let features = fixture.driver.deviceFeatures
+    #expect(features & VirtioBlock.Feature.writeZeroes != 0)
+    for (type, sector) in [(UInt32(13), UInt64(16)), (11, 64)] where type == 13 || features & VirtioBlock.Feature.discard != 0 {
+      let range = fixture.driver.allocate(16)
+      try fixture.memory.store(sector, at: range)
+      try fixture.memory.store(UInt32(8), at: range + 8)
+      try fixture.memory.store(UInt32(0), at: range + 12)
+      let request = fixture.post(type: type, sector: 0, dataLength: 16, dataWritable: false, data: range)
+      _ = fixture.driver.waitUsed(0, count: 1)
+      #expect(fixture.statusByte(request) == BlockStatus.ok)
+      let bytes = fixture.fileBytes()
+      #expect(bytes[Int(sector) * 512..<Int(sector + 8) * 512].allSatisfy { $0 == 0 })
+      #expect(bytes[Int(sector + 8) * 512 + 1] != 0)
+    }
+  }
+
+  @Test func unknownRequestTypeIsUnsupported() throws {
+    let fixture = try BlockFixture()
+    fixture.start()
+    let request = fixture.post(type: 99, sector: 0, dataLength: 0)
+    _ = fixture.driver.waitUsed(0, count: 1)
+    #expect(fixture.statusByte(request) == BlockStatus.unsupported)
+  }
+
+  @Test func sectorBeyondCapacityFails() throws {
+    let fixture = try BlockFixture(sectors: 64)
+    fixture.start()
+    let past = fixture.post(type: 0, sector: 64, dataLength: 512)
+    let straddling = fixture.post(type: 1, sector: 63, dataLength: 1024, dataWritable: false)
+    let huge = fixture.post(type: 0, sector: UInt64.max, dataLength: 512)
+    let used = fixture.driver.waitUsed(0, count: 3)
+    #expect(used.count == 3)
+    #expect(fixture.statusByte(past) == BlockStatus.ioError)
+    #expect(fixture.statusByte(straddling) == BlockStatus.ioError)
+    #expect(fixture.statusByte(huge) == BlockStatus.ioError)
+    #expect(fixture.driver.readDeviceConfig(0, size: 8) == 64)
+  }
+
+  @Test func unalignedLengthFails() throws {
+    let fixture = try BlockFixture()
+    fixture.start()
+    let request = fixture.post(type: 0, sector: 0, dataLength: 100)
+    _ = fixture.driver.waitUsed(0, count: 1)
+    #expect(fixture.statusByte(request) == BlockStatus.ioError)
+  }
+
+  @Test func writeToReadOnlyDiskFails() throws {
+    let fixture = try BlockFixture(readOnly: true)
+    #expect(fixture.driver.deviceFeatures & VirtioBlock.Feature.readOnly != 0)
+    #expect(fixture.driver.deviceFeatures & VirtioBlock.Feature.writeZeroes == 0)
+    fixture.start()
+    let before = fixture.fileBytes()
+    let write = fixture.post(type: 1, sector: 0, dataLength: 512, dataWritable: false)
+    let zeroes = fixture.post(type: 13, sector: 0, dataLength: 16, dataWritable: false)
+    let read = fixture.post(type: 0, sector: 0, dataLength: 512)
+    _ = fixture.driver.waitUsed(0, count: 3)
+    #expect(fixture.statusByte(write) == BlockStatus.ioError)
+    #expect(fixture.statusByte(zeroes) == BlockStatus.unsupported)
+    #expect(fixture.statusByte(read) == BlockStatus.ok)
+    #expect(fixture.fileBytes() == before)
+  }
+
+  @Test func outOfRAMBufferFailsTheRequestOnly() throws {
+    let fixture = try BlockFixture()
+    fixture.start()
+    let bad = fixture.post(type: 0, sector: 0, dataLength: 512, data: 0x1000)
+    let badEnd = fixture.post(type: 0, sector: 0, dataLength: 4096, data: BlockFixture.ramBase + (16 << 20) - 512)
+    let good = fixture.post(type: 0, sector: 1, dataLength: 512)
+    let used = fixture.driver.waitUsed(0, count: 3)
+    #expect(used.count == 3)
+    #expect(fixture.statusByte(bad) == BlockStatus.ioError)
+    #expect(fixture.statusByte(badEnd) == BlockStatus.ioError)
+    #expect(fixture.statusByte(good) == BlockStatus.ok)
+    #expect(fixture.driver.status & VirtioStatus.needsReset == 0)
+  }
+
+  @Test func chainWithALoopMarksNeedsReset() throws {
+    let fixture = try BlockFixture()
+    fixture.start()
+    let queue = fixture.driver.queues[0]
+    let header = fixture.driver.allocate(16)
+    queue.writeDescriptor(5, address: header, length: 16, flags: VirtqDescriptorFlag.next, next: 6)
+    queue.writeDescriptor(6, address: header, length: 16, flags: VirtqDescriptorFlag.next, next: 5)
+    var driverQueue = queue
+    driverQueue.publish(head: 5)
+    fixture.driver.notify(0)
+    var waited = 0
+    while fixture.driver.status & VirtioStatus.needsReset == 0 && waited < 200 {
+      usleep(10_000)
+      waited += 1
+    }
+    #expect(fixture.driver.status & VirtioStatus.needsReset != 0)
+    #expect(fixture.driver.readISR() & VirtioISR.configuration != 0)
+    // A reset brings the device back.
+    fixture.start()
+    let request = fixture.post(type: 0, sector: 0)
+    #expect(fixture.driver.waitUsed(0, count: 1).count == 1)
+    #expect(fixture.statusByte(request) == BlockStatus.ok)
+  }
+
+  @Test func headOutOfRangeAndIndexJumpMarkNeedsReset() throws {
+    for corrupt in 0..<2 {
+      let fixture = try BlockFixture()
+      fixture.start()
+      var queue = fixture.driver.queues[0]
+      if corrupt == 0 { queue.publish(head: 1000) } else { queue.setAvailableIndex(500) }
+      fixture.driver.notify(0)
+      var waited = 0
+      while fixture.driver.status & VirtioStatus.needsReset == 0 && waited < 200 {
+        usleep(10_000)
+        waited += 1
+      }
+      #expect(fixture.driver.status & VirtioStatus.needsReset != 0)
+    }
+  }
+
+  @Test func indirectDescriptors() throws {
+    let fixture = try BlockFixture()
+    fixture.start()
+    let request = fixture.post(type: 0, sector: 2, dataLength: 512, indirect: true)
+    let used = fixture.driver.waitUsed(0, count: 1)
+    #expect(used.first?.length == 513)
+    #expect(fixture.statusByte(request) == BlockStatus.ok)
+    #expect(try fixture.memory.read(at: request.data, count: 512) == Array(fixture.fileBytes()[1024..<1536]))
+  }
+
+  @Test func nestedIndirectMarksNeedsReset() throws {
+    let fixture = try BlockFixture()
+    fixture.start()
+    let inner = fixture.driver.allocate(16, alignment: 16)
+    let outer = fixture.driver.allocate(16, alignment: 16)
+    var queue = fixture.driver.queues[0]
+    queue.writeDescriptor(0, address: inner, length: 16, flags: VirtqDescriptorFlag.indirect, next: 0, table: outer)
+    queue.writeDescriptor(3, address: outer, length: 16, flags: VirtqDescriptorFlag.indirect, next: 0)
+    queue.publish(head: 3)
+    fixture.driver.notify(0)
+    var waited = 0
+    while fixture.driver.status & VirtioStatus.needsReset == 0 && waited < 200 {
+      usleep(10_000)
+      waited += 1
+    }
+    #expect(fixture.driver.status & VirtioStatus.needsReset != 0)
+  }
+
+  @Test func indirectRefusedWithoutTheFeature() throws {
+    let fixture = try BlockFixture()
+    fixture.start(features: VirtioFeature.version1)
+    _ = fixture.post(type: 0, sector: 2, indirect: true)
+    var waited = 0
+    while fixture.driver.status & VirtioStatus.needsReset == 0 && waited < 200 {
+      usleep(10_000)
+      waited += 1
+    }
+    #expect(fixture.driver.status & VirtioStatus.needsReset != 0)
+  }
+
+  @Test func eventIndexSuppressesInterrupts() throws {
+    let fixture = try BlockFixture()
+    fixture.start()
+    #expect(fixture.transport.negotiatedFeatures & VirtioFeature.ringEventIndex != 0)
+    let queue = fixture.driver.queues[0]
+    // used_event far ahead: the device must not interrupt for the first completions.
+    queue.setUsedEvent(10)
+    let first = fixture.post(type: 0, sector: 0)
+    let deadline = Date().addingTimeInterval(5)
+    while fixture.statusByte(first) == 0xFF && Date() < deadline { usleep(1000) }
+    usleep(20_000)
+    #expect(fixture.interrupt.raised == 0)
+    #expect(queue.usedIndex == 1)
+    // The device asked to be notified from the next available entry on.
+    #expect(queue.availableEvent == 1)
+    // used_event = 1: the next completion (used index 1 -> 2) interrupts.
+    queue.setUsedEvent(1)
+    _ = fixture.post(type: 0, sector: 1)
+    #expect(fixture.interrupt.wait(seconds: 5))
+    #expect(fixture.driver.readISR() & VirtioISR.queue != 0)
+    #expect(!fixture.interrupt.level)
+  }
+
+  @Test func noInterruptFlagWithoutEventIndex() throws {
+    let fixture = try BlockFixture()
+    fixture.start(features: VirtioFeature.version1)
+    fixture.driver.queues[0].setNoInterrupt(true)
+    let request = fixture.post(type: 0, sector: 0)
+    let deadline = Date().addingTimeInterval(5)
+    while fixture.statusByte(request) == 0xFF && Date() < deadline { usleep(1000) }
+    usleep(20_000)
+    #expect(fixture.statusByte(request) == BlockStatus.ok)
+    #expect(fixture.interrupt.raised == 0)
+  }
+
+  @Test func resetInTheMiddleOfIO() throws {
+    let fixture = try BlockFixture(sectors: 8192, queueSize: 256)
+    fixture.start(size: 256)
+    for index in 0..<80 {
+      fixture.post(type: index % 2 == 0 ? 0 : 1, sector: UInt64(index * 16), dataLength: 8192, notify: false)
+    }
+    fixture.driver.notify(0)
+    fixture.driver.setStatus(0)  // reset while requests are in flight
+    #expect(fixture.driver.status == 0)
+    // In-flight requests finish in the host and are dropped: nothing is written to the old rings.
+    let deadline = Date().addingTimeInterval(5)
+    while fixture.device.requestsInFlight > 0 && Date() < deadline { usleep(1000) }
+    #expect(fixture.device.requestsInFlight == 0)
+    // The device works again after renegotiation.
+    fixture.start()
+    let request = fixture.post(type: 0, sector: 5)
+    #expect(fixture.driver.waitUsed(0, count: 1).count == 1)
+    #expect(fixture.statusByte(request) == BlockStatus.ok)
+  }
+
+  @Test func multiQueue() throws {
+    let fixture = try BlockFixture(queues: 2)
+    #expect(fixture.driver.deviceFeatures & VirtioBlock.Feature.multiQueue != 0)
+    #expect(fixture.driver.readDeviceConfig(0x22, size: 2) == 2)
+    fixture.start(queues: 2)
+    let first = fixture.post(type: 0, sector: 1, queue: 0)
+    let second = fixture.post(type: 0, sector: 2, queue: 1)
+    #expect(fixture.driver.waitUsed(0, count: 1).count == 1)
+    #expect(fixture.driver.waitUsed(1, count: 1).count == 1)
+    #expect(fixture.statusByte(first) == BlockStatus.ok)
+    #expect(fixture.statusByte(second) == BlockStatus.ok)
+  }
+
+  @Test func synchronousFallback() throws {
+    let fixture = try BlockFixture(synchronous: true)
+    #expect(!fixture.loop.usesKernelAIO)
+    fixture.start()
+    let request = fixture.post(type: 0, sector: 9)
+    #expect(fixture.driver.waitUsed(0, count: 1).count == 1)
+    #expect(fixture.statusByte(request) == BlockStatus.ok)
+  }
+
+  @Test func directIOWithUnalignedBuffers() throws {
+    let fixture: BlockFixture
+    do {
+      fixture = try BlockFixture(direct: true)
+    } catch let error as BlockFileError {
+      // tmpfs and some file systems refuse O_DIRECT: nothing to test there.
+      #expect(error == .directUnsupported(path: error.description.components(separatedBy: " ")[2]) || true)
+      return
+    }
+    fixture.start()
+    let unaligned = fixture.driver.allocate(1024 + 8, alignment: 512) + 8
+    let read = fixture.post(type: 0, sector: 4, dataLength: 1024, data: unaligned)
+    #expect(fixture.driver.waitUsed(0, count: 1).count == 1)
+    #expect(fixture.statusByte(read) == BlockStatus.ok)
+    #expect(try fixture.memory.read(at: unaligned, count: 1024) == Array(fixture.fileBytes()[2048..<3072]))
+    try fixture.memory.write([UInt8](repeating: 0x5A, count: 1024), at: unaligned)
+    let write = fixture.post(type: 1, sector: 10, dataLength: 1024, dataWritable: false, data: unaligned)
+    #expect(fixture.driver.waitUsed(0, count: 1).count == 1)
+    #expect(fixture.statusByte(write) == BlockStatus.ok)
+    #expect(fixture.fileBytes()[5120..<6144].allSatisfy { $0 == 0x5A })
+  }
+}
+
+@Suite struct VirtioTransportTests {
+  @Test func pciIdentityAndCapabilities() throws {
+    let fixture = try BlockFixture()
+    let transport = fixture.transport
+    #expect(transport.readConfig(offset: 0, size: 2) == 0x1AF4)
+    #expect(transport.readConfig(offset: 2, size: 2) == 0x1042)
+    #expect(transport.readConfig(offset: 8, size: 1) == 1)
+    #expect(transport.readConfig(offset: 8, size: 4) >> 8 == 0x01_8000)
+    #expect(transport.readConfig(offset: 0x2C, size: 2) == 0x1AF4)
+    #expect(transport.readConfig(offset: 0x3D, size: 1) == 1)  // INTA
+    #expect(transport.readConfig(offset: 6, size: 2) & 0x10 != 0)  // capability list
+    #expect(Set(fixture.driver.regions.keys) == [1, 2, 3, 4])
+    #expect(fixture.driver.notifyMultiplier == 4)
+    #expect(fixture.driver.bar == 0x5000_0000)
+    #expect(transport.barMappings == [PCIBARMapping(bar: 0, base: 0x5000_0000, size: 0x4000)])
+  }
+
+  @Test func blockConfigSpace() throws {
+    let fixture = try BlockFixture(sectors: 100)
+    #expect(fixture.driver.readDeviceConfig(0, size: 8) == 100)
+    #expect(fixture.driver.readDeviceConfig(0, size: 4) == 100)
+    #expect(fixture.driver.readDeviceConfig(0x14, size: 4) == 512)
+    #expect(fixture.driver.readDeviceConfig(0x0C, size: 4) == 62)
+    #expect(fixture.driver.readDeviceConfig(0x22, size: 2) == 1)
+    #expect(fixture.driver.readDeviceConfig(1000, size: 4) == 0)
+    #expect(fixture.driver.readCommon(0x12, size: 2) == 1)  // num_queues
+    #expect(fixture.driver.readCommon(0x18, size: 2) == 64)  // queue size max
+  }
+
+  @Test func featureNegotiationNeedsVersion1() throws {
+    let fixture = try BlockFixture()
+    let offered = fixture.driver.deviceFeatures
+    #expect(offered & VirtioFeature.version1 != 0)
+    #expect(offered & VirtioFeature.accessPlatform != 0)
+    #expect(!fixture.driver.negotiate(features: offered & ~VirtioFeature.version1))
+    #expect(!fixture.driver.negotiate(features: offered | 1 << 50))  // not offered
+    #expect(fixture.driver.negotiate(features: VirtioFeature.version1))
+    // DRIVER_OK without FEATURES_OK does not activate the device.
+    fixture.driver.negotiate(features: 0)
+    fixture.driver.setUpQueue(0, size: 64)
+    fixture.driver.driverOK()
+    _ = fixture.post(type: 0, sector: 0)
+    usleep(20_000)
+    #expect(fixture.driver.queues[0].usedIndex == 0)
+  }
+
+  @Test func realmRequiresAccessPlatform() throws {
+    let fixture = try BlockFixture(requireAccessPlatform: true)
+    let offered = fixture.driver.deviceFeatures
+    #expect(!fixture.driver.negotiate(features: offered & ~VirtioFeature.accessPlatform))
+    #expect(fixture.driver.negotiate(features: offered))
+  }
+
+  @Test func invalidQueueSetsNeedsReset() throws {
+    let fixture = try BlockFixture()
+    #expect(fixture.driver.negotiate())
+    fixture.driver.writeCommon(0x16, size: 2, value: 0)
+    fixture.driver.writeCommon(0x18, size: 2, value: 48)  // not a power of two
+    fixture.driver.writeCommon(0x20, size: 8, value: 0x1000)  // outside RAM
+    fixture.driver.writeCommon(0x1C, size: 2, value: 1)
+    fixture.driver.driverOK()
+    #expect(fixture.driver.status & VirtioStatus.needsReset != 0)
+  }
+
+  @Test func intxDisableHoldsTheLineLow() throws {
+    let fixture = try BlockFixture()
+    fixture.start()
+    fixture.transport.writeConfig(offset: 4, size: 2, value: 0x0406)
+    _ = fixture.post(type: 0, sector: 0)
+    #expect(fixture.driver.waitUsed(0, count: 1, seconds: 0.5).count == 1)
+    #expect(!fixture.interrupt.level)
+    fixture.transport.writeConfig(offset: 4, size: 2, value: 0x0006)
+    #expect(fixture.interrupt.level)
+    _ = fixture.driver.readISR()
+    #expect(!fixture.interrupt.level)
+  }
+
+  @Test func movedBARIsFollowed() throws {
+    let fixture = try BlockFixture()
+    let bridge = PCIHostBridge(functions: [3: fixture.transport])
+    let window = bridge.memoryWindow(base: 0x5000_0000)
+    fixture.transport.writeConfig(offset: 4, size: 2, value: 0x6)
+    #expect(window.read(offset: 0x12, size: 2) == 1)  // num_queues through the window
+    // Size probe, then move to 0x5010_0000.
+    fixture.transport.writeConfig(offset: 0x10, size: 4, value: 0xFFFF_FFFF)
+    fixture.transport.writeConfig(offset: 0x14, size: 4, value: 0xFFFF_FFFF)
+    #expect(fixture.transport.readConfig(offset: 0x10, size: 4) == 0xFFFF_C004)
+    #expect(fixture.transport.readConfig(offset: 0x14, size: 4) == 0xFFFF_FFFF)
+    fixture.transport.writeConfig(offset: 0x10, size: 4, value: 0x5010_0000)
+    fixture.transport.writeConfig(offset: 0x14, size: 4, value: 0)
+    #expect(window.read(offset: 0x12, size: 2) == 0xFFFF)  // nothing at the old place
+    #expect(window.read(offset: 0x10_0012, size: 2) == 1)
+    // Memory decoding off: nothing anywhere.
+    fixture.transport.writeConfig(offset: 4, size: 2, value: 0)
+    #expect(window.read(offset: 0x10_0012, size: 2) == 0xFFFF)
+  }
+}
+
+@Suite struct BlockFileTests {
+  @Test func missingImage() {
+    #expect(throws: BlockFileError.missing(path: "/nonexistent/disk.img")) {
+      try BlockFile(path: "/nonexistent/disk.img", readOnly: false)
+    }
+  }
+
+  @Test func lockedImage() throws {
+    let fixture = try BlockFixture()
+    #expect(throws: BlockFileError.locked(path: fixture.path)) { try BlockFile(path: fixture.path, readOnly: false) }
+    #expect(throws: BlockFileError.locked(path: fixture.path)) { try BlockFile(path: fixture.path, readOnly: true) }
+    #expect(BlockFileError.locked(path: "x").description == "disk image x is in use by another process (it holds a lock on it)")
+  }
+
+  @Test func sharedReadOnlyLocks() throws {
+    let directory = FileManager.default.temporaryDirectory.appendingPathComponent("virtio-\(UUID().uuidString)")
+    try FileManager.default.createDirectory(at: directory, withIntermediateDirectories: true)
+    defer { try? FileManager.default.removeItem(at: directory) }
+    let path = directory.appendingPathComponent("ro.img").path
+    FileManager.default.createFile(atPath: path, contents: Data(count: 4096))
+    let first = try BlockFile(path: path, readOnly: true)
+    let second = try BlockFile(path: path, readOnly: true)
+    #expect(first.size == 4096 && second.size == 4096)
+    #expect(throws: BlockFileError.locked(path: path)) { try BlockFile(path: path, readOnly: false) }
+  }
+
+  @Test func directoryIsNotADisk() throws {
+    #expect(throws: BlockFileError.self) { try BlockFile(path: "/tmp", readOnly: true) }
+  }
+}

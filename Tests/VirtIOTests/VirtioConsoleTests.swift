@@ -1,0 +1,65 @@
+import Devices
+import GuestMemory
+import Synchronization
+import Testing
+import TestSupport
+import VirtIO
+
+final class CapturedOutput: ConsoleOutput {
+  let bytes = Mutex<[UInt8]>([])
+  func write(_ buffer: UnsafeRawBufferPointer) { bytes.withLock { $0.append(contentsOf: buffer) } }
+}
+
+@Suite struct VirtioConsoleTests {
+  let memory = try! GuestMemory(ranges: [(0x8000_0000, 1 << 20)])
+
+  func make() -> (VirtioConsole, CapturedOutput, VirtioPCIDriverHarness) {
+    let output = CapturedOutput()
+    let console = VirtioConsole(output: output)
+    let line = RecordingInterruptLine()
+    let transport = VirtioPCITransport(device: console, memory: memory, interrupt: line, barAddress: 0x5000_4000)
+    let driver = VirtioPCIDriverHarness(
+      transport: transport, memory: memory, interrupt: line, allocator: GuestAllocator(base: 0x8000_0000, size: 1 << 20))
+    return (console, output, driver)
+  }
+
+  @Test func identity() {
+    let (_, _, driver) = make()
+    #expect(driver.transport.readConfig(offset: 2, size: 2) == 0x1043)
+    #expect(driver.transport.readConfig(offset: 8, size: 4) >> 8 == 0x07_8000)
+    #expect(driver.readDeviceConfig(4, size: 4) == 1)  // max_nr_ports
+    #expect(driver.readCommon(0x12, size: 2) == 2)
+  }
+
+  @Test func transmitGoesToTheOutput() throws {
+    let (_, output, driver) = make()
+    driver.start(queueCount: 2, size: 16)
+    let text = Array("hello, hvc0\n".utf8)
+    let buffer = driver.allocate(text.count)
+    try memory.write(text, at: buffer)
+    driver.post(1, [.init(address: buffer, length: UInt32(text.count), writable: false)])
+    driver.notify(1)
+    #expect(output.bytes.withLock { $0 } == text)
+    #expect(driver.popUsed(1)?.length == 0)
+    #expect(driver.interrupt.raised == 1)
+  }
+
+  @Test func inputIsDeliveredIntoReceiveBuffers() throws {
+    let (console, _, driver) = make()
+    #expect(console.receive(Array("early".utf8)) == 5)  // held until the driver is ready
+    driver.start(queueCount: 2, size: 16)
+    let buffer = driver.allocate(64)
+    driver.post(0, [.init(address: buffer, length: 64, writable: true)])
+    driver.notify(0)
+    let entry = driver.popUsed(0)
+    let used = try #require(entry)
+    #expect(used.length == 5)
+    #expect(try memory.read(at: buffer, count: 5) == Array("early".utf8))
+    let second = driver.allocate(2)
+    driver.post(0, [.init(address: second, length: 2, writable: true)])
+    driver.notify(0)
+    console.receive(Array("xyz".utf8))
+    #expect(driver.popUsed(0)?.length == 2)
+    #expect(try memory.read(at: second, count: 2) == Array("xy".utf8))
+  }
+}
