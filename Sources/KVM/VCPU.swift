@@ -65,6 +65,39 @@ public final class VCPU: @unchecked Sendable {
     return value
   }
 
+  /// `KVM_GET_ONE_REG` of a register of any size (the size is encoded in the id: bits 52-55).
+  public func register(_ id: UInt64, bytes count: Int) throws(KVMError) -> [UInt8] {
+    let buffer = UnsafeMutableRawBufferPointer.allocate(byteCount: count, alignment: 16)
+    defer { buffer.deallocate() }
+    buffer.initializeMemory(as: UInt8.self, repeating: 0)
+    var request = ckvm_one_reg(id: id, addr: UInt64(UInt(bitPattern: buffer.baseAddress!)))
+    try syscalls.call(fd, CKVM_GET_ONE_REG, "KVM_GET_ONE_REG", &request)
+    return Array(buffer)
+  }
+
+  /// `KVM_SET_ONE_REG` of a register of any size.
+  public func setRegister(_ id: UInt64, bytes: [UInt8]) throws(KVMError) {
+    let buffer = UnsafeMutableRawBufferPointer.allocate(byteCount: max(bytes.count, 1), alignment: 16)
+    defer { buffer.deallocate() }
+    buffer.copyBytes(from: bytes)
+    var request = ckvm_one_reg(id: id, addr: UInt64(UInt(bitPattern: buffer.baseAddress!)))
+    try syscalls.call(fd, CKVM_SET_ONE_REG, "KVM_SET_ONE_REG", &request)
+  }
+
+  /// Limits SVE to vectors of up to `vectorLength` bits (a multiple of 128) and finalizes SVE:
+  /// the vector-length set keeps the host's lengths up to that one (KVM refuses gaps), which must
+  /// include it. The vCPU must have been initialised with the SVE feature.
+  public func configureSVE(vectorLength: Int) throws(KVMError) {
+    let quadwords = vectorLength / 128
+    var set = try register(CKVM_REG_ARM64_SVE_VLS, bytes: 64)
+    guard quadwords >= 1, quadwords <= 512, set[(quadwords - 1) / 8] & (1 << UInt8((quadwords - 1) % 8)) != 0 else {
+      throw .unsupported("this host's SVE does not offer a vector length of \(vectorLength) bits")
+    }
+    for bit in quadwords..<(set.count * 8) { set[bit / 8] &= ~(1 << UInt8(bit % 8)) }
+    try setRegister(CKVM_REG_ARM64_SVE_VLS, bytes: set)
+    try finalize(feature: Int32(CKVM_ARM_VCPU_SVE))
+  }
+
   /// Sets the PC and X0-X3 for entry (the arm64 boot protocol: x0 = DTB, x1-x3 = 0).
   public func setEntry(pc: UInt64, x0: UInt64) throws(KVMError) {
     try setRegister(ckvm_core_reg_x(0), x0)
@@ -103,9 +136,19 @@ public final class VCPU: @unchecked Sendable {
     UnsafeMutableRawPointer(run).storeBytes(of: 1, toByteOffset: 1, as: UInt8.self)
   }
 
-  /// Injects a synchronous external abort for the data access the vCPU exited on (what a bus
+  /// Injects a synchronous external abort for the MMIO access the vCPU just exited on (what a bus
   /// error looks like to the guest), with `KVM_SET_VCPU_EVENTS`.
-  public func injectDataAbort() throws(KVMError) {
+  ///
+  /// A REC only takes the abort once KVM has completed the MMIO exit (which happens at the start of
+  /// the next `KVM_RUN`), so for a Realm the exit is first completed with a `KVM_RUN` that returns
+  /// at once (`immediate_exit`).
+  public func injectDataAbort(realm: Bool) throws(KVMError) {
+    if realm {
+      run.pointee.immediate_exit = 1
+      let result = syscalls.ioctl(fd, CKVM_RUN, value: 0)
+      run.pointee.immediate_exit = 0
+      guard result == -EINTR || result >= 0 else { throw .ioctl("KVM_RUN", errno: -result) }
+    }
     var events = ckvm_vcpu_events()
     events.ext_dabt_pending = 1
     try syscalls.call(fd, CKVM_SET_VCPU_EVENTS, "KVM_SET_VCPU_EVENTS", &events)

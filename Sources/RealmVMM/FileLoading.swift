@@ -16,7 +16,7 @@ func readFile(_ path: String, what: String, limit: UInt64) throws(VMMError) -> [
   }
   let size = UInt64(status.st_size)
   guard size <= limit else {
-    throw .invalidImage(path: path, reason: "\(what) is \(size >> 20) MiB, larger than guest RAM (\(limit >> 20) MiB)")
+    throw .invalidImage(path: path, reason: "\(what) is \(size >> 20) MiB, larger than guest RAM (\(limit >> 20) MiB); raise --mem")
   }
   var bytes = [UInt8](repeating: 0, count: Int(size))
   var done = 0

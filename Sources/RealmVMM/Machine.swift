@@ -121,7 +121,11 @@ public final class Machine: @unchecked Sendable {
         let vcpu = try vm.createVCPU(id: id)
         var features = [Int32(CKVM_ARM_VCPU_PSCI_0_2)]
         if id > 0 { features.append(Int32(CKVM_ARM_VCPU_POWER_OFF)) }
+        if config.sveVectorLength != nil { features.append(Int32(CKVM_ARM_VCPU_SVE)) }
         try Self.initialize(vcpu, target: target, features: features, realm: realm)
+        if let vectorLength = config.sveVectorLength {
+          try vcpu.configureSVE(vectorLength: vectorLength)
+        }
         vcpus.append(vcpu)
       }
       self.vcpus = vcpus
@@ -300,10 +304,13 @@ public final class Machine: @unchecked Sendable {
     if count <= 10 {
       logger.warning("vCPU \(vcpu.id): \(isWrite ? "write to" : "read from") unmapped address 0x\(String(address, radix: 16)) (\(size) bytes)\(count == 10 ? "; not reporting more" : "")")
     }
-    if canInjectAborts {
-      try? vcpu.injectDataAbort()
-    } else if !isWrite {
-      vcpu.completeMMIORead(0)
+    do {
+      guard canInjectAborts else { throw KVMError.unsupported("no KVM_CAP_ARM_INJECT_EXT_DABT") }
+      try vcpu.injectDataAbort(realm: realm != nil)
+    } catch {
+      // Without abort injection the access reads as zero and writes are dropped.
+      if count <= 10 { logger.warning("vCPU \(vcpu.id): cannot inject an abort: \(error)") }
+      if !isWrite { vcpu.completeMMIORead(0) }
     }
   }
 }

@@ -30,11 +30,16 @@ public struct MachineConfig: Sendable, Equatable {
   /// How the Realm is built (ignored for a normal VM).
   public var realmOptions: RealmOptions
   public var console: Console
+  /// SVE's maximum vector length in bits (a multiple of 128), or `nil` for no SVE. A Realm's
+  /// vector length is measured, so it is never chosen implicitly.
+  public var sveVectorLength: Int?
 
   public init(
     memorySize: UInt64, cpus: Int, boot: Boot, kernelParameters: String? = nil,
-    disks: [DiskConfig] = [], realm: Bool = false, realmOptions: RealmOptions = RealmOptions(), console: Console = .serial
+    disks: [DiskConfig] = [], realm: Bool = false, realmOptions: RealmOptions = RealmOptions(), console: Console = .serial,
+    sveVectorLength: Int? = nil
   ) {
+    self.sveVectorLength = sveVectorLength
     self.memorySize = memorySize
     self.cpus = cpus
     self.boot = boot

@@ -298,6 +298,9 @@ static const uint64_t CKVM_CORE_REG_SP = CKVM_REG_ARM64_CORE(31 * 8);
 static const uint64_t CKVM_CORE_REG_PC = CKVM_REG_ARM64_CORE(32 * 8);
 static const uint64_t CKVM_CORE_REG_PSTATE = CKVM_REG_ARM64_CORE(33 * 8);
 
+/* The SVE vector-length set, a 512-bit bitmap of vector quadwords (bit n-1 for VQ n). */
+#define CKVM_REG_ARM64_SVE_VLS 0x606000000015FFFFull
+
 /* KVM_IRQ_LINE encoding on arm64. */
 enum {
   CKVM_ARM_IRQ_TYPE_SHIFT = 24,

@@ -1,0 +1,95 @@
+# shellcheck shell=bash
+# The check harness shared by realm-run's QEMU test scripts (Scripts/realm-tests): declare checks,
+# build small busybox guest images, and judge results. Source after lib.sh.
+#
+#   add_check NAME LIMIT 'COMMAND' 'EXPECTATIONS'
+#     COMMAND runs in the guest host under a watchdog of LIMIT seconds; EXPECTATIONS is bash run on
+#     this machine afterwards with: expect_rc N, expect_out TEXT, expect_no_out TEXT, expect_err TEXT,
+#     expect_err_lines N, expect_ms_max N, expect_file PATH (relative to the results' parent).
+#   harness_select           applies --only / --list (ONLY, LIST)
+#   build_guest_initramfs PATH BODY   PATH.cpio.gz: busybox, /init mounts proc, sys, devtmpfs, runs BODY
+#   harness_results DIR NAME LOG      judges DIR/NAME.{out,err,rc,ms}; prints PASS/FAIL lines and
+#                                     "NAME: N passed, M failed"; exits 1 if any failed
+
+CHECKS=()
+declare -A CHECK_LIMIT CHECK_CMD CHECK_EXPECT
+add_check() {
+  [[ $1 =~ ^[a-z0-9][a-z0-9-]*$ ]] || die "check name '$1': use [a-z0-9-]"
+  CHECKS+=("$1"); CHECK_LIMIT[$1]=$2; CHECK_CMD[$1]=$3; CHECK_EXPECT[$1]=$4
+}
+
+harness_select() {
+  local c sel=()
+  if [ "${LIST:-0}" = 1 ]; then
+    for c in "${CHECKS[@]}"; do printf '%-16s %4ss  %s\n' "$c" "${CHECK_LIMIT[$c]}" "${CHECK_CMD[$c]}"; done
+    exit 0
+  fi
+  [ -n "${ONLY:-}" ] || return 0
+  for c in ${ONLY//,/ }; do
+    [ -n "${CHECK_CMD[$c]+x}" ] || die "no check named '$c' (--list shows them)"
+    sel+=("$c")
+  done
+  CHECKS=("${sel[@]}")
+}
+
+# reproducible newc cpio of DIR (sorted names, fixed mtimes and owners), /init first, gzip -n
+pack_initramfs() {
+  local d=$1 out=$2
+  find "$d" -exec touch -h -d @0 {} +
+  (cd "$d" && find . -mindepth 1 ! -path ./init | sed 's,^\./,,' | LC_ALL=C sort | { echo init; cat; } |
+     cpio -o -H newc -R 0:0 --reproducible --quiet) | gzip -n -9 > "$out" || die "packing $d failed"
+}
+
+build_guest_initramfs() {
+  local d=$1
+  rm -rf "$d"; mkdir -p "$d"/{bin,dev,proc,sys,tmp}
+  cp "$BUSYBOX" "$d/bin/busybox"
+  ln -s busybox "$d/bin/sh"
+  [ "$(id -u)" -ne 0 ] || mknod -m 600 "$d/dev/console" c 5 1
+  cat > "$d/init" <<EOF
+#!/bin/sh
+export PATH=/bin
+/bin/busybox mount -t proc proc /proc
+/bin/busybox --install -s /bin
+mount -t sysfs sysfs /sys
+mount -t devtmpfs devtmpfs /dev
+$2
+EOF
+  chmod 755 "$d/init"
+  pack_initramfs "$d" "$d.cpio.gz"
+}
+
+harness_results() {
+  local dir=$1 name=$2 log=$3 c r passed=0 failed=0
+  REASONS=()
+  miss() { REASONS+=("$*"); }
+  expect_rc() { [ "$C_RC" = "$1" ] || miss "rc=$C_RC, expected $1"; }
+  expect_out() { grep -qF -- "$1" "$C_OUT" || miss "no '$1' in stdout"; }
+  expect_no_out() { ! grep -qF -- "$1" "$C_OUT" || miss "'$1' in stdout"; }
+  expect_err() { grep -qF -- "$1" "$C_ERR" || miss "no '$1' in stderr"; }
+  expect_err_lines() {
+    local n; n=$(grep -c '' "$C_ERR" || true)
+    [ "$n" = "$1" ] || miss "$n stderr lines, expected $1"
+  }
+  expect_ms_max() { [ "$C_MS" -le "$1" ] 2>/dev/null || miss "took ${C_MS} ms, more than $1 ms"; }
+  expect_file() { [ -s "$dir/../$1" ] || miss "no file $1"; }
+  for c in "${CHECKS[@]}"; do
+    C_OUT=$dir/$c.out; C_ERR=$dir/$c.err
+    REASONS=()
+    if [ ! -f "$dir/$c.rc" ]; then
+      miss "never ran or did not finish (see $log)"
+    else
+      C_RC=$(cat "$dir/$c.rc"); C_MS=$(cat "$dir/$c.ms" 2>/dev/null || echo 0)
+      if [ "$C_RC" = 137 ]; then miss "killed by the watchdog after ${CHECK_LIMIT[$c]}s"; else eval "${CHECK_EXPECT[$c]}"; fi
+    fi
+    if [ ${#REASONS[@]} -eq 0 ]; then
+      echo "PASS $c (${C_MS} ms)"; passed=$((passed + 1))
+    else
+      r=$(printf '%s; ' "${REASONS[@]}"); echo "FAIL $c: ${r%; }"; failed=$((failed + 1))
+      { tail -n 15 "$C_OUT" 2>/dev/null | sed "s/^/    $c stdout| /"; tail -n 15 "$C_ERR" 2>/dev/null | sed "s/^/    $c stderr| /"; } || true
+    fi
+  done
+  stage "results" "$passed passed, $failed failed"
+  echo "$name: $passed passed, $failed failed"
+  [ "$failed" -eq 0 ] || { echo "$name: console log: $log" >&2; exit 1; }
+}
