@@ -11,6 +11,8 @@ let package = Package(
   dependencies: [
     .package(url: "https://github.com/apple/swift-argument-parser", from: "1.8.2"),
     .package(url: "https://github.com/apple/swift-log", from: "1.16.2"),
+    // 3.12.3: its manifest (tools 5.9) is one Debian's swiftlang 6.2 cross-build can read.
+    .package(url: "https://github.com/apple/swift-crypto", from: "3.12.3"),
   ],
   targets: [
     // The arm64 KVM UAPI (structs, ioctl numbers, register ids), written for arm64 whatever the host.
@@ -36,10 +38,13 @@ let package = Package(
     .executableTarget(
       name: "realm-run",
       dependencies: [
-        "RealmVMM", "DiskImage", "KVM", "CKVM",
+        "RealmVMM", "DiskImage", "KVM", "CKVM", "GuestMemory", "RealmMeasurement",
         .product(name: "ArgumentParser", package: "swift-argument-parser"),
         .product(name: "Logging", package: "swift-log"),
       ]),
+
+    // The Realm Initial Measurement as the RMM computes it (`realm-run measure`, `--print-rim`).
+    .target(name: "RealmMeasurement", dependencies: [.product(name: "Crypto", package: "swift-crypto")]),
 
     // The firmware's pure logic, compiled here too so that every parser it runs on untrusted input
     // is unit-tested and fuzzed on the host (Firmware/ builds the same sources for bare metal).
@@ -57,6 +62,9 @@ let package = Package(
     .testTarget(name: "RealmVMMTests", dependencies: ["RealmVMM", "TestSupport"]),
     .testTarget(name: "FirmwareCoreTests", dependencies: ["FirmwareCore", "DiskImage"]),
     .testTarget(name: "DiskImageTests", dependencies: ["DiskImage", "FirmwareCore"]),
+    .testTarget(
+      name: "RealmMeasurementTests",
+      dependencies: ["RealmMeasurement", .product(name: "Crypto", package: "swift-crypto")]),
     .testTarget(name: "RealmRunTests", dependencies: ["realm-run", "RealmVMM"]),
   ]
 )

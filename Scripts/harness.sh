@@ -5,9 +5,11 @@
 #   add_check NAME LIMIT 'COMMAND' 'EXPECTATIONS'
 #     COMMAND runs in the guest host under a watchdog of LIMIT seconds; EXPECTATIONS is bash run on
 #     this machine afterwards with: expect_rc N, expect_out TEXT, expect_no_out TEXT, expect_err TEXT,
-#     expect_err_lines N, expect_ms_max N, expect_file PATH (relative to the results' parent).
+#     expect_err_lines N, expect_ms_max N, expect_file PATH, expect_share_contains PATH TEXT (PATHs
+#     relative to the results' parent).
 #   harness_select           applies --only / --list (ONLY, LIST)
-#   build_guest_initramfs PATH BODY   PATH.cpio.gz: busybox, /init mounts proc, sys, devtmpfs, runs BODY
+#   build_guest_initramfs PATH BODY [FILE...]   PATH.cpio.gz: busybox, /init mounts proc, sys,
+#                            devtmpfs, runs BODY; FILEs (a .xz is unpacked) go to / of the image
 #   harness_results DIR NAME LOG      judges DIR/NAME.{out,err,rc,ms}; prints PASS/FAIL lines and
 #                                     "NAME: N passed, M failed"; exits 1 if any failed
 
@@ -41,8 +43,11 @@ pack_initramfs() {
 }
 
 build_guest_initramfs() {
-  local d=$1
+  local d=$1 body=$2 f; shift 2
   rm -rf "$d"; mkdir -p "$d"/{bin,dev,proc,sys,tmp}
+  for f in "$@"; do
+    case $f in *.xz) xz -dc "$f" > "$d/$(basename "$f" .xz)" ;; *) cp "$f" "$d/" ;; esac
+  done
   cp "$BUSYBOX" "$d/bin/busybox"
   ln -s busybox "$d/bin/sh"
   [ "$(id -u)" -ne 0 ] || mknod -m 600 "$d/dev/console" c 5 1
@@ -53,7 +58,7 @@ export PATH=/bin
 /bin/busybox --install -s /bin
 mount -t sysfs sysfs /sys
 mount -t devtmpfs devtmpfs /dev
-$2
+$body
 EOF
   chmod 755 "$d/init"
   pack_initramfs "$d" "$d.cpio.gz"
@@ -73,6 +78,7 @@ harness_results() {
   }
   expect_ms_max() { [ "$C_MS" -le "$1" ] 2>/dev/null || miss "took ${C_MS} ms, more than $1 ms"; }
   expect_file() { [ -s "$dir/../$1" ] || miss "no file $1"; }
+  expect_share_contains() { grep -qaF -- "$2" "$dir/../$1" || miss "'$2' not in $1"; }
   for c in "${CHECKS[@]}"; do
     C_OUT=$dir/$c.out; C_ERR=$dir/$c.err
     REASONS=()

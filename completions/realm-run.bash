@@ -173,20 +173,20 @@ _realm-run() {
     unset 'unparsed_words[0]'
     unparsed_words=("${unparsed_words[@]}")
     case "${subcommand}" in
-    run|host-info|help)
+    run|image|measure|host-info|help)
         # Offer subcommand argument completions
         "_realm-run_${subcommand}"
         ;;
     *)
         # Offer subcommand completions
-        COMPREPLY+=($(compgen -W 'run host-info help' -- "${cur}"))
+        COMPREPLY+=($(compgen -W 'run image measure host-info help' -- "${cur}"))
         ;;
     esac
 }
 
 _realm-run_run() {
     repeating_flags=()
-    non_repeating_flags=(--realm --no-realm --version -h --help)
+    non_repeating_flags=(--realm --no-realm --print-rim --version -h --help)
     repeating_options=(--disk)
     non_repeating_options=(-m --mem -c --cpus --kernel --initrd --params --firmware --measurement-algo --realm-pv --cca-abi --console --timeout --console-log --dump-dtb --log-level)
     __realm-run_offer_flags_options 0
@@ -239,6 +239,116 @@ _realm-run_run() {
         ;;
     '--log-level')
         __realm-run_add_completions -W 'trace'$'\n''debug'$'\n''info'$'\n''notice'$'\n''warning'$'\n''error'$'\n''critical'
+        return
+        ;;
+    esac
+}
+
+_realm-run_image() {
+    repeating_flags=()
+    non_repeating_flags=(--version -h --help)
+    repeating_options=()
+    non_repeating_options=()
+    __realm-run_offer_flags_options 0
+
+    # Offer subcommand / subcommand argument completions
+    local -r subcommand="${unparsed_words[0]}"
+    unset 'unparsed_words[0]'
+    unparsed_words=("${unparsed_words[@]}")
+    case "${subcommand}" in
+    create)
+        # Offer subcommand argument completions
+        "_realm-run_image_${subcommand}"
+        ;;
+    *)
+        # Offer subcommand completions
+        COMPREPLY+=($(compgen -W 'create' -- "${cur}"))
+        ;;
+    esac
+}
+
+_realm-run_image_create() {
+    repeating_flags=()
+    non_repeating_flags=(--version -h --help)
+    repeating_options=(--initrd)
+    non_repeating_options=(--kernel --params --title --rootfs -o --output)
+    __realm-run_offer_flags_options 0
+
+    # Offer option value completions
+    case "${prev}" in
+    '--kernel')
+        return
+        ;;
+    '--initrd')
+        return
+        ;;
+    '--params')
+        return
+        ;;
+    '--title')
+        return
+        ;;
+    '--rootfs')
+        return
+        ;;
+    '-o'|'--output')
+        return
+        ;;
+    esac
+}
+
+_realm-run_measure() {
+    repeating_flags=()
+    non_repeating_flags=(--realm --no-realm --lpa2 --no-lpa2 --from-host --json --version -h --help)
+    repeating_options=(--disk)
+    non_repeating_options=(-m --mem -c --cpus --kernel --initrd --params --firmware --measurement-algo --realm-pv --cca-abi --console --rules --breakpoints --watchpoints)
+    __realm-run_offer_flags_options 0
+
+    # Offer option value completions
+    case "${prev}" in
+    '-m'|'--mem')
+        return
+        ;;
+    '-c'|'--cpus')
+        return
+        ;;
+    '--kernel')
+        return
+        ;;
+    '--initrd')
+        return
+        ;;
+    '--params')
+        return
+        ;;
+    '--firmware')
+        return
+        ;;
+    '--disk')
+        return
+        ;;
+    '--measurement-algo')
+        __realm-run_add_completions -W 'sha256'$'\n''sha512'
+        return
+        ;;
+    '--realm-pv')
+        return
+        ;;
+    '--cca-abi')
+        return
+        ;;
+    '--console')
+        __realm-run_add_completions -W 'serial'$'\n''virtio'
+        return
+        ;;
+    '--rules')
+        __realm-run_add_completions -W 'rmm-1.0'$'\n''rmm-2.0'
+        return
+        ;;
+    '--breakpoints')
+        return
+        ;;
+    '--watchpoints')
         return
         ;;
     esac

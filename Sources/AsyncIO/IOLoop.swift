@@ -119,6 +119,12 @@ public final class IOLoop: @unchecked Sendable {
   private var events: UnsafeMutablePointer<io_event>
   private var thread: pthread_t?
   private let name: String
+  /// An IOCB_CMD_POLL on the wake eventfd: new work then completes like I/O, so the thread sleeps
+  /// in one io_getevents instead of poll + read + io_getevents. Nil where the kernel lacks it.
+  private let wakePoll = UnsafeMutablePointer<iocb>.allocate(capacity: 1)
+  private var wakePollUsable = false
+  private var wakePollArmed = false
+  nonisolated(unsafe) private static let wakePollTag = UnsafeMutableRawPointer(bitPattern: 0x1)!
 
   /// Creates the loop (the thread starts with ``start()``). `maxEvents` bounds the operations in
   /// flight in the kernel; more wait in the loop until some complete.
@@ -153,7 +159,8 @@ public final class IOLoop: @unchecked Sendable {
 
   deinit {
     stop()
-    if let context { io_destroy(context) }
+    if let context { io_destroy(context) }  // also cancels the wake poll
+    wakePoll.deallocate()
     close(wakeFD)
     close(completionFD)
     events.deallocate()
@@ -190,7 +197,7 @@ public final class IOLoop: @unchecked Sendable {
   }
 
   /// Adds `handler`, run on the I/O thread after each batch of work and completions (a device
-  /// raises one interrupt per batch there instead of one per request).
+  /// raises one interrupt per batch there instead of one per request). Dropped by ``stop()``.
   public func addBatchHandler(_ handler: @escaping @Sendable () -> Void) {
     shared.withLock { $0.batchHandlers.append(handler) }
   }
@@ -202,6 +209,7 @@ public final class IOLoop: @unchecked Sendable {
     signal(wakeFD)
     pthread_join(thread, nil)
     self.thread = nil
+    shared.withLock { $0.batchHandlers.removeAll() }  // they may hold their devices
   }
 
   /// Queues `operation`; it is submitted when the current piece of work returns, and `completion`
@@ -230,10 +238,23 @@ public final class IOLoop: @unchecked Sendable {
     _ = read(fd, &value, 8)
   }
 
+  /// Submits the wake poll if it is not pending; false if the kernel refuses it.
+  private func armWakePoll() -> Bool {
+    guard let context else { return false }
+    if wakePollArmed { return true }
+    io_prep_poll(wakePoll, wakeFD, Int32(POLLIN))
+    wakePoll.pointee.data = Self.wakePollTag
+    var pointer: UnsafeMutablePointer<iocb>? = wakePoll
+    guard io_submit(context, 1, &pointer) == 1 else { return false }
+    wakePollArmed = true
+    return true
+  }
+
   private func run() {
     var fds = [pollfd(fd: wakeFD, events: Int16(POLLIN), revents: 0),
                pollfd(fd: completionFD, events: Int16(POLLIN), revents: 0)]
     var backlog: [PendingIO] = []
+    wakePollUsable = armWakePoll()
     while true {
       workPending.store(false, ordering: .relaxed)
       let (work, handlers, stopping) = shared.withLock { shared -> ([@Sendable () -> Void], [@Sendable () -> Void], Bool) in
@@ -250,6 +271,11 @@ public final class IOLoop: @unchecked Sendable {
       if stopping && work.isEmpty && inFlight == 0 && backlog.isEmpty { return }
       if !work.isEmpty { continue }
       if !stopping && pollForActivity() { continue }
+      if wakePollUsable, let context, armWakePoll() {
+        let count = io_getevents(context, 1, maxEvents, events, nil)
+        if count > 0 { handle(events: Int(count)) }
+        continue
+      }
       fds[0].revents = 0
       fds[1].revents = 0
       let ready = poll(&fds, 2, -1)
@@ -290,8 +316,9 @@ public final class IOLoop: @unchecked Sendable {
   private func flush(_ backlog: inout [PendingIO]) {
     guard let context, !backlog.isEmpty else { return }
     var submitted = 0
-    while submitted < backlog.count && inFlight < maxEvents {
-      let count = min(backlog.count - submitted, maxEvents - inFlight)
+    let limit = maxEvents - 1  // one slot for the wake poll
+    while submitted < backlog.count && inFlight < limit {
+      let count = min(backlog.count - submitted, limit - inFlight)
       var pointers: [UnsafeMutablePointer<iocb>?] = []
       pointers.reserveCapacity(count)
       for pending in backlog[submitted..<submitted + count] {
@@ -303,7 +330,7 @@ public final class IOLoop: @unchecked Sendable {
         default:
           break
         }
-        io_set_eventfd(pending.iocb, completionFD)
+        if !wakePollUsable { io_set_eventfd(pending.iocb, completionFD) }
         pending.iocb.pointee.data = Unmanaged.passRetained(pending).toOpaque()
         pointers.append(pending.iocb)
       }
@@ -339,14 +366,23 @@ public final class IOLoop: @unchecked Sendable {
     while inFlight > 0 {
       let count = io_getevents(context, 0, maxEvents, events, &zero)
       guard count > 0 else { return }
-      inFlight -= Int(count)
-      for index in 0..<Int(count) {
-        let event = events[index]
-        let pending = Unmanaged<PendingIO>.fromOpaque(event.data).takeRetainedValue()
-        // res is the byte count or -errno, as an unsigned long.
-        let result = Int(bitPattern: event.res)
-        pending.completion(result)
+      handle(events: Int(count))
+    }
+  }
+
+  /// Runs the completions of the first `count` events (the wake poll's just clears the eventfd).
+  private func handle(events count: Int) {
+    for index in 0..<count {
+      let event = events[index]
+      if event.data == Self.wakePollTag {
+        wakePollArmed = false
+        drain(wakeFD)
+        continue
       }
+      inFlight -= 1
+      let pending = Unmanaged<PendingIO>.fromOpaque(event.data).takeRetainedValue()
+      // res is the byte count or -errno, as an unsigned long.
+      pending.completion(Int(bitPattern: event.res))
     }
   }
 }

@@ -33,7 +33,9 @@ struct BootImages {
       image = try readFile(path, what: "the firmware", limit: config.memorySize)
       guard !image.isEmpty else { throw .invalidImage(path: path, reason: "the firmware file is empty") }
       do {
-        layout = try BootLayout.firmware(size: UInt64(image.count), ramBase: ramBase, ramSize: config.memorySize)
+        layout = try BootLayout.firmware(
+          size: UInt64(image.count), header: try? KernelImageHeader(parsing: image), ramBase: ramBase,
+          ramSize: config.memorySize)
       } catch {
         throw .placement(error)
       }

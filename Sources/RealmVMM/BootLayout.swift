@@ -65,13 +65,17 @@ public struct BootLayout: Equatable, Sendable {
 
   /// Places firmware at the RAM base and the DTB 2 MiB-aligned at the end of RAM (kvmtool's
   /// "Load FDT at the end of DRAM with firmware"), leaving the rest of RAM to the firmware.
-  public static func firmware(size: UInt64, ramBase: UInt64, ramSize: UInt64) throws(PlacementError) -> BootLayout {
+  /// Firmware with an arm64 Image header (like realm-run's own) is placed as the header asks: at
+  /// RAM base + text_offset, with image_size bytes of memory (its BSS, stack and heap).
+  public static func firmware(size: UInt64, header: KernelImageHeader? = nil, ramBase: UInt64, ramSize: UInt64) throws(PlacementError) -> BootLayout {
     let deviceTree = try deviceTreeAddress(below: ramBase + ramSize, ramBase: ramBase)
-    guard ramBase + alignUp(size, 4096) <= deviceTree else {
-      throw .imageTooLarge(name: "the firmware", size: size, available: deviceTree - ramBase)
+    let address = ramBase + (header?.textOffset ?? 0)
+    let memorySize = max(header?.imageSize ?? 0, size)
+    guard address + alignUp(memorySize, 4096) <= deviceTree else {
+      throw .imageTooLarge(name: "the firmware", size: memorySize + (address - ramBase), available: deviceTree - ramBase)
     }
     return BootLayout(
-      entry: ramBase, imageAddress: ramBase, imageMemorySize: size, initrd: nil,
+      entry: address, imageAddress: address, imageMemorySize: memorySize, initrd: nil,
       deviceTreeAddress: deviceTree)
   }
 

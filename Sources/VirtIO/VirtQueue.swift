@@ -211,20 +211,52 @@ public struct VirtQueue: Sendable {
   public mutating func enableNotification(memory: GuestMemory) throws(VirtQueueError) -> Bool {
     if eventIndex {
       try store(nextAvailable, at: usedRing &+ 4 &+ 8 &* UInt64(size), memory)
+    } else {
+      try store(UInt16(0), at: usedRing, memory)
     }
     atomicMemoryFence(ordering: .sequentiallyConsistent)
     let available = try load(UInt16.self, at: availableRing &+ 2, memory)
     return available != nextAvailable
   }
 
+  /// Tells the driver it need not notify (the device will look at the ring anyway, e.g. when its
+  /// requests in flight complete): avail_event behind the index with VIRTIO_F_EVENT_IDX, else
+  /// VIRTQ_USED_F_NO_NOTIFY. Only a hint: the driver may still notify.
+  public mutating func disableNotification(memory: GuestMemory) throws(VirtQueueError) {
+    if eventIndex {
+      try store(nextAvailable &- 1, at: usedRing &+ 4 &+ 8 &* UInt64(size), memory)
+    } else {
+      try store(UInt16(1), at: usedRing, memory)
+    }
+  }
+
   /// Gives a chain back unconsumed (the next pop returns it again).
   public mutating func undoPop() { nextAvailable &-= 1 }
 
-  private func load<T: FixedWidthInteger>(_ type: T.Type, at address: UInt64, _ memory: GuestMemory) throws(VirtQueueError) -> T {
-    do { return try memory.load(T.self, at: address & addressMask) } catch { throw .memory(error) }
+  // Concrete (non-generic) accessors: GuestMemory's generic ones are not specialised across the
+  // module boundary, and the ring is touched several times per request.
+  private func load(_ type: UInt16.Type, at address: UInt64, _ memory: GuestMemory) throws(VirtQueueError) -> UInt16 {
+    do {
+      let bytes = try memory.slice(at: address & addressMask, count: 2)
+      return UInt16(littleEndian: bytes.loadUnaligned(as: UInt16.self))
+    } catch {
+      throw .memory(error)
+    }
   }
 
-  private func store<T: FixedWidthInteger>(_ value: T, at address: UInt64, _ memory: GuestMemory) throws(VirtQueueError) {
-    do { try memory.store(value, at: address & addressMask) } catch { throw .memory(error) }
+  private func store(_ value: UInt16, at address: UInt64, _ memory: GuestMemory) throws(VirtQueueError) {
+    do {
+      try memory.slice(at: address & addressMask, count: 2).storeBytes(of: value.littleEndian, as: UInt16.self)
+    } catch {
+      throw .memory(error)
+    }
+  }
+
+  private func store(_ value: UInt32, at address: UInt64, _ memory: GuestMemory) throws(VirtQueueError) {
+    do {
+      try memory.slice(at: address & addressMask, count: 4).storeBytes(of: value.littleEndian, as: UInt32.self)
+    } catch {
+      throw .memory(error)
+    }
   }
 }

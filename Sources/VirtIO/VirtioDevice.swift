@@ -55,4 +55,12 @@ public protocol VirtioDevice: AnyObject, Sendable {
   func process(queue: Int)
   /// The driver reset the device: drop the queues; completions still in flight must be dropped.
   func reset()
+  /// Whether nothing the driver gave before a reset is still being used by the host (a read may
+  /// still be writing into guest buffers). Until then device_status reads non-zero after a reset,
+  /// which drivers wait out (virtio 1.x, 4.1.4.3.2).
+  var isQuiescent: Bool { get }
+}
+
+extension VirtioDevice {
+  public var isQuiescent: Bool { true }
 }

@@ -61,6 +61,8 @@ public final class VirtioPCITransport: PCIFunction {
     /// Bumped on every reset: signals from an earlier activation are dropped.
     var generation: UInt64 = 0
     var active = false
+    /// A reset happened and the device may still be finishing requests from before it.
+    var resetPending = false
   }
 
   public let device: any VirtioDevice
@@ -207,7 +209,11 @@ public final class VirtioPCITransport: PCIFunction {
       value = field(word, width: 4)
     case Common.msixConfig: value = field(UInt64(Self.noVector), width: 2)
     case Common.numQueues: value = field(UInt64(state.queues.count), width: 2)
-    case Common.deviceStatus: value = field(UInt64(state.status), width: 1)
+    case Common.deviceStatus:
+      // After a reset, reads stay non-zero until requests from before it are finished in the host.
+      let draining = state.status == 0 && state.resetPending && !device.isQuiescent
+      if state.resetPending && !draining { state.resetPending = false }
+      value = field(draining ? UInt64(VirtioStatus.acknowledge) : UInt64(state.status), width: 1)
     case Common.configGeneration: value = field(UInt64(state.configGeneration), width: 1)
     case Common.queueSelect: value = field(UInt64(state.queueSelect), width: 2)
     case Common.queueSize: value = field(UInt64(queue?.size ?? 0), width: 2)
@@ -291,6 +297,7 @@ public final class VirtioPCITransport: PCIFunction {
       state.isr = 0
       state.generation &+= 1
       state.active = false
+      state.resetPending = wasActive
       let maxSize = device.maxQueueSize
       state.queues = state.queues.map { _ in VirtQueue(maxSize: maxSize) }
       let device = self.device

@@ -39,7 +39,7 @@ struct ImageCommand: ParsableCommand {
 
     func run() throws {
       let image = BootDiskImage(kernel: kernel, initrds: initrd, commandLine: params, title: title, rootFilesystem: rootfs)
-      do {
+      do throws(DiskImageError) {
         try image.write(to: output)
       } catch {
         RealmRun.report(error.description)

@@ -25,7 +25,7 @@ struct RealmRun: ParsableCommand {
         130  the user quit with Ctrl-A x
       """,
     version: RealmRunVersion.current,
-    subcommands: [RunCommand.self, HostInfoCommand.self],
+    subcommands: [RunCommand.self, ImageCommand.self, MeasureCommand.self, HostInfoCommand.self],
     defaultSubcommand: RunCommand.self)
 
   /// Parses and runs, reporting every failure as one line on stderr and a documented status.

@@ -19,11 +19,13 @@ import Glibc
 
 struct Options {
   var direct = false
-  var seconds = 3.0
+  var seconds = 2.0
   var sizeMiB = 256
   var file = "/var/tmp/virtio-bench.img"
   var depths = [1, 32]
   var pollNanoseconds: UInt64 = 0
+  var rounds = 3
+  var only: String?
 }
 
 var options = Options()
@@ -34,10 +36,12 @@ while let argument = arguments.popFirst() {
   case "--seconds": options.seconds = Double(arguments.popFirst() ?? "") ?? options.seconds
   case "--size": options.sizeMiB = Int(arguments.popFirst() ?? "") ?? options.sizeMiB
   case "--file": options.file = arguments.popFirst() ?? options.file
+  case "--rounds": options.rounds = max(1, Int(arguments.popFirst() ?? "") ?? 1)
+  case "--only": options.only = arguments.popFirst()
   case "--poll-ns": options.pollNanoseconds = UInt64(arguments.popFirst() ?? "") ?? 0
   case "--depths": options.depths = (arguments.popFirst() ?? "").split(separator: ",").compactMap { Int($0) }
   default:
-    print("usage: virtio-bench [--direct] [--seconds S] [--size MiB] [--file PATH] [--depths 1,32] [--poll-ns N]")
+    print("usage: virtio-bench [--direct] [--seconds S] [--size MiB] [--file PATH] [--depths 1,32] [--rounds N] [--only raw|device] [--poll-ns N]")
     exit(2)
   }
 }
@@ -158,8 +162,8 @@ do {
   var slotOfHead: [UInt16: Int] = [:]
   func post(_ slot: Int) {
     let s = slots[slot]
-    try! memory.store(UInt32(write ? 1 : 0), at: s.header)
-    try! memory.store((random.next() % blocks) * UInt64(blockSize / 512), at: s.header + 8)
+    memory.put(UInt32(write ? 1 : 0), at: s.header)
+    memory.put((random.next() % blocks) * UInt64(blockSize / 512), at: s.header + 8)
     let head = driver.post(0, [
       .init(address: s.header, length: 16, writable: false),
       .init(address: s.data, length: UInt32(blockSize), writable: !write),
@@ -168,7 +172,7 @@ do {
     slotOfHead[head] = slot
   }
   for slot in 0..<depth { post(slot) }
-  driver.notify(0)
+  driver.notifyIfNeeded(0)
   var completed = 0
   let start = now()
   var end = start
@@ -178,14 +182,14 @@ do {
     while let used = driver.popUsed(0) {
       completed += 1
       guard let slot = slotOfHead.removeValue(forKey: used.head) else { continue }
-      if (try? memory.load(UInt8.self, at: slots[slot].status)) != 0 { errors += 1 }
+      if memory.get8(at: slots[slot].status) != 0 { errors += 1 }
       post(slot)
       reposted += 1
     }
     end = now()
     if end - start >= seconds { break }
     if reposted > 0 {
-      driver.notify(0)
+      driver.notifyIfNeeded(0)
     } else if line.wait(seconds: 1) {
       _ = driver.readISR()
     }
@@ -196,20 +200,44 @@ do {
   return Double(completed) / (end - start)
 }
 
-print("virtio-bench: 4 KiB random I/O on \(options.file) (\(options.sizeMiB) MiB, \(options.direct ? "O_DIRECT" : "page cache")), \(options.seconds) s per run")
-print("operation   QD   raw libaio IOPS   device path IOPS   ratio")
+/// CPU seconds (user + system) this process has used.
+func cpuSeconds() -> Double {
+  var usage = rusage()
+  getrusage(RUSAGE_SELF.rawValue, &usage)
+  return Double(usage.ru_utime.tv_sec + usage.ru_stime.tv_sec) + Double(usage.ru_utime.tv_usec + usage.ru_stime.tv_usec) / 1e6
+}
+
+func column(_ text: String, _ width: Int) -> String {
+  String(repeating: " ", count: max(0, width - text.count)) + text
+}
+
+func fixed2(_ value: Double) -> String {
+  let hundredths = Int((value * 100).rounded())
+  return "\(hundredths / 100).\(hundredths % 100 < 10 ? "0" : "")\(hundredths % 100)"
+}
+
+print("virtio-bench: 4 KiB random I/O on \(options.file) (\(options.sizeMiB) MiB, \(options.direct ? "O_DIRECT" : "page cache")), \(options.seconds) s per run, best of \(options.rounds) alternating rounds")
+print("operation   QD   raw libaio IOPS (CPU us/op)   device path IOPS (CPU us/op)   ratio")
 for write in [false, true] {
   for depth in options.depths {
-    let raw = rawLibaio(write: write, depth: depth, seconds: options.seconds)
-    let device = devicePath(write: write, depth: depth, seconds: options.seconds)
-    let ratio = raw > 0 ? device / raw : 0
-    let name = write ? "randwrite " : "randread  "
-    func column(_ value: Double, _ width: Int) -> String {
-      let text = String(Int(value.rounded()))
-      return String(repeating: " ", count: max(0, width - text.count)) + text
+    var raw = (iops: 0.0, cpu: 0.0)
+    var device = (iops: 0.0, cpu: 0.0)
+    for _ in 0..<options.rounds {
+      if options.only != "device" {
+        let before = cpuSeconds()
+        let iops = rawLibaio(write: write, depth: depth, seconds: options.seconds)
+        let cpu = (cpuSeconds() - before) / max(1, iops * options.seconds) * 1e6
+        if iops > raw.iops { raw = (iops, cpu) }
+      }
+      if options.only != "raw" {
+        let before = cpuSeconds()
+        let iops = devicePath(write: write, depth: depth, seconds: options.seconds)
+        let cpu = (cpuSeconds() - before) / max(1, iops * options.seconds) * 1e6
+        if iops > device.iops { device = (iops, cpu) }
+      }
     }
-    let hundredths = Int((ratio * 100).rounded())
-    let ratioText = "\(hundredths / 100).\(hundredths % 100 < 10 ? "0" : "")\(hundredths % 100)"
-    print("\(name) \(column(Double(depth), 4)) \(column(raw, 17)) \(column(device, 18))   \(ratioText)")
+    let ratio = raw.iops > 0 ? device.iops / raw.iops : 0
+    let name = write ? "randwrite " : "randread  "
+    print("\(name) \(column(String(depth), 4)) \(column(String(Int(raw.iops.rounded())), 17)) (\(column(fixed2(raw.cpu), 7)))  \(column(String(Int(device.iops.rounded())), 18)) (\(column(fixed2(device.cpu), 7)))   \(fixed2(ratio))")
   }
 }

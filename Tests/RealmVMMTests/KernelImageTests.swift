@@ -81,4 +81,16 @@ import Testing
       try BootLayout.firmware(size: 16 << 20, ramBase: 0x8000_0000, ramSize: 16 << 20)
     }
   }
+
+  @Test func firmwareWithAnImageHeaderIsPlacedLikeAKernel() throws {
+    let header = try KernelImageHeader(parsing: Self.header(textOffset: 0x8_0000, imageSize: 9 << 20) + [0])
+    let layout = try BootLayout.firmware(size: 130_000, header: header, ramBase: 0x8000_0000, ramSize: 64 << 20)
+    #expect(layout.entry == 0x8008_0000)
+    #expect(layout.imageAddress == 0x8008_0000)
+    #expect(layout.imageMemorySize == 9 << 20)
+    #expect(layout.deviceTreeAddress == 0x83E0_0000)
+    #expect(throws: BootLayout.PlacementError.self) {
+      try BootLayout.firmware(size: 130_000, header: header, ramBase: 0x8000_0000, ramSize: 8 << 20)
+    }
+  }
 }

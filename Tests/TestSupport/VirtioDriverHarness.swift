@@ -95,18 +95,18 @@ public struct MockVirtQueueDriver {
   /// Writes descriptor `index` as-is (for malformed chains).
   public func writeDescriptor(_ index: UInt16, address: UInt64, length: UInt32, flags: UInt16, next: UInt16, table: UInt64? = nil) {
     let base = (table ?? descriptorTable) + 16 * UInt64(index)
-    try! memory.store(address, at: base)
-    try! memory.store(length, at: base + 8)
-    try! memory.store(flags, at: base + 12)
-    try! memory.store(next, at: base + 14)
+    memory.put(address, at: base)
+    memory.put(length, at: base + 8)
+    memory.put(flags, at: base + 12)
+    memory.put(next, at: base + 14)
   }
 
   /// Publishes `head` in the available ring (no descriptor bookkeeping).
   public mutating func publish(head: UInt16) {
-    try! memory.store(head, at: availableRing + 4 + 2 * UInt64(availableIndex % size))
+    memory.put(head, at: availableRing + 4 + 2 * UInt64(availableIndex % size))
     availableIndex &+= 1
     atomicMemoryFence(ordering: .releasing)
-    try! memory.store(availableIndex, at: availableRing + 2)
+    memory.put(availableIndex, at: availableRing + 2)
   }
 
   /// Sets the available index directly (for malformed rings).
@@ -145,10 +145,27 @@ public struct MockVirtQueueDriver {
     return indices[0]
   }
 
+  /// available index at the last doorbell (``kickNeeded(eventIndex:)``).
+  public private(set) var kickedIndex: UInt16 = 0
+
+  /// Whether the device wants a doorbell for what was published since the last one, as Linux's
+  /// virtqueue_kick_prepare decides: avail_event with EVENT_IDX, else VIRTQ_USED_F_NO_NOTIFY.
+  /// Records the kick.
+  public mutating func kickNeeded(eventIndex: Bool) -> Bool {
+    atomicMemoryFence(ordering: .sequentiallyConsistent)
+    let old = kickedIndex
+    kickedIndex = availableIndex
+    if eventIndex {
+      let event = availableEvent
+      return availableIndex &- event &- 1 < availableIndex &- old
+    }
+    return memory.get16(at: usedRing) & 1 == 0
+  }
+
   /// The device's used index.
   public var usedIndex: UInt16 {
     atomicMemoryFence(ordering: .acquiring)
-    return try! memory.load(UInt16.self, at: usedRing + 2)
+    return memory.get16(at: usedRing + 2)
   }
 
   /// The next used entry, if the device has returned one; frees its descriptors.
@@ -156,12 +173,12 @@ public struct MockVirtQueueDriver {
     guard usedIndex != lastUsed else { return nil }
     atomicMemoryFence(ordering: .acquiring)
     let entry = usedRing + 4 + 8 * UInt64(lastUsed % size)
-    let head = UInt16(truncatingIfNeeded: try! memory.load(UInt32.self, at: entry))
-    let length = try! memory.load(UInt32.self, at: entry + 4)
+    let head = UInt16(truncatingIfNeeded: memory.get32(at: entry))
+    let length = memory.get32(at: entry + 4)
     lastUsed &+= 1
     if let indices = chains.removeValue(forKey: head) { free.append(contentsOf: indices) }
     // Ask for an interrupt at the next used entry (what Linux does with EVENT_IDX).
-    try! memory.store(lastUsed, at: availableRing + 4 + 2 * UInt64(size))
+    memory.put(lastUsed, at: availableRing + 4 + 2 * UInt64(size))
     return (head, length)
   }
 
@@ -170,7 +187,7 @@ public struct MockVirtQueueDriver {
   /// VIRTQ_AVAIL_F_NO_INTERRUPT.
   public func setNoInterrupt(_ on: Bool) { try! memory.store(UInt16(on ? 1 : 0), at: availableRing) }
   /// avail_event as the device last wrote it.
-  public var availableEvent: UInt16 { try! memory.load(UInt16.self, at: usedRing + 4 + 8 * UInt64(size)) }
+  public var availableEvent: UInt16 { memory.get16(at: usedRing + 4 + 8 * UInt64(size)) }
 }
 
 /// A guest driver for one virtio-pci function: config space and BAR accesses, feature negotiation,
@@ -296,6 +313,15 @@ public final class VirtioPCIDriverHarness {
     transport.writeBAR(0, offset: offset, size: 2, value: UInt64(index))
   }
 
+  /// Rings queue `index`'s doorbell only if the device asked for it; returns whether it rang.
+  @discardableResult
+  public func notifyIfNeeded(_ index: Int) -> Bool {
+    let eventIndex = transport.negotiatedFeatures & VirtioFeature.ringEventIndex != 0
+    guard queues[index].kickNeeded(eventIndex: eventIndex) else { return false }
+    notify(index)
+    return true
+  }
+
   /// Posts a chain on queue `index`.
   @discardableResult
   public func post(_ index: Int, _ buffers: [MockVirtQueueDriver.Buffer], indirect: Bool = false) -> UInt16? {
@@ -319,4 +345,16 @@ public final class VirtioPCIDriverHarness {
 
   /// Allocates a guest buffer.
   public func allocate(_ size: Int, alignment: UInt64 = 64) -> UInt64 { allocator.allocate(size, alignment: alignment) }
+}
+
+/// Concrete little-endian accessors for the driver side (GuestMemory's generic ones are not
+/// specialised across modules, which shows in the benchmark).
+extension GuestMemory {
+  public func put(_ value: UInt8, at address: UInt64) { try! slice(at: address, count: 1).storeBytes(of: value, as: UInt8.self) }
+  public func put(_ value: UInt16, at address: UInt64) { try! slice(at: address, count: 2).storeBytes(of: value.littleEndian, as: UInt16.self) }
+  public func put(_ value: UInt32, at address: UInt64) { try! slice(at: address, count: 4).storeBytes(of: value.littleEndian, as: UInt32.self) }
+  public func put(_ value: UInt64, at address: UInt64) { try! slice(at: address, count: 8).storeBytes(of: value.littleEndian, as: UInt64.self) }
+  public func get16(at address: UInt64) -> UInt16 { UInt16(littleEndian: try! slice(at: address, count: 2).loadUnaligned(as: UInt16.self)) }
+  public func get32(at address: UInt64) -> UInt32 { UInt32(littleEndian: try! slice(at: address, count: 4).loadUnaligned(as: UInt32.self)) }
+  public func get8(at address: UInt64) -> UInt8 { try! slice(at: address, count: 1).load(as: UInt8.self) }
 }

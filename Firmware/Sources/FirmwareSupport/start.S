@@ -35,6 +35,17 @@ entry:
     orr     x0, x0, #(1 << 22)          // GCSEn
     msr     S3_4_C1_C2_2, x0            // HCRX_EL2
 6:
+    mrs     x0, id_aa64mmfr0_el1        // FEAT_FGT: the "n" trap bits trap when 0, so set them
+    ubfx    x0, x0, #56, #4
+    cbz     x0, 7f
+    mov     x0, #0xfff4
+    lsl     x0, x0, #48                 // nAMAIR2..nGCS_EL0, nACCDATA_EL1 (bits 63:52, 50)
+    msr     S3_4_C1_C1_4, x0            // HFGRTR_EL2
+    msr     S3_4_C1_C1_5, x0            // HFGWTR_EL2
+    msr     S3_4_C1_C1_6, xzr           // HFGITR_EL2
+    msr     S3_4_C3_C1_4, xzr           // HDFGRTR_EL2
+    msr     S3_4_C3_C1_5, xzr           // HDFGWTR_EL2
+7:
     mrs     x0, midr_el1                // EL1 reads of MIDR/MPIDR return VPIDR/VMPIDR_EL2
     msr     vpidr_el2, x0
     mrs     x0, mpidr_el1

@@ -49,7 +49,7 @@ public func firmwareMain(dtb: UInt64) {
   } else {
     setUpConsole(platform.console, alias: 0)
   }
-  log("Embedded Swift firmware, \(platform.memory.count) RAM range(s), DTB \(size) bytes at 0x\(ByteString.hex(dtb))")
+  log("Embedded Swift firmware loaded at 0x\(ByteString.hex(fw_image_start())), \(platform.memory.count) RAM range(s), DTB \(size) bytes at 0x\(ByteString.hex(dtb))")
 
   // 3. Find the virtio block device.
   guard let host = platform.pciHost else { fail("no pci-host-ecam-generic node in the device tree") }

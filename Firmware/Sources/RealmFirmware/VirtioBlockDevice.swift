@@ -94,7 +94,7 @@ struct VirtioBlockDevice: BlockDevice {
     MMIO.write64(common + 0x28, pool.device + VirtioBlockDevice.availOffset)
     MMIO.write64(common + 0x30, pool.device + VirtioBlockDevice.usedOffset)
     let notifyOffset = UInt64(MMIO.read16(common + 0x1E))
-    notifyAddress = notifyBase + notifyOffset * UInt64(multiplier)
+    notifyAddress = notifyBase &+ notifyOffset &* UInt64(multiplier)  // device-provided: no trap on overflow
     MMIO.write16(common + 0x1C, 1)  // queue_enable
     MMIO.write8(common + 0x14, 15)  // DRIVER_OK
     sectorCount = UInt64(MMIO.read32(device)) | UInt64(MMIO.read32(device + 4)) << 32
@@ -162,7 +162,7 @@ struct VirtioBlockDevice: BlockDevice {
     fw_dsb()
     MMIO.write16(notifyAddress, 0)
     let start = fw_read_cntvct()
-    let timeout = fw_read_cntfrq() * 10
+    let timeout = fw_read_cntfrq() * 60  // generous: an emulated Realm on a loaded host is slow
     while true {
       fw_dsb()
       guard let used = load(at: VirtioBlockDevice.usedOffset + 2, as: UInt16.self) else { throw .timeout }

@@ -26,6 +26,8 @@ public final class VirtioBlock: VirtioDevice {
   static let serialLength = 20
   static let maxRangeSectors: UInt32 = 1 << 22  // 2 GiB per discard / write-zeroes range
   static let configSize = 60
+  /// The largest unaligned O_DIRECT request (Linux sends at most max_sectors, 1280 KiB by default).
+  static let maxBounce = 32 << 20
 
   public let deviceType = VirtioDeviceType.block
   public let features: UInt64
@@ -44,6 +46,10 @@ public final class VirtioBlock: VirtioDevice {
     var interrupt: VirtioInterrupt?
     var features: UInt64 = 0
     var queues: [VirtQueue] = []
+    /// Requests submitted to the host per queue, this activation.
+    var queueInFlight: [Int] = []
+    /// Queues with completions since the last batch end: looked at again then.
+    var revisit: Set<Int> = []
     var generation: UInt64 = 0
     var signalPending = false
     var broken = false
@@ -78,7 +84,7 @@ public final class VirtioBlock: VirtioDevice {
       for index in 0..<width { config[offset + index] = UInt8(truncatingIfNeeded: value >> (8 * UInt64(index))) }
     }
     put(0x00, capacity, 8)
-    put(0x0C, UInt64(queueSize) - 2, 4)  // seg_max
+    put(0x0C, UInt64(max(queueSize, 3)) - 2, 4)  // seg_max: header and status take two descriptors
     put(0x14, Self.sectorSize, 4)  // blk_size
     put(0x22, UInt64(queueCount), 2)  // num_queues
     put(0x24, UInt64(Self.maxRangeSectors), 4)  // max_discard_sectors
@@ -89,11 +95,15 @@ public final class VirtioBlock: VirtioDevice {
     put(0x38, file.canPunchHoles ? 1 : 0, 1)  // write_zeroes_may_unmap
     self.config = config
 
-    loop.addBatchHandler { [weak self] in self?.signalIfPending() }
+    // Strong on purpose (a weak reference would put every retain of the device on Swift's slow
+    // side-table path); the loop drops its handlers when it stops.
+    loop.addBatchHandler { [self] in signalIfPending() }
   }
 
   /// Requests in flight (for tests and shutdown).
   public var requestsInFlight: Int { inFlight.load(ordering: .acquiring) }
+
+  public var isQuiescent: Bool { requestsInFlight == 0 }
 
   public func readConfig(offset: Int, size: Int) -> UInt64 {
     guard offset >= 0, size > 0, offset + size <= config.count else { return 0 }
@@ -110,6 +120,8 @@ public final class VirtioBlock: VirtioDevice {
       state.interrupt = activation.interrupt
       state.features = activation.features
       state.queues = activation.queues
+      state.queueInFlight = Array(repeating: 0, count: activation.queues.count)
+      state.revisit = []
       state.broken = false
       state.signalPending = false
     }
@@ -121,6 +133,8 @@ public final class VirtioBlock: VirtioDevice {
       state.memory = nil
       state.interrupt = nil
       state.queues = []
+      state.queueInFlight = []
+      state.revisit = []
       state.broken = false
       state.signalPending = false
     }
@@ -140,27 +154,48 @@ public final class VirtioBlock: VirtioDevice {
   }
 
   /// Takes every available chain of `queue` and starts its request.
+  ///
+  /// While requests of a queue are in flight the driver is told not to notify: the I/O thread
+  /// looks at the ring again when they complete (it wakes for that anyway), which saves the
+  /// driver's doorbell exits and a wake-up per batch. Notifications are re-armed, and the ring
+  /// checked once more, whenever the queue has nothing in flight.
   func drain(queue: Int) {
-    var chains: [DescriptorChain] = []
-    var failure: VirtioInterrupt?
-    let context = state.withLock { state -> Context? in
-      guard let memory = state.memory, !state.broken, queue < state.queues.count, state.queues[queue].isReady else {
-        return nil
-      }
-      do {
-        while true {
-          while let chain = try state.queues[queue].pop(memory: memory) { chains.append(chain) }
-          if try !state.queues[queue].enableNotification(memory: memory) { break }
+    while true {
+      var chains: [DescriptorChain] = []
+      var failure: VirtioInterrupt?
+      let context = state.withLock { state -> Context? in
+        guard let memory = state.memory, !state.broken, queue < state.queues.count, state.queues[queue].isReady else {
+          return nil
         }
-      } catch {
-        state.broken = true
-        failure = state.interrupt
+        do {
+          while let chain = try state.queues[queue].pop(memory: memory) { chains.append(chain) }
+        } catch {
+          state.broken = true
+          failure = state.interrupt
+        }
+        return Context(memory: memory, generation: state.generation, queue: queue, features: state.features)
       }
-      return Context(memory: memory, generation: state.generation, queue: queue, features: state.features)
+      if let failure { return failure.needsReset() }
+      guard let context else { return }
+      for chain in chains { start(chain, context) }
+      // Suppress notifications while requests are in flight; otherwise re-arm them and look again.
+      let again = state.withLock { state -> Bool in
+        guard state.generation == context.generation, !state.broken, queue < state.queues.count else { return false }
+        do {
+          if state.queueInFlight[queue] > 0 {
+            try state.queues[queue].disableNotification(memory: context.memory)
+            return false
+          }
+          return try state.queues[queue].enableNotification(memory: context.memory)
+        } catch {
+          state.broken = true
+          failure = state.interrupt
+          return false
+        }
+      }
+      if let failure { return failure.needsReset() }
+      if !again { return }
     }
-    failure?.needsReset()
-    guard let context else { return }
-    for chain in chains { start(chain, context) }
   }
 
   private func start(_ chain: DescriptorChain, _ context: Context) {
@@ -187,16 +222,17 @@ public final class VirtioBlock: VirtioDevice {
       if !isRead && file.readOnly { return finish(BlockStatus.ioError) }
       let segments = isRead ? request.writable : request.readable
       let length = segments.reduce(UInt64(0)) { $0 + UInt64($1.length) }
-      guard length % Self.sectorSize == 0, request.sector <= capacity,
+      // The used length is 32 bits: longer requests (possible only by repeating buffers) fail.
+      guard length % Self.sectorSize == 0, length < UInt64(UInt32.max), request.sector <= capacity,
         length / Self.sectorSize <= capacity - request.sector,
         let buffers = hostBuffers(segments, memory)
       else { return finish(BlockStatus.ioError) }
       let offset = Int64(request.sector * Self.sectorSize)
-      startTransfer(read: isRead, buffers: buffers, offset: offset, length: Int(length)) { ok in
+      startTransfer(read: isRead, buffers: buffers, offset: offset, length: Int(length), context) { ok in
         finish(ok ? BlockStatus.ok : BlockStatus.ioError, written: isRead && ok ? UInt32(length) : 0)
       }
     case .flush:
-      submit(.fdatasync(fd: file.fd)) { result in finish(result == 0 ? BlockStatus.ok : BlockStatus.ioError) }
+      submit(.fdatasync(fd: file.fd), context) { result in finish(result == 0 ? BlockStatus.ok : BlockStatus.ioError) }
     case .getID:
       var written: UInt32 = 0
       var remaining = serial + [UInt8](repeating: 0, count: Self.serialLength - serial.count)
@@ -216,7 +252,7 @@ public final class VirtioBlock: VirtioDevice {
       let byteLength = Int64(range.sectors) * Int64(Self.sectorSize)
       let punch = isDiscard || (range.unmap && file.canPunchHoles)
       let mode = punch ? clibaio_falloc_punch_hole | clibaio_falloc_keep_size : clibaio_falloc_zero_range | clibaio_falloc_keep_size
-      submit(.fallocate(fd: file.fd, mode: mode, offset: byteOffset, length: byteLength)) { [self] result in
+      submit(.fallocate(fd: file.fd, mode: mode, offset: byteOffset, length: byteLength), context) { [self] result in
         if result == 0 { return finish(BlockStatus.ok) }
         if isDiscard { return finish(BlockStatus.ioError) }
         // ZERO_RANGE not supported here: write zeros.
@@ -252,7 +288,7 @@ public final class VirtioBlock: VirtioDevice {
   /// Reads or writes `buffers` at `offset`; with O_DIRECT and unaligned guest buffers, through an
   /// aligned bounce buffer.
   private func startTransfer(
-    read: Bool, buffers: [UnsafeMutableRawBufferPointer], offset: Int64, length: Int,
+    read: Bool, buffers: [UnsafeMutableRawBufferPointer], offset: Int64, length: Int, _ context: Context,
     done: @escaping (Bool) -> Void
   ) {
     if length == 0 { return done(true) }
@@ -261,10 +297,11 @@ public final class VirtioBlock: VirtioDevice {
       let iovecs = buffers.map { iovec(iov_base: $0.baseAddress, iov_len: $0.count) }
       let operation: IOOperation = read
         ? .read(fd: file.fd, iovecs: iovecs, offset: offset) : .write(fd: file.fd, iovecs: iovecs, offset: offset)
-      return submit(operation) { result in done(result == length) }
+      return submit(operation, context) { result in done(result == length) }
     }
+    // Bounce buffers are host memory the guest makes us allocate: bounded.
     var raw: UnsafeMutableRawPointer?
-    guard posix_memalign(&raw, 4096, length) == 0, let bounce = raw else { return done(false) }
+    guard length <= Self.maxBounce, posix_memalign(&raw, 4096, length) == 0, let bounce = raw else { return done(false) }
     if !read {
       var position = 0
       for buffer in buffers where buffer.count > 0 {
@@ -275,7 +312,7 @@ public final class VirtioBlock: VirtioDevice {
     let iovecs = [iovec(iov_base: bounce, iov_len: length)]
     let operation: IOOperation = read
       ? .read(fd: file.fd, iovecs: iovecs, offset: offset) : .write(fd: file.fd, iovecs: iovecs, offset: offset)
-    submit(operation) { result in
+    submit(operation, context) { result in
       if read && result == length {
         var position = 0
         for buffer in buffers where buffer.count > 0 {
@@ -288,10 +325,21 @@ public final class VirtioBlock: VirtioDevice {
     }
   }
 
-  private func submit(_ operation: IOOperation, completion: @escaping (Int) -> Void) {
+  private func submit(_ operation: IOOperation, _ context: Context, completion: @escaping (Int) -> Void) {
     inFlight.add(1, ordering: .relaxed)
+    state.withLock { state in
+      if state.generation == context.generation, context.queue < state.queueInFlight.count {
+        state.queueInFlight[context.queue] += 1
+      }
+    }
     loop.submit(operation) { [self] result in
       inFlight.subtract(1, ordering: .releasing)
+      state.withLock { state in
+        if state.generation == context.generation, context.queue < state.queueInFlight.count {
+          state.queueInFlight[context.queue] -= 1
+          state.revisit.insert(context.queue)
+        }
+      }
       completion(result)
     }
   }
@@ -319,7 +367,8 @@ public final class VirtioBlock: VirtioDevice {
         return  // reset since: the driver no longer owns this request
       }
       var length = written
-      if let status, (try? context.memory.store(status.value, at: status.address)) != nil {
+      if let status, let byte = try? context.memory.slice(at: status.address, count: 1) {
+        byte[0] = status.value
         length += 1
       }
       do {
@@ -335,12 +384,17 @@ public final class VirtioBlock: VirtioDevice {
     failure?.needsReset()
   }
 
+  /// At the end of each I/O-thread batch: one interrupt for all the completions, then a look at
+  /// the rings of the queues whose requests completed.
   private func signalIfPending() {
-    let interrupt = state.withLock { state -> VirtioInterrupt? in
-      guard state.signalPending else { return nil }
-      state.signalPending = false
-      return state.interrupt
+    let (interrupt, revisit) = state.withLock { state -> (VirtioInterrupt?, Set<Int>) in
+      defer {
+        state.signalPending = false
+        state.revisit = []
+      }
+      return (state.signalPending ? state.interrupt : nil, state.revisit)
     }
     interrupt?.usedBuffers()
+    for queue in revisit.sorted() { drain(queue: queue) }
   }
 }

@@ -1,0 +1,118 @@
+import ArgumentParser
+import KVM
+import RealmVMM
+
+/// The options that describe a machine, shared by `run` and `measure` (an `@OptionGroup`).
+struct MachineOptions: ParsableArguments {
+  @Option(name: [.short, .customLong("mem")], help: ArgumentHelp(
+    "Guest RAM: MiB, or a number with K, M, G or T.", valueName: "size"))
+  var memory: String = "256M"
+
+  @Option(name: [.short, .long], help: ArgumentHelp("Number of vCPUs.", valueName: "n"))
+  var cpus: Int = 1
+
+  @Option(help: ArgumentHelp("Boot this Linux arm64 Image directly instead of firmware.", valueName: "file"))
+  var kernel: String?
+
+  @Option(help: ArgumentHelp("Initial ramdisk for --kernel.", valueName: "file"))
+  var initrd: String?
+
+  @Option(help: ArgumentHelp(
+    "Kernel command line, added after realm-run's console= (with firmware: passed in /chosen/bootargs).",
+    valueName: "args"))
+  var params: String?
+
+  @Option(help: ArgumentHelp(
+    "Firmware to boot instead of the bundled realm-fw.bin (loaded at the start of RAM, x0 = DTB).",
+    valueName: "file"))
+  var firmware: String?
+
+  @Option(help: ArgumentHelp(
+    "A disk image for a virtio-blk device; ',ro' makes it read-only, ',direct' bypasses the host page cache. Repeatable.",
+    valueName: "file[,ro][,direct]"))
+  var disk: [String] = []
+
+  @Flag(inversion: .prefixedNo, help: "Run the guest as an Arm CCA Realm (--no-realm: a normal VM).")
+  var realm: Bool = true
+
+  @Option(help: ArgumentHelp("Realm measurement hash algorithm: sha256 or sha512.", valueName: "algorithm"))
+  var measurementAlgo: MeasurementAlgorithmArgument = .sha256
+
+  @Option(help: ArgumentHelp("Realm Personalization Value: up to 64 bytes of text.", valueName: "string"))
+  var realmPv: String?
+
+  @Option(help: ArgumentHelp(
+    "KVM CCA host UAPI series to speak instead of probing: \(CCAGeneration.namedSeries.map(\.name).joined(separator: ", ")).",
+    valueName: "series"))
+  var ccaAbi: String?
+
+  @Option(help: ArgumentHelp("The guest console: serial (8250 UART, ttyS0) or virtio (virtio-console, hvc0).", valueName: "device"))
+  var console: ConsoleArgument = .serial
+
+  func validate() throws {
+    let size: MemorySize
+    do {
+      size = try MemorySize(parsing: memory)
+    } catch {
+      throw ValidationError("--mem: \(error)")
+    }
+    guard size.bytes >= MachineConfig.minimumMemory else {
+      throw ValidationError("--mem \(memory): the guest needs at least \(MachineConfig.minimumMemory >> 20) MiB")
+    }
+    guard size.bytes % 4096 == 0 else {
+      throw ValidationError("--mem \(memory): must be a whole number of 4 KiB pages")
+    }
+    guard size.bytes <= MemoryMap.maximumRAM else {
+      throw ValidationError("--mem \(memory): more than the \(MemoryMap.maximumRAM >> 30) GiB the memory map allows")
+    }
+    guard (1...MachineConfig.maximumCPUs).contains(cpus) else {
+      throw ValidationError("--cpus \(cpus): must be from 1 to \(MachineConfig.maximumCPUs)")
+    }
+    if kernel != nil && firmware != nil {
+      throw ValidationError("--kernel and --firmware cannot both be given")
+    }
+    if initrd != nil && kernel == nil {
+      throw ValidationError("--initrd needs --kernel (firmware loads its initrd from the disk)")
+    }
+    for value in disk {
+      do {
+        _ = try DiskConfig(parsing: value)
+      } catch {
+        throw ValidationError(error.description)
+      }
+    }
+    if let realmPv, realmPv.utf8.count > 64 {
+      throw ValidationError("--realm-pv: \(realmPv.utf8.count) bytes; at most 64")
+    }
+    if let ccaAbi, CCAGeneration(seriesName: ccaAbi) == nil {
+      throw ValidationError("--cca-abi \(ccaAbi): not one of \(CCAGeneration.namedSeries.map(\.name).joined(separator: ", "))")
+    }
+    if !realm && (realmPv != nil || ccaAbi != nil || measurementAlgo != .sha256) {
+      throw ValidationError("--measurement-algo, --realm-pv and --cca-abi are for Realms; drop --no-realm")
+    }
+    if kernel == nil && firmware == nil && disk.isEmpty {
+      throw ValidationError("nothing to boot: give --disk (with the bundled firmware), --firmware or --kernel")
+    }
+  }
+
+  /// The machine configuration the options describe (files are checked when the machine is built).
+  func makeConfig() throws(VMMError) -> MachineConfig {
+    let boot: MachineConfig.Boot
+    if let kernel {
+      boot = .kernel(path: kernel, initrd: initrd)
+    } else if let firmware {
+      boot = .firmware(path: firmware)
+    } else {
+      boot = .firmware(path: try BundledFirmware.locate())
+    }
+    // validate() has checked every value already.
+    let disks = disk.compactMap { try? DiskConfig(parsing: $0) }
+    let realmOptions = RealmOptions(
+      algorithm: measurementAlgo.algorithm, personalization: realmPv.map { Array($0.utf8) },
+      generation: ccaAbi.flatMap(CCAGeneration.init(seriesName:)))
+    return MachineConfig(
+      memorySize: (try? MemorySize(parsing: memory).bytes) ?? 0, cpus: cpus, boot: boot,
+      kernelParameters: params, disks: disks, realm: realm, realmOptions: realmOptions,
+      console: console.console)
+  }
+}
