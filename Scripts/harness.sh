@@ -5,7 +5,7 @@
 #   add_check NAME LIMIT 'COMMAND' 'EXPECTATIONS'
 #     COMMAND runs in the guest host under a watchdog of LIMIT seconds; EXPECTATIONS is bash run on
 #     this machine afterwards with: expect_rc N, expect_out TEXT, expect_no_out TEXT, expect_err TEXT,
-#     expect_err_lines N, expect_ms_max N, expect_file PATH, expect_share_contains PATH TEXT (PATHs
+#     expect_err_lines N, expect_ms_max N [CHECK], expect_file PATH, expect_share_contains PATH TEXT (PATHs
 #     relative to the results' parent).
 #   harness_select           applies --only / --list (ONLY, LIST)
 #   build_guest_initramfs PATH BODY [FILE...]   PATH.cpio.gz: busybox, /init mounts proc, sys,
@@ -76,7 +76,11 @@ harness_results() {
     local n; n=$(grep -c '' "$C_ERR" || true)
     [ "$n" = "$1" ] || miss "$n stderr lines, expected $1"
   }
-  expect_ms_max() { [ "$C_MS" -le "$1" ] 2>/dev/null || miss "took ${C_MS} ms, more than $1 ms"; }
+  expect_ms_max() {   # expect_ms_max LIMIT [CHECK]: within LIMIT ms (plus CHECK's own time, if given)
+    local base=0 what=""
+    if [ -n "${2:-}" ] && [ -f "$dir/$2.ms" ]; then base=$(cat "$dir/$2.ms"); what=" + $base ms ($2)"; fi
+    [ "$C_MS" -le $(($1 + base)) ] 2>/dev/null || miss "took ${C_MS} ms, more than $1 ms$what"
+  }
   expect_file() { [ -s "$dir/../$1" ] || miss "no file $1"; }
   expect_share_contains() { grep -qaF -- "$2" "$dir/../$1" || miss "'$2' not in $1"; }
   for c in "${CHECKS[@]}"; do

@@ -39,7 +39,10 @@ struct BootImages {
       } catch {
         throw .placement(error)
       }
-      bootArguments = config.kernelParameters
+      // The firmware appends these to its boot entry's options. The serial console needs nothing
+      // (the DTB's stdout-path names it); virtio-console must be named.
+      let arguments = [config.console == .virtio ? "console=hvc0" : nil, config.kernelParameters].compactMap { $0 }
+      bootArguments = arguments.isEmpty ? nil : arguments.joined(separator: " ")
     }
   }
 }

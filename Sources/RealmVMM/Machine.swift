@@ -5,6 +5,7 @@ import GuestMemory
 import KVM
 import Logging
 import Synchronization
+import VirtIO
 import CKVM
 
 #if canImport(Glibc)
@@ -54,13 +55,8 @@ public final class Machine: @unchecked Sendable {
     self.console = console
     self.logger = logger
 
-    // 1. Read and place the boot images and build the DTB: a bad file fails here, before any KVM
-    //    object exists.
-    let images = try LaunchImages(config: config)
-    layout = images.layout
-    deviceTree = images.deviceTree
-
-    // 2. Open KVM; for a Realm, find the host's CCA UAPI generation.
+    // 1. Open KVM; for a Realm, find the host's CCA UAPI generation (a host without CCA is told
+    //    so at once, before any file is read).
     guard kvm != nil || Self.hostIsArm64 else {
       throw .unsupportedHost("realm-run runs arm64 guests with KVM on an arm64 host; this host is not arm64")
     }
@@ -74,6 +70,18 @@ public final class Machine: @unchecked Sendable {
       }
     }
     realm = try config.realm ? Self.realmLifecycle(config.realmOptions, system, probeAsArm64: kvm != nil || Self.hostIsArm64) : nil
+    // 2. Read and place the boot images, build the DTB, open the disks: a bad file fails here,
+    //    before the VM exists.
+    let images = try LaunchImages(config: config)
+    layout = images.layout
+    deviceTree = images.deviceTree
+    let diskFiles: [BlockFile]
+    do {
+      diskFiles = try MachineDevices.openDisks(config)
+    } catch {
+      throw .device(error)
+    }
+
     let ramEnd = MemoryMap.ramBase + config.memorySize
     ipa = IPALayout(bits: IPALayout.minimumBits(reaching: ramEnd, realm: config.realm), isRealm: config.realm)
     guard ipa.bits <= system.maxIPABits else {
@@ -145,10 +153,10 @@ public final class Machine: @unchecked Sendable {
     uart = UART8250(output: console, interrupt: SPILine(vm: vm, number: MemoryMap.uartSPI))
     do {
       devices = try MachineDevices.make(
-        config: config, memory: memory, output: console, ipa: ipa,
+        config: config, disks: diskFiles, memory: memory, output: console, ipa: ipa,
         interrupt: { SPILine(vm: vm, number: $0) }, log: { [logger] in logger.warning("\($0)") })
     } catch {
-      throw .guest(error.description)
+      throw .device(error)
     }
     var bus = MMIOBus()
     do {

@@ -35,8 +35,22 @@ final class MachineDevices: @unchecked Sendable {
   ///   - interrupt: the line for SPI number `n` (INTx of slot `s` is SPI pciINTxSPIBase + s % 4).
   ///   - ipa: a Realm's layout: drivers must accept ACCESS_PLATFORM, and ring and buffer addresses
   ///     arrive through the unprotected alias.
+  /// Opens (and locks) every `--disk` image: done first of all when a machine is built, so a
+  /// missing, unreadable or locked image is refused before any KVM object exists.
+  static func openDisks(_ config: MachineConfig) throws(MachineDevicesError) -> [BlockFile] {
+    var files: [BlockFile] = []
+    for disk in config.disks {
+      do {
+        files.append(try BlockFile(path: disk.path, readOnly: disk.readOnly, direct: disk.direct))
+      } catch {
+        throw .disk(error)
+      }
+    }
+    return files
+  }
+
   static func make(
-    config: MachineConfig, memory: GuestMemory, output: any ConsoleOutput, ipa: IPALayout,
+    config: MachineConfig, disks files: [BlockFile], memory: GuestMemory, output: any ConsoleOutput, ipa: IPALayout,
     interrupt: (UInt32) -> any InterruptLine, log: (String) -> Void = { _ in }
   ) throws(MachineDevicesError) -> MachineDevices {
     var ioLoop: IOLoop?
@@ -59,14 +73,7 @@ final class MachineDevices: @unchecked Sendable {
         barAddress: MemoryMap.pciMemoryBase + UInt64(slot) * barStride,
         requireAccessPlatform: ipa.isRealm, addressMask: ~ipa.sharedBit)
     }
-    for disk in config.disks {
-      let file: BlockFile
-      do {
-        file = try BlockFile(path: disk.path, readOnly: disk.readOnly, direct: disk.direct)
-      } catch {
-        ioLoop?.stop()
-        throw .disk(error)
-      }
+    for file in files {
       let device = VirtioBlock(
         file: file, loop: ioLoop!, queues: min(max(config.cpus, 1), 4),
         serial: "rr-\(String(file.identity.inode, radix: 16))")

@@ -17,6 +17,8 @@ public enum VMMError: Error, CustomStringConvertible {
   case kvm(KVMError)
   case memory(GuestMemoryError)
   case deviceTree(DeviceTreeError)
+  /// A device could not be created (a disk image missing, unreadable or locked; the I/O thread).
+  case device(MachineDevicesError)
   case unsupportedHost(String)
   /// `--realm` on a host whose kernel offers no CCA support.
   case noRealmSupport(String)
@@ -35,6 +37,8 @@ public enum VMMError: Error, CustomStringConvertible {
     case .memory(let error):
       return error.description
     case .deviceTree(let error):
+      return error.description
+    case .device(let error):
       return error.description
     case .unsupportedHost(let what):
       return what

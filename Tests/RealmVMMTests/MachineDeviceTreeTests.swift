@@ -75,6 +75,19 @@ import Testing
     #expect(dtb.cells("ranges", at: "/pci@40000000") == [0x0200_0000, 0, 0x5000_0000, 0, 0x5000_0000, 0, 0x3000_0000])
   }
 
+  @Test func pciInterruptMapSwizzlesINTxOntoFourSPIs() throws {
+    let dtb = try tree()
+    let gic = try #require(dtb.cells("phandle", at: "/intc@3fff0000")?.first)
+    #expect(dtb.cells("interrupt-map-mask", at: "/pci@40000000") == [0x1800, 0, 0, 7])
+    let map = try #require(dtb.cells("interrupt-map", at: "/pci@40000000"))
+    #expect(map.count == 16 * 10)
+    // entry: child unit address (3 cells), pin, GIC phandle, parent unit address (2), GIC_SPI, SPI, level high
+    let entries = stride(from: 0, to: map.count, by: 10).map { Array(map[$0..<$0 + 10]) }
+    #expect(entries.first == [0, 0, 0, 1, gic, 0, 0, 0, 1, 4])  // slot 0 INTA -> SPI 1
+    #expect(entries[4 + 1] == [1 << 11, 0, 0, 2, gic, 0, 0, 0, 3, 4])  // slot 1 INTB -> SPI 1 + (1 + 1) % 4
+    #expect(Set(entries.map { $0[8] }) == [1, 2, 3, 4])
+  }
+
   @Test func realmsUseSMCForPSCI() throws {
     var inputs = Self.inputs
     inputs.psciMethod = "smc"

@@ -207,3 +207,41 @@ import Testing
 
 func le32(_ value: UInt32) -> [UInt8] { (0..<4).map { UInt8(truncatingIfNeeded: value >> (8 * $0)) } }
 func le64(_ value: UInt64) -> [UInt8] { (0..<8).map { UInt8(truncatingIfNeeded: value >> (8 * $0)) } }
+
+/// Bad input is refused before any KVM object exists.
+@Suite struct EarlyRefusalTests {
+  @Test func aMissingDiskIsRefusedBeforeTheVMExists() throws {
+    let syscalls = RecordingKVMSyscalls(capabilities: [248: 1, 231: 1, 165: 48])
+    let system = try KVMSystem(syscalls: syscalls)
+    let config = MachineConfig(
+      memorySize: 64 << 20, cpus: 1, boot: .kernel(path: try RealmCallSequenceTests.kernelFile(), initrd: nil),
+      disks: [DiskConfig(path: "/nonexistent/disk.img")], realm: true)
+    let console = try TerminalConsole(outputFD: open("/dev/null", O_WRONLY), inputFD: open("/dev/null", O_RDONLY))
+    do {
+      _ = try Machine(config: config, console: console, kvm: system)
+      Issue.record("a machine was built with a missing disk")
+    } catch {
+      #expect("\(error)".contains("/nonexistent/disk.img"))
+    }
+    Self.expectNoVMBuilt(syscalls)
+  }
+
+  /// Only the host probe ran: the API version, capability checks and the CCA probe's realm VM,
+  /// which is closed again; no memory, no vCPU, no second VM.
+  static func expectNoVMBuilt(_ syscalls: RecordingKVMSyscalls) {
+    let requests = syscalls.calls.map(\.request)
+    #expect(requests.filter { $0 == 0xAE01 }.count == 1)  // KVM_CREATE_VM: the probe only
+    #expect(!requests.contains(0xC040_AED4) && !requests.contains(0xAE41))  // no guest_memfd, no vCPU
+  }
+
+  @Test func anImageLargerThanRAMIsRefusedBeforeTheVMExists() throws {
+    let syscalls = RecordingKVMSyscalls(capabilities: [248: 1, 231: 1, 165: 48])
+    let system = try KVMSystem(syscalls: syscalls)
+    let big = FileManager.default.temporaryDirectory.appendingPathComponent("big-\(UUID().uuidString)").path
+    FileManager.default.createFile(atPath: big, contents: Data(count: 17 << 20))
+    let config = MachineConfig(memorySize: 16 << 20, cpus: 1, boot: .firmware(path: big), realm: true)
+    let console = try TerminalConsole(outputFD: open("/dev/null", O_WRONLY), inputFD: open("/dev/null", O_RDONLY))
+    #expect(throws: VMMError.self) { try Machine(config: config, console: console, kvm: system) }
+    Self.expectNoVMBuilt(syscalls)
+  }
+}

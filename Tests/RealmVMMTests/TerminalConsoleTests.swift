@@ -1,0 +1,55 @@
+import Synchronization
+import Testing
+@testable import RealmVMM
+
+#if canImport(Glibc)
+import Glibc
+#endif
+
+/// The console's input path through a pipe (no terminal: no raw mode): bytes reach the guest,
+/// Ctrl-A x quits, Ctrl-A Ctrl-A sends one Ctrl-A.
+@Suite struct TerminalConsoleTests {
+  final class Received: @unchecked Sendable {
+    let bytes = Mutex<[UInt8]>([])
+    let quits = Atomic<Int>(0)
+  }
+
+  func run(_ input: [UInt8]) throws -> Received {
+    var pipeFDs: [Int32] = [0, 0]
+    #expect(pipe(&pipeFDs) == 0)
+    let console = try TerminalConsole(outputFD: open("/dev/null", O_WRONLY), inputFD: pipeFDs[0])
+    let received = Received()
+    console.startInput(
+      deliver: { byte in
+        received.bytes.withLock { $0.append(byte) }
+        return true
+      },
+      quit: { received.quits.add(1, ordering: .relaxed) })
+    _ = input.withUnsafeBytes { write(pipeFDs[1], $0.baseAddress, $0.count) }
+    close(pipeFDs[1])  // end of input: the reader stops
+    for _ in 0..<200 where received.bytes.withLock({ $0.count }) < input.count && received.quits.load(ordering: .relaxed) == 0 {
+      usleep(5000)
+    }
+    console.stopInput()
+    close(pipeFDs[0])
+    return received
+  }
+
+  @Test func bytesReachTheGuest() throws {
+    let received = try run(Array("ls\r".utf8))
+    #expect(received.bytes.withLock { $0 } == Array("ls\r".utf8))
+    #expect(received.quits.load(ordering: .relaxed) == 0)
+  }
+
+  @Test func escapeThenXQuitsAndNothingAfterIsSent() throws {
+    let received = try run(Array("a".utf8) + [0x01, UInt8(ascii: "x")] + Array("b".utf8))
+    #expect(received.quits.load(ordering: .relaxed) == 1)
+    #expect(received.bytes.withLock { $0 } == Array("a".utf8))
+  }
+
+  @Test func doubledEscapeSendsOneAndOtherKeysPassThrough() throws {
+    let received = try run([0x01, 0x01, 0x01, UInt8(ascii: "q")])
+    #expect(received.quits.load(ordering: .relaxed) == 0)
+    #expect(received.bytes.withLock { $0 } == [0x01, 0x01, UInt8(ascii: "q")])
+  }
+}
