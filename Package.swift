@@ -44,7 +44,7 @@ let package = Package(
       ]),
 
     // The Realm Initial Measurement as the RMM computes it (`realm-run measure`, `--print-rim`).
-    .target(name: "RealmMeasurement", dependencies: [.product(name: "Crypto", package: "swift-crypto")]),
+    .target(name: "RealmMeasurement", dependencies: ["FirmwareCore"]),
 
     // The firmware's pure logic, compiled here too so that every parser it runs on untrusted input
     // is unit-tested and fuzzed on the host (Firmware/ builds the same sources for bare metal).
@@ -60,7 +60,9 @@ let package = Package(
     .testTarget(name: "VirtIOTests", dependencies: ["VirtIO", "AsyncIO", "Devices", "GuestMemory", "TestSupport"]),
     .testTarget(name: "AsyncIOTests", dependencies: ["AsyncIO"]),
     .testTarget(name: "RealmVMMTests", dependencies: ["RealmVMM", "TestSupport"]),
-    .testTarget(name: "FirmwareCoreTests", dependencies: ["FirmwareCore", "DiskImage"]),
+    .testTarget(
+      name: "FirmwareCoreTests",
+      dependencies: ["FirmwareCore", "DiskImage", .product(name: "Crypto", package: "swift-crypto")]),
     .testTarget(name: "DiskImageTests", dependencies: ["DiskImage", "FirmwareCore"]),
     .testTarget(
       name: "RealmMeasurementTests",

@@ -1,5 +1,6 @@
-import Crypto
-import Foundation  // DataProtocol, which swift-crypto hashes
+// FirmwareCore's SHA-2 (the firmware's own, plain Swift): swift-crypto would bring in Foundation,
+// which quadruples the static realm-run. The tests still check against swift-crypto.
+internal import FirmwareCore
 
 /// A Realm Initial Measurement as the RMM builds it: a rolling hash, extended by one 0x100-byte
 /// measurement descriptor per measured RMI command.
@@ -91,14 +92,19 @@ public struct RealmInitialMeasurement: Sendable, Equatable {
   }
 
   /// The hash of `bytes` as a 64-byte measurement field.
-  static func hashField<Bytes: DataProtocol>(_ bytes: Bytes, _ algorithm: RIMHashAlgorithm) -> [UInt8] {
-    var result: [UInt8]
-    switch algorithm {
-    case .sha256: result = Array(SHA256.hash(data: bytes))
-    case .sha512: result = Array(SHA512.hash(data: bytes))
+  static func hashField(_ bytes: ArraySlice<UInt8>, _ algorithm: RIMHashAlgorithm) -> [UInt8] {
+    var result = bytes.withUnsafeBytes { raw in
+      switch algorithm {
+      case .sha256: return SHA256.hash(raw)
+      case .sha512: return SHA512.hash(raw)
+      }
     }
     result += [UInt8](repeating: 0, count: 64 - result.count)
     return result
+  }
+
+  static func hashField(_ bytes: [UInt8], _ algorithm: RIMHashAlgorithm) -> [UInt8] {
+    hashField(bytes[...], algorithm)
   }
 }
 

@@ -9,6 +9,7 @@ public protocol SMCConduit {
 public enum RSIFunction {
   public static let version: UInt32 = 0xC400_0190
   public static let measurementRead: UInt32 = 0xC400_0192
+  public static let measurementExtend: UInt32 = 0xC400_0193
   public static let realmConfig: UInt32 = 0xC400_0196
   public static let ipaStateSet: UInt32 = 0xC400_0197
   public static let ipaStateGet: UInt32 = 0xC400_0198
@@ -26,6 +27,9 @@ public enum RSIConstant {
   public static let responseReject: UInt64 = 1
   /// RSI ABI 1.0, encoded (major << 16) | minor.
   public static let version1_0: UInt64 = 0x10000
+  /// `RsiRealmConfig.hash_algo`: the algorithm of the RIM and the REMs.
+  public static let hashSHA256: UInt64 = 0
+  public static let hashSHA512: UInt64 = 1
 }
 
 /// Why an RSI call failed.
@@ -44,6 +48,8 @@ public enum RSIError: Error, Equatable {
   case badIPAWidth(UInt64)
   /// A memory range is not 4 KiB aligned or wraps.
   case misalignedRange(base: UInt64, top: UInt64)
+  /// RSI_MEASUREMENT_EXTEND of an index outside 1...4 (REM0...REM3) or of more than 64 bytes.
+  case badMeasurement(index: UInt64, size: Int)
 }
 
 /// Encoding, decoding and checking of the RSI calls the firmware makes.
@@ -109,6 +115,21 @@ public struct RealmServiceInterface<Conduit: SMCConduit> {
     for i in 1...8 { bytes.appendLE(r[i], width: 8) }
     return bytes
   }
+
+  /// RSI_MEASUREMENT_EXTEND: x1 = `index` (1...4 = REM0...REM3), x2 = the size of `value`
+  /// (at most 64 bytes), x3...x10 = `value` little-endian, zero-padded. The RMM then sets the
+  /// REM to Hash(REM || value) with the Realm's hash algorithm.
+  public mutating func extendMeasurement(index: UInt64, value: [UInt8]) throws(RSIError) {
+    guard index >= 1, index <= 4, value.count <= 64 else { throw .badMeasurement(index: index, size: value.count) }
+    var args: [UInt64] = [index, UInt64(value.count)]
+    for word in 0..<8 {
+      var v: UInt64 = 0
+      for i in 0..<8 where word * 8 + i < value.count { v |= UInt64(value[word * 8 + i]) << (8 * UInt64(i)) }
+      args.append(v)
+    }
+    let r = invoke(RSIFunction.measurementExtend, args)
+    guard r[0] == RSIConstant.success else { throw .status(function: RSIFunction.measurementExtend, code: r[0]) }
+  }
 }
 
 /// What the firmware learned and did when it found itself in a Realm.
@@ -116,6 +137,8 @@ public struct RealmEnvironment: Equatable {
   public var versionLower: UInt64
   public var versionHigher: UInt64
   public var ipaWidth: UInt64
+  /// `RsiRealmConfig.hash_algo` (``RSIConstant/hashSHA256`` or ``RSIConstant/hashSHA512``).
+  public var hashAlgorithm: UInt64
   /// The bit that selects the unprotected (shared) IPA alias.
   public var sharedBit: UInt64 { 1 << (ipaWidth - 1) }
   /// The Realm Initial Measurement (64 bytes; unused trailing bytes are zero for SHA-256).
@@ -148,7 +171,83 @@ public enum RealmBootstrap {
       try rsi.setRIPAS(base: base, top: top, state: RSIConstant.ripasRAM)
     }
     try rsi.setRIPAS(base: dmaPool.base, top: dmaPool.end, state: RSIConstant.ripasEmpty)
+    // RsiRealmConfig.hash_algo: the byte at 0x8 (the algorithm the RMM extends the REMs with).
+    let hashAlgorithm = UInt64(configBuffer.load(fromByteOffset: 8, as: UInt8.self))
     let rim = try rsi.measurement(index: 0)
-    return RealmEnvironment(versionLower: v.lower, versionHigher: v.higher, ipaWidth: width, rim: rim)
+    return RealmEnvironment(versionLower: v.lower, versionHigher: v.higher, ipaWidth: width,
+                            hashAlgorithm: hashAlgorithm, rim: rim)
+  }
+}
+
+/// One thing the firmware measured into a Realm Extensible Measurement before entering Linux.
+public struct BootMeasurement: Equatable {
+  /// What was measured.
+  public enum Item: Equatable {
+    case deviceTree, kernel, commandLine, initrd
+
+    /// The REM it goes into, as edk2's Arm CCA measured boot would put it: the TCG PC Client PCR
+    /// the event belongs to, mapped PCR 1,7 → REM0, 2–6 → REM1, 8–15 → REM2 (UEFI Code First
+    /// #11383). The DTB is platform configuration (PCR 1, EV_NONHOST_CONFIG in edk2 PR 12535),
+    /// the kernel a boot application (PCR 4, EV_EFI_BOOT_SERVICES_APPLICATION), and the command
+    /// line and initrd are what Linux's EFI stub measures into PCR 9 (EV_EVENT_TAG).
+    public var rem: UInt64 {
+      switch self {
+      case .deviceTree: return 0
+      case .kernel: return 1
+      case .commandLine, .initrd: return 2
+      }
+    }
+
+    public var name: String {
+      switch self {
+      case .deviceTree: return "device tree"
+      case .kernel: return "kernel"
+      case .commandLine: return "command line"
+      case .initrd: return "initrd"
+      }
+    }
+  }
+
+  public var item: Item
+  /// REM0...REM3 (RSI index `rem + 1`).
+  public var rem: UInt64 { item.rem }
+  /// The SHA-256 digest extended into the REM.
+  public var digest: [UInt8]
+
+  public init(item: Item, digest: [UInt8]) {
+    self.item = item
+    self.digest = digest
+  }
+}
+
+/// The measured-boot step: what the firmware extends into the REMs before it enters the kernel.
+public enum MeasuredBoot {
+  /// The measurements, in the order they are extended: the DTB the VMM passed in, the kernel image
+  /// as loaded (its file bytes), the command line handed to Linux (its bytes, no terminator; none
+  /// when empty), then the initrd (all initrds as loaded, concatenated; none when there is none),
+  /// each the SHA-256 digest of its bytes.
+  public static func measurements(
+    deviceTree: UnsafeRawBufferPointer, kernel: UnsafeRawBufferPointer, commandLine: [UInt8],
+    initrd: UnsafeRawBufferPointer
+  ) -> [BootMeasurement] {
+    var result = [
+      BootMeasurement(item: .deviceTree, digest: SHA256.hash(deviceTree)),
+      BootMeasurement(item: .kernel, digest: SHA256.hash(kernel)),
+    ]
+    if !commandLine.isEmpty { result.append(BootMeasurement(item: .commandLine, digest: SHA256.hash(commandLine))) }
+    if initrd.count > 0 { result.append(BootMeasurement(item: .initrd, digest: SHA256.hash(initrd))) }
+    return result
+  }
+
+  /// Extends each measurement into its REM (RSI_MEASUREMENT_EXTEND, index rem + 1), in order;
+  /// `extended` runs after each successful call (to log it).
+  public static func extend<C: SMCConduit>(
+    _ measurements: [BootMeasurement], rsi: inout RealmServiceInterface<C>,
+    extended: (BootMeasurement) -> Void = { _ in }
+  ) throws(RSIError) {
+    for m in measurements {
+      try rsi.extendMeasurement(index: m.rem + 1, value: m.digest)
+      extended(m)
+    }
   }
 }

@@ -7,6 +7,9 @@ struct HardwareConduit: SMCConduit {
   mutating func call(_ function: UInt32, _ arguments: [UInt64]) -> [UInt64] {
     var a = arguments
     while a.count < 7 { a.append(0) }
+    // fw_smc/fw_hvc pass x1...x7 only; x8 and above must be zero (RSI_MEASUREMENT_EXTEND of a
+    // value up to 40 bytes, e.g. a SHA-256 digest, fits).
+    for extra in a.dropFirst(7) where extra != 0 { fail("SMC 0x\(ByteString.hex(UInt64(function))) needs more than 7 arguments") }
     let r = useSMC
       ? fw_smc(UInt64(function), a[0], a[1], a[2], a[3], a[4], a[5], a[6])
       : fw_hvc(UInt64(function), a[0], a[1], a[2], a[3], a[4], a[5], a[6])

@@ -1,6 +1,23 @@
 import FirmwareSupport
 import FirmwareCore
 
+/// What `KernelLoader.boot` placed in RAM, for the steps before entry (measurement, clean-up).
+struct LoadedBoot {
+  var layout: BootLayout
+  /// The kernel image's bytes as read from its file (at `layout.kernel`).
+  var kernelFileSize: Int
+  /// The command line written to /chosen/bootargs (no terminator).
+  var commandLine: [UInt8]
+
+  var kernel: UnsafeRawBufferPointer {
+    UnsafeRawBufferPointer(start: UnsafeRawPointer(bitPattern: UInt(layout.kernel)), count: kernelFileSize)
+  }
+  /// All initrds, concatenated as loaded (empty when there is none).
+  var initrd: UnsafeRawBufferPointer {
+    UnsafeRawBufferPointer(start: UnsafeRawPointer(bitPattern: UInt(layout.initrd)), count: Int(layout.initrdSize))
+  }
+}
+
 /// GPT → first FAT ESP → BLS default entry → kernel + initrds + command line → Linux.
 struct KernelLoader {
   var tree: DeviceTree
@@ -9,7 +26,7 @@ struct KernelLoader {
 
   /// Loads the default entry from `device` and enters the kernel; `beforeEntry` runs last
   /// (device reset, Realm clean-up). Never returns; failures are reported and power off.
-  mutating func boot(device: inout VirtioBlockDevice, beforeEntry: (BootLayout) -> Void) {
+  mutating func boot(device: inout VirtioBlockDevice, beforeEntry: (LoadedBoot) -> Void) {
     let gpt: GUIDPartitionTable
     let esp: GPTPartition
     do throws(GPTError) {
@@ -67,7 +84,7 @@ struct KernelLoader {
       if let s = src.baseAddress, let d = dtbBuffer.baseAddress { d.copyMemory(from: s, byteCount: dtb.count) }
     }
 
-    beforeEntry(layout)
+    beforeEntry(LoadedBoot(layout: layout, kernelFileSize: Int(kernelFile.size), commandLine: bootargs))
     let elapsed = millisecondsSince(bootCounter)
     log("booting \(ByteString.string(entry.title)) (\(ByteString.string(entry.linux)), \(kernelFile.size) bytes, initrd \(initrdSize) bytes) in \(elapsed) ms")
     fw_dcache_clean_inval(layout.kernel, header.imageSize)

@@ -74,15 +74,25 @@ public func firmwareMain(dtb: UInt64) {
   // 4. Load and start the kernel.
   var loader = KernelLoader(tree: tree, platform: platform, bootCounter: bootCounter)
   let control = device  // same registers; used only to reset the device before entry
-  loader.boot(device: &device) { layout in
+  loader.boot(device: &device) { loaded in
     control.reset()
     if realm != nil {
+      // Measured boot, as edk2 does for a Realm: DTB → REM0, kernel → REM1, command line and
+      // initrd → REM2, each extended with its SHA-256 digest.
+      let measurements = blob.withUnsafeBytes { dtbBytes in
+        MeasuredBoot.measurements(deviceTree: dtbBytes, kernel: loaded.kernel, commandLine: loaded.commandLine,
+                                  initrd: loaded.initrd)
+      }
+      do throws(RSIError) {
+        try MeasuredBoot.extend(measurements, rsi: &rsi) { m in
+          log("REM\(m.rem) extended with \(m.item.name) sha256 " + ByteString.hex(bytes: m.digest))
+        }
+      } catch { fail("RSI failure: \(describe(error))") }
       // Linux expects all RAM to be RIPAS RAM: give the pool back.
       do throws(RSIError) {
         try rsi.setRIPAS(base: poolBase, top: poolBase + DMAPool.totalSize, state: RSIConstant.ripasRAM)
       } catch { fail("RSI failure: \(describe(error))") }
     }
-    _ = layout
   }
 }
 
@@ -102,5 +112,6 @@ func describe(_ e: RSIError) -> String {
   case .noProgress(let base): return "IPA_STATE_SET made no progress at 0x\(ByteString.hex(base))"
   case .badIPAWidth(let w): return "impossible IPA width \(w)"
   case .misalignedRange(let b, let t): return "range 0x\(ByteString.hex(b))-0x\(ByteString.hex(t)) unusable"
+  case .badMeasurement(let index, let size): return "cannot extend measurement \(index) with \(size) bytes"
   }
 }

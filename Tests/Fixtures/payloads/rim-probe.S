@@ -11,12 +11,24 @@
 //     RIM=<64 bytes: the 32-byte SHA-256 value and 32 zero bytes, or a 64-byte SHA-512 value>
 //
 // then PSCI SYSTEM_OFF (0x84000008). SMCCC keeps x18-x30 across the calls; they hold the state.
-// Built by Scripts/build-payloads with the other payloads.
+// Built by Scripts/build-payloads with the other payloads; with -DIMAGE_HEADER it starts with an
+// arm64 Image header, so that `realm-run --kernel` boots it the way it boots Linux (rim-probe-image.bin).
 #ifndef SHARED_BIT
 #define SHARED_BIT 32
 #endif
   .text
   .global _start
+#ifdef IMAGE_HEADER
+image:                          // Documentation/arch/arm64/booting.rst
+  b _start                      // code0
+  .long 0                       // code1
+  .quad 0                       // text_offset
+  .quad image_end - image       // image_size
+  .quad 0xA                     // flags: little-endian, 4 KiB pages, anywhere in RAM
+  .quad 0, 0, 0
+  .ascii "ARM\x64"               // magic
+  .long 0
+#endif
 _start:
   adr x19, config
   movz x0, #0x0196
@@ -112,3 +124,4 @@ rim_label:    .asciz "\nRIM="
 rim:          .skip 64
   .balign 4096
 config:       .skip 4096        // RsiRealmConfig
+image_end:
