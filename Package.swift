@@ -59,7 +59,7 @@ let package = Package(
     .testTarget(name: "DevicesTests", dependencies: ["Devices", "TestSupport"]),
     .testTarget(name: "VirtIOTests", dependencies: ["VirtIO", "AsyncIO", "Devices", "GuestMemory", "TestSupport"]),
     .testTarget(name: "AsyncIOTests", dependencies: ["AsyncIO"]),
-    .testTarget(name: "RealmVMMTests", dependencies: ["RealmVMM", "TestSupport"]),
+    .testTarget(name: "RealmVMMTests", dependencies: ["RealmVMM", "TestSupport", "FirmwareCore"]),
     .testTarget(
       name: "FirmwareCoreTests",
       dependencies: ["FirmwareCore", "DiskImage", .product(name: "Crypto", package: "swift-crypto")]),

@@ -188,7 +188,7 @@ _realm-run_run() {
     repeating_flags=()
     non_repeating_flags=(--realm --no-realm --print-rim --version -h --help)
     repeating_options=(--disk)
-    non_repeating_options=(-m --mem -c --cpus --kernel --initrd --params --firmware --measurement-algo --realm-pv --cca-abi --console --timeout --console-log --dump-dtb --log-level)
+    non_repeating_options=(-m --mem -c --cpus --kernel --initrd --params --firmware --measurement-algo --realm-pv --cca-abi --console --sve-vl --boot-entry --timeout --console-log --dump-dtb --log-level)
     __realm-run_offer_flags_options 0
 
     # Offer option value completions
@@ -226,6 +226,12 @@ _realm-run_run() {
         ;;
     '--console')
         __realm-run_add_completions -W 'serial'$'\n''virtio'
+        return
+        ;;
+    '--sve-vl')
+        return
+        ;;
+    '--boot-entry')
         return
         ;;
     '--timeout')
@@ -301,7 +307,7 @@ _realm-run_measure() {
     repeating_flags=()
     non_repeating_flags=(--realm --no-realm --lpa2 --no-lpa2 --from-host --json --version -h --help)
     repeating_options=(--disk)
-    non_repeating_options=(-m --mem -c --cpus --kernel --initrd --params --firmware --measurement-algo --realm-pv --cca-abi --console --rules --breakpoints --watchpoints)
+    non_repeating_options=(-m --mem -c --cpus --kernel --initrd --params --firmware --measurement-algo --realm-pv --cca-abi --console --sve-vl --boot-entry --rules --breakpoints --watchpoints)
     __realm-run_offer_flags_options 0
 
     # Offer option value completions
@@ -339,6 +345,12 @@ _realm-run_measure() {
         ;;
     '--console')
         __realm-run_add_completions -W 'serial'$'\n''virtio'
+        return
+        ;;
+    '--sve-vl')
+        return
+        ;;
+    '--boot-entry')
         return
         ;;
     '--rules')

@@ -33,12 +33,15 @@ public struct MachineConfig: Sendable, Equatable {
   /// SVE's maximum vector length in bits (a multiple of 128), or `nil` for no SVE. A Realm's
   /// vector length is measured, so it is never chosen implicitly.
   public var sveVectorLength: Int?
+  /// The Boot Loader Specification entry the firmware should boot (`/chosen/realm-run,boot-entry`).
+  public var bootEntry: String?
 
   public init(
     memorySize: UInt64, cpus: Int, boot: Boot, kernelParameters: String? = nil,
     disks: [DiskConfig] = [], realm: Bool = false, realmOptions: RealmOptions = RealmOptions(), console: Console = .serial,
-    sveVectorLength: Int? = nil
+    sveVectorLength: Int? = nil, bootEntry: String? = nil
   ) {
+    self.bootEntry = bootEntry
     self.sveVectorLength = sveVectorLength
     self.memorySize = memorySize
     self.cpus = cpus

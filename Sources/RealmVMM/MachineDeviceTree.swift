@@ -12,6 +12,8 @@ enum MachineDeviceTree {
     var initrd: Range<UInt64>?
     var psciMethod: String
     var console: MachineConfig.Console = .serial
+    /// The firmware's boot entry, if one is asked for.
+    var bootEntry: String? = nil
   }
 
   static func build(_ inputs: Inputs) throws(DeviceTreeError) -> [UInt8] {
@@ -30,6 +32,9 @@ enum MachineDeviceTree {
         }
         if inputs.console == .serial {
           try tree.property("stdout-path", string: uartPath)
+        }
+        if let bootEntry = inputs.bootEntry {
+          try tree.property("realm-run,boot-entry", string: bootEntry)
         }
         if let initrd = inputs.initrd {
           try tree.property("linux,initrd-start", u64: initrd.lowerBound)

@@ -49,6 +49,16 @@ struct MachineOptions: ParsableArguments {
   @Option(help: ArgumentHelp("The guest console: serial (8250 UART, ttyS0) or virtio (virtio-console, hvc0).", valueName: "device"))
   var console: ConsoleArgument = .serial
 
+  @Option(help: ArgumentHelp(
+    "Give the guest SVE with vectors of up to this many bits (a multiple of 128). Off without it: a Realm's vector length is measured.",
+    valueName: "bits"))
+  var sveVl: Int?
+
+  @Option(help: ArgumentHelp(
+    "Boot this Boot Loader Specification entry (its file name without .conf) instead of the default; passed to the firmware in /chosen.",
+    valueName: "id"))
+  var bootEntry: String?
+
   func validate() throws {
     let size: MemorySize
     do {
@@ -90,6 +100,15 @@ struct MachineOptions: ParsableArguments {
     if !realm && (realmPv != nil || ccaAbi != nil || measurementAlgo != .sha256) {
       throw ValidationError("--measurement-algo, --realm-pv and --cca-abi are for Realms; drop --no-realm")
     }
+    if let sveVl, sveVl < 128 || sveVl > 2048 || sveVl % 128 != 0 {
+      throw ValidationError("--sve-vl \(sveVl): a multiple of 128 from 128 to 2048")
+    }
+    if let bootEntry {
+      guard kernel == nil else { throw ValidationError("--boot-entry is for the firmware; drop --kernel") }
+      guard !bootEntry.isEmpty, bootEntry.utf8.count <= 255, !bootEntry.contains("/") else {
+        throw ValidationError("--boot-entry '\(bootEntry)': an entry id, as in /loader/entries/<id>.conf")
+      }
+    }
     if kernel == nil && firmware == nil && disk.isEmpty {
       throw ValidationError("nothing to boot: give --disk (with the bundled firmware), --firmware or --kernel")
     }
@@ -113,6 +132,6 @@ struct MachineOptions: ParsableArguments {
     return MachineConfig(
       memorySize: (try? MemorySize(parsing: memory).bytes) ?? 0, cpus: cpus, boot: boot,
       kernelParameters: params, disks: disks, realm: realm, realmOptions: realmOptions,
-      console: console.console)
+      console: console.console, sveVectorLength: sveVl, bootEntry: bootEntry)
   }
 }

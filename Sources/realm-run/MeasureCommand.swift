@@ -193,9 +193,11 @@ struct RIMPrediction {
     let ramEnd = MemoryMap.ramBase + config.memorySize
     let bits = IPALayout.minimumBits(reaching: ramEnd, realm: true)
     let algorithm = algorithmOverride ?? (config.realmOptions.algorithm == .sha256 ? .sha256 : .sha512)
+    // realm_create_rd(): with SVE the kernel sets the flag and sve_vl = VQ - 1 (vector length / 128 - 1).
     let parameters = RealmParameters(
       ipaBits: UInt8(bits), hashAlgorithm: algorithm, lpa2: profile.lpa2,
-      breakpoints: profile.breakpoints, watchpoints: profile.watchpoints)
+      breakpoints: profile.breakpoints, watchpoints: profile.watchpoints,
+      sve: config.sveVectorLength != nil, sveVectorLength: UInt8((config.sveVectorLength ?? 128) / 128 - 1))
     launch = RealmLaunch(
       parameters: parameters, ram: MemoryMap.ramBase..<ramEnd,
       regions: images.regions.map { RealmLaunch.Region(address: $0.address, bytes: $0.bytes) },

@@ -67,6 +67,10 @@ import Testing
   @Test func firmwareBoot() throws {
     let config = try parse(["--firmware", "fw.bin", "--disk", "d.img"]).makeConfig()
     #expect(config.boot == .firmware(path: "fw.bin"))
+    #expect(config.bootEntry == nil && config.sveVectorLength == nil)
+    let chosen = try parse(["--firmware", "fw.bin", "--disk", "d.img", "--boot-entry", "rescue", "--sve-vl", "256"]).makeConfig()
+    #expect(chosen.bootEntry == "rescue")
+    #expect(chosen.sveVectorLength == 256)
   }
 
   @Test func badInputIsAUsageError() {
@@ -84,6 +88,10 @@ import Testing
     #expect(usageError([])?.contains("nothing to boot") == true)
     #expect(usageError(["--kernel", "k", "--log-level", "loud"]) != nil)
     #expect(usageError(["--kernel", "k", "--frobnicate"]) != nil)
+    #expect(usageError(["--kernel", "k", "--sve-vl", "100"])?.contains("multiple of 128") == true)
+    #expect(usageError(["--kernel", "k", "--sve-vl", "4096"]) != nil)
+    #expect(usageError(["--kernel", "k", "--boot-entry", "rescue"])?.contains("drop --kernel") == true)
+    #expect(usageError(["--disk", "d.img", "--boot-entry", "../x"]) != nil)
   }
 }
 

@@ -1,0 +1,36 @@
+import FirmwareCore
+import Testing
+@testable import RealmVMM
+
+/// The DTB realm-run builds, read by the firmware's own parser: what the VMM means is what the
+/// firmware understands (console, memory, PSCI conduit, PCI host bridge, bootargs, boot entry).
+@Suite struct FirmwareContractTests {
+  func platform(_ inputs: MachineDeviceTree.Inputs) throws -> PlatformDescription {
+    try PlatformDescription(tree: FirmwareCore.DeviceTree(blob: MachineDeviceTree.build(inputs)))
+  }
+
+  static let inputs = MachineDeviceTree.Inputs(
+    cpus: 1, ramBase: 0x8000_0000, ramSize: 256 << 20, bootArguments: "console=hvc0 quiet", initrd: nil,
+    psciMethod: "smc", console: .serial, bootEntry: "rescue")
+
+  @Test func theFirmwareReadsWhatTheVMMWrote() throws {
+    let platform = try platform(Self.inputs)
+    #expect(platform.memory == [MemoryRange(base: 0x8000_0000, size: 256 << 20)])
+    #expect(platform.console?.kind == .uart8250)
+    #expect(platform.console?.base == 0x0100_0000)
+    #expect(platform.psciConduit == .smc)
+    #expect(platform.bootArguments == Array("console=hvc0 quiet".utf8))
+    #expect(platform.bootEntry == Array("rescue".utf8))
+    #expect(platform.pciHost?.ecamBase == 0x4000_0000)
+    #expect(platform.pciHost?.windows.first?.cpuAddress == 0x5000_0000)
+  }
+
+  @Test func noBootEntryUnlessAsked() throws {
+    var inputs = Self.inputs
+    inputs.bootEntry = nil
+    inputs.psciMethod = "hvc"
+    let platform = try platform(inputs)
+    #expect(platform.bootEntry == nil)
+    #expect(platform.psciConduit == .hvc)
+  }
+}
