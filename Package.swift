@@ -62,8 +62,8 @@ let package = Package(
     .testTarget(name: "RealmVMMTests", dependencies: ["RealmVMM", "TestSupport", "FirmwareCore"]),
     .testTarget(
       name: "FirmwareCoreTests",
-      dependencies: ["FirmwareCore", "DiskImage", .product(name: "Crypto", package: "swift-crypto")]),
-    .testTarget(name: "DiskImageTests", dependencies: ["DiskImage", "FirmwareCore"]),
+      dependencies: ["FirmwareCore", "DiskImage", "TestSupport", .product(name: "Crypto", package: "swift-crypto")]),
+    .testTarget(name: "DiskImageTests", dependencies: ["DiskImage", "FirmwareCore", "TestSupport"]),
     .testTarget(
       name: "RealmMeasurementTests",
       dependencies: ["RealmMeasurement", .product(name: "Crypto", package: "swift-crypto")]),

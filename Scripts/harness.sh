@@ -10,7 +10,8 @@
 #   harness_select           applies --only / --list (ONLY, LIST)
 #   build_guest_initramfs PATH BODY [FILE...]   PATH.cpio.gz: busybox, /init mounts proc, sys,
 #                            devtmpfs, runs BODY; FILEs (a .xz is unpacked) go to / of the image
-#   harness_results DIR NAME LOG      judges DIR/NAME.{out,err,rc,ms}; prints PASS/FAIL lines and
+#   harness_results DIR NAME LOG      judges DIR/NAME.{out,err,rc,ms}; prints PASS/FAIL lines, the
+#                                     figures the checks reported (harness_figures), and
 #                                     "NAME: N passed, M failed"; exits 1 if any failed
 
 CHECKS=()
@@ -99,7 +100,26 @@ harness_results() {
       { tail -n 15 "$C_OUT" 2>/dev/null | sed "s/^/    $c stdout| /"; tail -n 15 "$C_ERR" 2>/dev/null | sed "s/^/    $c stderr| /"; } || true
     fi
   done
+  harness_figures "$dir"
   stage "results" "$passed passed, $failed failed"
   echo "$name: $passed passed, $failed failed"
   [ "$failed" -eq 0 ] || { echo "$name: console log: $log" >&2; exit 1; }
+}
+
+# harness_figures DIR: the figures in the checks' output, one "figure:" line each: the time of every
+# check, the MMIO exit round trip (mmio-latency payload), measured-populate speed and peak RSS
+# (realm-run --log-level info)
+harness_figures() {
+  local dir=$1 c line ticks freq
+  for c in "${CHECKS[@]}"; do
+    [ -f "$dir/$c.ms" ] && echo "figure: $c took $(cat "$dir/$c.ms") ms"
+    line=$(grep -oE 'MMIO_EXITS=1000 TICKS=[0-9a-f]+ FREQ=[0-9a-f]+' "$dir/$c.out" 2>/dev/null | head -1) || true
+    if [ -n "$line" ]; then
+      ticks=$((16#$(sed -E 's/.*TICKS=([0-9a-f]+).*/\1/' <<< "$line")))
+      freq=$((16#$(sed -E 's/.*FREQ=([0-9a-f]+).*/\1/' <<< "$line")))
+      [ "$freq" -gt 0 ] && echo "figure: $c: MMIO exit round trip $((ticks * 1000 / freq)) us (1000 exits, $ticks ticks at $freq Hz)"
+    fi
+    grep -ohE 'populated [0-9]+ bytes, measured, in [0-9]+ ms \([0-9]+ MB/s\)' "$dir/$c.err" 2>/dev/null | sed "s/^/figure: $c: /" || true
+    grep -ohE 'peak RSS [0-9]+ MiB' "$dir/$c.err" 2>/dev/null | sed "s/^/figure: $c: realm-run /" || true
+  done
 }

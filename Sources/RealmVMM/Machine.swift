@@ -180,12 +180,16 @@ public final class Machine: @unchecked Sendable {
       if let realm {
         try realm.configure(vm, algorithm: config.realmOptions.algorithm, personalization: config.realmOptions.personalization)
         try realm.initializeRIPAS(vm, base: memory.regions[0].base, size: memory.regions[0].size)
+        let started = DispatchTime.now()
         for region in images.regions {
           let source = try memory.slice(at: region.address, count: region.bytes.count)
           try realm.populate(vm, base: region.address, size: UInt64(region.bytes.count), source: source.baseAddress!, measure: true)
           // The shared view's copy is no longer needed; the guest sees zeros there if it ever shares the range.
           madvise(source.baseAddress!, source.count, MADV_DONTNEED)
         }
+        let bytes = images.regions.reduce(0) { $0 + $1.bytes.count }
+        let seconds = Double(DispatchTime.now().uptimeNanoseconds - started.uptimeNanoseconds) / 1e9
+        logger.info("populated \(bytes) bytes, measured, in \(Int(seconds * 1000)) ms (\(Int(Double(bytes) / 1e6 / max(seconds, 1e-9))) MB/s)")
       }
 
       // 10. The boot CPU's entry registers: PC, x0 = DTB (arm64 boot protocol). On generation A

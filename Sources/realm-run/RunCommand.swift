@@ -66,6 +66,10 @@ struct RunCommand: ParsableCommand {
         try machine.writeDeviceTree(to: dumpDtb)
       }
       let outcome = try machine.run(timeout: timeout)
+      var usage = rusage()
+      if getrusage(RUSAGE_SELF.rawValue, &usage) == 0 {
+        logger.info("peak RSS \(usage.ru_maxrss / 1024) MiB (\(usage.ru_maxrss) KiB)")
+      }
       switch outcome {
       case .timedOut:
         RealmRun.report("the guest did not finish within \(formatted(timeout ?? 0)) s (--timeout); stopped it")

@@ -1,3 +1,4 @@
+import TestSupport
 import Testing
 import Foundation
 import DiskImage
@@ -25,18 +26,7 @@ import FirmwareCore
   }
 
   static func tool(_ name: String, _ args: [String]) -> (Int32, String)? {
-    guard let exe = ["/usr/sbin/", "/sbin/", "/usr/bin/"].map({ $0 + name })
-      .first(where: { FileManager.default.isExecutableFile(atPath: $0) }) else { return nil }
-    let p = Process()
-    p.executableURL = URL(fileURLWithPath: exe)
-    p.arguments = args
-    let pipe = Pipe()
-    p.standardOutput = pipe
-    p.standardError = pipe
-    guard (try? p.run()) != nil else { return nil }
-    let out = pipe.fileHandleForReading.readDataToEndOfFile()
-    p.waitUntilExit()
-    return (p.terminationStatus, String(decoding: out, as: UTF8.self))
+    runTool(name, args).map { ($0.status, $0.output) }
   }
 
   @Test func writesAVerifiableImageWithRootPartition() throws {

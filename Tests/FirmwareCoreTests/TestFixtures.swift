@@ -1,3 +1,4 @@
+import TestSupport
 import Foundation
 import FirmwareCore
 
@@ -105,17 +106,3 @@ final class ScratchDirectory {
 }
 
 /// Runs a tool if it exists; returns (status, output) or nil when the tool is not installed.
-func runTool(_ tool: String, _ args: [String]) -> (Int32, String)? {
-  let candidates = ["/usr/sbin/", "/sbin/", "/usr/bin/", "/bin/"].map { $0 + tool }
-  guard let exe = candidates.first(where: { FileManager.default.isExecutableFile(atPath: $0) }) else { return nil }
-  let p = Process()
-  p.executableURL = URL(fileURLWithPath: exe)
-  p.arguments = args
-  let pipe = Pipe()
-  p.standardOutput = pipe
-  p.standardError = pipe
-  do { try p.run() } catch { return nil }
-  let data = pipe.fileHandleForReading.readDataToEndOfFile()
-  p.waitUntilExit()
-  return (p.terminationStatus, String(decoding: data, as: UTF8.self))
-}

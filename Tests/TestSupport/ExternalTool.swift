@@ -1,0 +1,26 @@
+import Foundation
+import Testing
+
+/// Runs a system tool (mkfs.fat, mtools, sgdisk, fsck.fat) and returns its status and output, or
+/// `nil` when it is not installed. Where the project's test command runs the tests
+/// (`REALM_RUN_REQUIRE_ASSETS=1`), a missing tool is a failure: Scripts/setup-host installs them,
+/// and a check that quietly skips there would be a check that cannot fail.
+public func runTool(_ tool: String, _ arguments: [String]) -> (status: Int32, output: String)? {
+  let candidates = ["/usr/sbin/", "/sbin/", "/usr/bin/", "/bin/"].map { $0 + tool }
+  guard let executable = candidates.first(where: { FileManager.default.isExecutableFile(atPath: $0) }) else {
+    if ProcessInfo.processInfo.environment["REALM_RUN_REQUIRE_ASSETS"] == "1" {
+      Issue.record("\(tool) is not installed (Scripts/setup-host installs it)")
+    }
+    return nil
+  }
+  let process = Process()
+  process.executableURL = URL(fileURLWithPath: executable)
+  process.arguments = arguments
+  let pipe = Pipe()
+  process.standardOutput = pipe
+  process.standardError = pipe
+  do { try process.run() } catch { return nil }
+  let data = pipe.fileHandleForReading.readDataToEndOfFile()
+  process.waitUntilExit()
+  return (process.terminationStatus, String(decoding: data, as: UTF8.self))
+}
