@@ -11,11 +11,11 @@ _start:
   adr x0, vectors
   msr vbar_el1, x0
   isb
-  movz x1, #0x0100, lsl #16     // the UART, 0x0100_0000
+  movz x20, #0x0100, lsl #16    // the UART, 0x0100_0000
 #if SHARED_BIT
   movz x9, #1
   lsl x9, x9, #SHARED_BIT
-  orr x1, x1, x9                // ... through the unprotected alias
+  orr x20, x20, x9              // ... through the unprotected alias
 #endif
   adr x2, started
   bl puts
@@ -27,14 +27,6 @@ _start:
   adr x2, no_abort
   bl puts
   b off
-
-puts:                           // x2: NUL-terminated string; x1: UART data register
-  ldrb w5, [x2], #1
-  cbz w5, 1f
-  strb w5, [x1]
-  b puts
-1:
-  ret
 
 aborted:
   adr x2, got_abort
@@ -50,6 +42,8 @@ vectors:                        // synchronous exceptions, from EL1 with SP_EL0 
   b aborted
   .balign 0x200
   b aborted
+
+#include "uart.inc"
 
   .balign 8
 started:   .asciz "PROBE_START\n"

@@ -50,28 +50,9 @@ _start:
   smc #0
   b .
 
-puts:                           // x2: NUL-terminated string
-  ldrb w5, [x2], #1
-  cbz w5, 1f
-  strb w5, [x20]
-  b puts
-1:
-  ret
-
-puthex64:                       // x0 as 16 hex digits
-  adr x6, digits
-  mov x8, #60
-1:
-  lsr x7, x0, x8
-  and x7, x7, #0xf
-  ldrb w7, [x6, x7]
-  strb w7, [x20]
-  subs x8, x8, #4
-  b.ge 1b
-  ret
+#include "uart.inc"
 
   .balign 8
-digits:       .ascii "0123456789abcdef"
 exits_label:  .asciz "MMIO_EXITS=1000 TICKS="
 freq_label:   .asciz " FREQ="
   .balign 4096

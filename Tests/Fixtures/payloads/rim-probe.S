@@ -95,26 +95,9 @@ _start:
   smc #0
   b .
 
-puts:                           // x2: NUL-terminated string
-  ldrb w5, [x2], #1
-  cbz w5, 1f
-  strb w5, [x20]
-  b puts
-1:
-  ret
-
-puthex8:                        // the low byte of x0 as two hex digits
-  adr x6, digits
-  ubfx x7, x0, #4, #4
-  ldrb w7, [x6, x7]
-  strb w7, [x20]
-  and x7, x0, #0xf
-  ldrb w7, [x6, x7]
-  strb w7, [x20]
-  ret
+#include "uart.inc"
 
   .balign 8
-digits:       .ascii "0123456789abcdef"
 banner:       .asciz "RIM_PROBE ipa="
 algo_label:   .asciz " algo="
 config_label: .asciz " config="
