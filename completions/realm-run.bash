@@ -186,9 +186,9 @@ _realm-run() {
 
 _realm-run_run() {
     repeating_flags=()
-    non_repeating_flags=(--realm --no-realm --print-rim --version -h --help)
+    non_repeating_flags=(--realm --no-realm --pmu --print-rim --version -h --help)
     repeating_options=(--disk)
-    non_repeating_options=(-m --mem -c --cpus --kernel --initrd --params --firmware --measurement-algo --realm-pv --cca-abi --console --sve-vl --boot-entry --timeout --console-log --dump-dtb --log-level)
+    non_repeating_options=(-m --mem -c --cpus --kernel --initrd --params --firmware --measurement-algo --realm-pv --cca-abi --console --sve-vl --pmu-counters --boot-entry --timeout --console-log --dump-dtb --log-level)
     __realm-run_offer_flags_options 0
 
     # Offer option value completions
@@ -229,6 +229,9 @@ _realm-run_run() {
         return
         ;;
     '--sve-vl')
+        return
+        ;;
+    '--pmu-counters')
         return
         ;;
     '--boot-entry')
@@ -305,9 +308,9 @@ _realm-run_image_create() {
 
 _realm-run_measure() {
     repeating_flags=()
-    non_repeating_flags=(--realm --no-realm --lpa2 --no-lpa2 --from-host --json --version -h --help)
+    non_repeating_flags=(--realm --no-realm --pmu --lpa2 --no-lpa2 --from-host --json --version -h --help)
     repeating_options=(--disk)
-    non_repeating_options=(-m --mem -c --cpus --kernel --initrd --params --firmware --measurement-algo --realm-pv --cca-abi --console --sve-vl --boot-entry --rules --breakpoints --watchpoints)
+    non_repeating_options=(-m --mem -c --cpus --kernel --initrd --params --firmware --measurement-algo --realm-pv --cca-abi --console --sve-vl --pmu-counters --boot-entry --rules --breakpoints --watchpoints)
     __realm-run_offer_flags_options 0
 
     # Offer option value completions
@@ -348,6 +351,9 @@ _realm-run_measure() {
         return
         ;;
     '--sve-vl')
+        return
+        ;;
+    '--pmu-counters')
         return
         ;;
     '--boot-entry')

@@ -23,7 +23,7 @@ function __realm-run_parse_tokens -S
         __realm-run_parse_subcommand 0 'version' 'h/help'
         switch $unparsed_tokens[1]
         case 'run'
-            __realm-run_parse_subcommand 0 'm/mem=' 'c/cpus=' 'kernel=' 'initrd=' 'params=' 'firmware=' 'disk=+' 'realm' 'no-realm' 'measurement-algo=' 'realm-pv=' 'cca-abi=' 'console=' 'sve-vl=' 'boot-entry=' 'timeout=' 'console-log=' 'dump-dtb=' 'log-level=' 'print-rim' 'version' 'h/help'
+            __realm-run_parse_subcommand 0 'm/mem=' 'c/cpus=' 'kernel=' 'initrd=' 'params=' 'firmware=' 'disk=+' 'realm' 'no-realm' 'measurement-algo=' 'realm-pv=' 'cca-abi=' 'console=' 'sve-vl=' 'pmu' 'pmu-counters=' 'boot-entry=' 'timeout=' 'console-log=' 'dump-dtb=' 'log-level=' 'print-rim' 'version' 'h/help'
         case 'image'
             __realm-run_parse_subcommand 0 'version' 'h/help'
             switch $unparsed_tokens[1]
@@ -31,7 +31,7 @@ function __realm-run_parse_tokens -S
                 __realm-run_parse_subcommand 0 'kernel=' 'initrd=+' 'params=' 'title=' 'rootfs=' 'o/output=' 'version' 'h/help'
             end
         case 'measure'
-            __realm-run_parse_subcommand 0 'm/mem=' 'c/cpus=' 'kernel=' 'initrd=' 'params=' 'firmware=' 'disk=+' 'realm' 'no-realm' 'measurement-algo=' 'realm-pv=' 'cca-abi=' 'console=' 'sve-vl=' 'boot-entry=' 'rules=' 'lpa2' 'no-lpa2' 'breakpoints=' 'watchpoints=' 'from-host' 'json' 'version' 'h/help'
+            __realm-run_parse_subcommand 0 'm/mem=' 'c/cpus=' 'kernel=' 'initrd=' 'params=' 'firmware=' 'disk=+' 'realm' 'no-realm' 'measurement-algo=' 'realm-pv=' 'cca-abi=' 'console=' 'sve-vl=' 'pmu' 'pmu-counters=' 'boot-entry=' 'rules=' 'lpa2' 'no-lpa2' 'breakpoints=' 'watchpoints=' 'from-host' 'json' 'version' 'h/help'
         case 'host-info'
             __realm-run_parse_subcommand 0 'device=' 'version' 'h/help'
         case 'help'
@@ -110,6 +110,8 @@ complete -c 'realm-run' -n '__realm-run_should_offer_completions_for_flags_or_op
 complete -c 'realm-run' -n '__realm-run_should_offer_completions_for_flags_or_options "realm-run run" cca-abi' -l 'cca-abi' -d 'KVM CCA host UAPI series to speak instead of probing: v5, v8, v9, v10, v12, v13, v14, v15, rmi-253.' -rfka ''
 complete -c 'realm-run' -n '__realm-run_should_offer_completions_for_flags_or_options "realm-run run" console' -l 'console' -d 'The guest console: serial (8250 UART, ttyS0) or virtio (virtio-console, hvc0).' -rfka 'serial virtio'
 complete -c 'realm-run' -n '__realm-run_should_offer_completions_for_flags_or_options "realm-run run" sve-vl' -l 'sve-vl' -d 'Give the guest SVE with vectors of up to this many bits (a multiple of 128). Off without it: a Realm\'s vector length is measured.' -rfka ''
+complete -c 'realm-run' -n '__realm-run_should_offer_completions_for_flags_or_options "realm-run run" pmu' -l 'pmu' -d 'Give the guest a PMUv3 (performance counters).'
+complete -c 'realm-run' -n '__realm-run_should_offer_completions_for_flags_or_options "realm-run run" pmu-counters' -l 'pmu-counters' -d 'The PMU\'s number of event counters (PMCR_EL0.N; implies --pmu). A Realm\'s count is measured.' -rfka ''
 complete -c 'realm-run' -n '__realm-run_should_offer_completions_for_flags_or_options "realm-run run" boot-entry' -l 'boot-entry' -d 'Boot this Boot Loader Specification entry (its file name without .conf) instead of the default; passed to the firmware in /chosen.' -rfka ''
 complete -c 'realm-run' -n '__realm-run_should_offer_completions_for_flags_or_options "realm-run run" timeout' -l 'timeout' -d 'Stop the guest after this many seconds (exit status 124).' -rfka ''
 complete -c 'realm-run' -n '__realm-run_should_offer_completions_for_flags_or_options "realm-run run" console-log' -l 'console-log' -d 'Also write the guest\'s console output to this file.' -rfka ''
@@ -143,6 +145,8 @@ complete -c 'realm-run' -n '__realm-run_should_offer_completions_for_flags_or_op
 complete -c 'realm-run' -n '__realm-run_should_offer_completions_for_flags_or_options "realm-run measure" cca-abi' -l 'cca-abi' -d 'KVM CCA host UAPI series to speak instead of probing: v5, v8, v9, v10, v12, v13, v14, v15, rmi-253.' -rfka ''
 complete -c 'realm-run' -n '__realm-run_should_offer_completions_for_flags_or_options "realm-run measure" console' -l 'console' -d 'The guest console: serial (8250 UART, ttyS0) or virtio (virtio-console, hvc0).' -rfka 'serial virtio'
 complete -c 'realm-run' -n '__realm-run_should_offer_completions_for_flags_or_options "realm-run measure" sve-vl' -l 'sve-vl' -d 'Give the guest SVE with vectors of up to this many bits (a multiple of 128). Off without it: a Realm\'s vector length is measured.' -rfka ''
+complete -c 'realm-run' -n '__realm-run_should_offer_completions_for_flags_or_options "realm-run measure" pmu' -l 'pmu' -d 'Give the guest a PMUv3 (performance counters).'
+complete -c 'realm-run' -n '__realm-run_should_offer_completions_for_flags_or_options "realm-run measure" pmu-counters' -l 'pmu-counters' -d 'The PMU\'s number of event counters (PMCR_EL0.N; implies --pmu). A Realm\'s count is measured.' -rfka ''
 complete -c 'realm-run' -n '__realm-run_should_offer_completions_for_flags_or_options "realm-run measure" boot-entry' -l 'boot-entry' -d 'Boot this Boot Loader Specification entry (its file name without .conf) instead of the default; passed to the firmware in /chosen.' -rfka ''
 complete -c 'realm-run' -n '__realm-run_should_offer_completions_for_flags_or_options "realm-run measure" rules' -l 'rules' -d 'Measurement rules: rmm-1.0 (TF-RMM 0.8.0, series v12 and older kernels) or rmm-2.0 (TF-RMM 0.9.0, series v13+). Default: from --cca-abi, else rmm-2.0.' -rfka 'rmm-1.0 rmm-2.0'
 complete -c 'realm-run' -n '__realm-run_should_offer_completions_for_flags_or_options "realm-run measure" lpa2' -l 'lpa2' -d 'Whether the host kernel sets the Realm\'s LPA2 flag (default: yes for rmm-2.0 hosts, as the emulated v13 host does; no for v12 and older).'

@@ -98,6 +98,30 @@ public final class VCPU: @unchecked Sendable {
     try finalize(feature: Int32(CKVM_ARM_VCPU_SVE))
   }
 
+  /// Gives the vCPU its PMUv3 (initialised with the PMU_V3 feature): `counters` event counters
+  /// (PMCR_EL0.N; the host's number when `nil`) and its overflow interrupt, a PPI given as its GIC
+  /// INTID. Done after the GIC is initialised, before the first run (kvmtool's arm/aarch64/pmu.c).
+  public func configurePMU(interrupt: UInt32, counters: Int?) throws(KVMError) {
+    if let counters {
+      let pmcr = try register(CKVM_REG_PMCR_EL0)
+      let available = Int((pmcr >> 11) & 0x1F)
+      guard counters <= available else {
+        throw .unsupported("this host's PMU has \(available) event counters; --pmu-counters \(counters) is more")
+      }
+      try setRegister(CKVM_REG_PMCR_EL0, pmcr & ~(0x1F << 11) | UInt64(counters) << 11)
+    }
+    var irq = Int32(interrupt)
+    try withUnsafeMutablePointer(to: &irq) { (pointer) throws(KVMError) in
+      var attribute = ckvm_device_attr(
+        flags: 0, group: UInt32(CKVM_ARM_VCPU_PMU_V3_CTRL), attr: UInt64(CKVM_ARM_VCPU_PMU_V3_IRQ),
+        addr: UInt64(UInt(bitPattern: pointer)))
+      try syscalls.call(fd, CKVM_SET_DEVICE_ATTR, "KVM_SET_DEVICE_ATTR(PMU IRQ)", &attribute)
+    }
+    var initialize = ckvm_device_attr(
+      flags: 0, group: UInt32(CKVM_ARM_VCPU_PMU_V3_CTRL), attr: UInt64(CKVM_ARM_VCPU_PMU_V3_INIT), addr: 0)
+    try syscalls.call(fd, CKVM_SET_DEVICE_ATTR, "KVM_SET_DEVICE_ATTR(PMU INIT)", &initialize)
+  }
+
   /// Sets the PC and X0-X3 for entry (the arm64 boot protocol: x0 = DTB, x1-x3 = 0).
   public func setEntry(pc: UInt64, x0: UInt64) throws(KVMError) {
     try setRegister(ckvm_core_reg_x(0), x0)

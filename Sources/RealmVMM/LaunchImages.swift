@@ -27,7 +27,7 @@ public struct LaunchImages: Sendable {
       deviceTree = try MachineDeviceTree.build(.init(
         cpus: config.cpus, ramBase: MemoryMap.ramBase, ramSize: config.memorySize,
         bootArguments: boot.bootArguments, initrd: boot.layout.initrd,
-        psciMethod: config.realm ? "smc" : "hvc", console: config.console, bootEntry: config.bootEntry))
+        psciMethod: config.realm ? "smc" : "hvc", console: config.console, bootEntry: config.bootEntry, pmu: config.pmu))
     } catch {
       throw .deviceTree(error)
     }

@@ -130,6 +130,7 @@ public final class Machine: @unchecked Sendable {
         var features = [Int32(CKVM_ARM_VCPU_PSCI_0_2)]
         if id > 0 { features.append(Int32(CKVM_ARM_VCPU_POWER_OFF)) }
         if config.sveVectorLength != nil { features.append(Int32(CKVM_ARM_VCPU_SVE)) }
+        if config.pmu { features.append(Int32(CKVM_ARM_VCPU_PMU_V3)) }
         try Self.initialize(vcpu, target: target, features: features, realm: realm)
         if let vectorLength = config.sveVectorLength {
           try vcpu.configureSVE(vectorLength: vectorLength)
@@ -138,8 +139,11 @@ public final class Machine: @unchecked Sendable {
       }
       self.vcpus = vcpus
 
-      // 7. The GIC is initialised once every vCPU exists.
+      // 7. The GIC is initialised once every vCPU exists; then each vCPU's PMU, which needs it.
       try gic.initialize(interruptCount: MemoryMap.gicInterruptCount)
+      if config.pmu {
+        for vcpu in vcpus { try vcpu.configurePMU(interrupt: 16 + MemoryMap.pmuPPI, counters: config.pmuCounters) }
+      }
     } catch let error as KVMError {
       throw .kvm(error)
     } catch let error as VMMError {

@@ -33,14 +33,19 @@ public struct MachineConfig: Sendable, Equatable {
   /// SVE's maximum vector length in bits (a multiple of 128), or `nil` for no SVE. A Realm's
   /// vector length is measured, so it is never chosen implicitly.
   public var sveVectorLength: Int?
+  /// Whether the guest gets a PMUv3, and how many event counters (PMCR_EL0.N; the host's when `nil`).
+  public var pmu: Bool
+  public var pmuCounters: Int?
   /// The Boot Loader Specification entry the firmware should boot (`/chosen/realm-run,boot-entry`).
   public var bootEntry: String?
 
   public init(
     memorySize: UInt64, cpus: Int, boot: Boot, kernelParameters: String? = nil,
     disks: [DiskConfig] = [], realm: Bool = false, realmOptions: RealmOptions = RealmOptions(), console: Console = .serial,
-    sveVectorLength: Int? = nil, bootEntry: String? = nil
+    sveVectorLength: Int? = nil, bootEntry: String? = nil, pmu: Bool = false, pmuCounters: Int? = nil
   ) {
+    self.pmu = pmu || pmuCounters != nil
+    self.pmuCounters = pmuCounters
     self.bootEntry = bootEntry
     self.sveVectorLength = sveVectorLength
     self.memorySize = memorySize

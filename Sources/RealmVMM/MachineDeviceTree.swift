@@ -14,6 +14,8 @@ enum MachineDeviceTree {
     var console: MachineConfig.Console = .serial
     /// The firmware's boot entry, if one is asked for.
     var bootEntry: String? = nil
+    /// Whether the vCPUs have a PMUv3 (a `pmu` node).
+    var pmu: Bool = false
   }
 
   static func build(_ inputs: Inputs) throws(DeviceTreeError) -> [UInt8] {
@@ -87,6 +89,13 @@ enum MachineDeviceTree {
         try tree.property("always-on")
         // Secure, non-secure physical, virtual and hypervisor timers: PPIs 13, 14, 11, 10.
         try tree.property("interrupts", cells: [13, 14, 11, 10].flatMap { [GIC.ppi, $0, GIC.levelLow] })
+      }
+
+      if inputs.pmu {
+        try tree.node("pmu") { (tree) throws(DeviceTreeError) in
+          try tree.property("compatible", string: "arm,armv8-pmuv3")
+          try tree.property("interrupts", cells: [GIC.ppi, MemoryMap.pmuPPI, GIC.levelHigh])
+        }
       }
 
       try tree.node(String(uartPath.dropFirst())) { (tree) throws(DeviceTreeError) in

@@ -37,6 +37,9 @@ public enum MemoryMap {
   /// The four PCI INTx lines (INTA..INTD), swizzled by slot.
   public static let pciINTxSPIBase: UInt32 = 1
 
+  /// The PMU's overflow interrupt: PPI 7, GIC INTID 23 (as kvmtool and QEMU use).
+  public static let pmuPPI: UInt32 = 7
+
   /// Interrupts the GIC is sized for: 32 private + 64 shared.
   public static let gicInterruptCount: UInt32 = 96
 }

@@ -54,6 +54,14 @@ struct MachineOptions: ParsableArguments {
     valueName: "bits"))
   var sveVl: Int?
 
+  @Flag(help: "Give the guest a PMUv3 (performance counters).")
+  var pmu: Bool = false
+
+  @Option(help: ArgumentHelp(
+    "The PMU's number of event counters (PMCR_EL0.N; implies --pmu). A Realm's count is measured.",
+    valueName: "n"))
+  var pmuCounters: Int?
+
   @Option(help: ArgumentHelp(
     "Boot this Boot Loader Specification entry (its file name without .conf) instead of the default; passed to the firmware in /chosen.",
     valueName: "id"))
@@ -103,6 +111,9 @@ struct MachineOptions: ParsableArguments {
     if let sveVl, sveVl < 128 || sveVl > 2048 || sveVl % 128 != 0 {
       throw ValidationError("--sve-vl \(sveVl): a multiple of 128 from 128 to 2048")
     }
+    if let pmuCounters, !(0...31).contains(pmuCounters) {
+      throw ValidationError("--pmu-counters \(pmuCounters): from 0 to 31")
+    }
     if let bootEntry {
       guard kernel == nil else { throw ValidationError("--boot-entry is for the firmware; drop --kernel") }
       guard !bootEntry.isEmpty, bootEntry.utf8.count <= 255, !bootEntry.contains("/") else {
@@ -132,6 +143,7 @@ struct MachineOptions: ParsableArguments {
     return MachineConfig(
       memorySize: (try? MemorySize(parsing: memory).bytes) ?? 0, cpus: cpus, boot: boot,
       kernelParameters: params, disks: disks, realm: realm, realmOptions: realmOptions,
-      console: console.console, sveVectorLength: sveVl, bootEntry: bootEntry)
+      console: console.console, sveVectorLength: sveVl, bootEntry: bootEntry, pmu: pmu,
+      pmuCounters: pmuCounters)
   }
 }

@@ -57,6 +57,9 @@ struct MeasureCommand: ParsableCommand {
     }
     if let breakpoints, breakpoints > 15 { throw ValidationError("--breakpoints \(breakpoints): a 4-bit field (0-15)") }
     if let watchpoints, watchpoints > 15 { throw ValidationError("--watchpoints \(watchpoints): a 4-bit field (0-15)") }
+    if machine.pmu && machine.pmuCounters == nil {
+      throw ValidationError("--pmu: give --pmu-counters too; the number of counters is part of the measurement")
+    }
   }
 
   func run() throws {
@@ -197,7 +200,8 @@ struct RIMPrediction {
     let parameters = RealmParameters(
       ipaBits: UInt8(bits), hashAlgorithm: algorithm, lpa2: profile.lpa2,
       breakpoints: profile.breakpoints, watchpoints: profile.watchpoints,
-      sve: config.sveVectorLength != nil, sveVectorLength: UInt8((config.sveVectorLength ?? 128) / 128 - 1))
+      sve: config.sveVectorLength != nil, sveVectorLength: UInt8((config.sveVectorLength ?? 128) / 128 - 1),
+      pmu: config.pmu, pmuCounters: UInt8(config.pmuCounters ?? 0))
     launch = RealmLaunch(
       parameters: parameters, ram: MemoryMap.ramBase..<ramEnd,
       regions: images.regions.map { RealmLaunch.Region(address: $0.address, bytes: $0.bytes) },

@@ -86,6 +86,29 @@ import Testing
     #expect(ids == [0x6030_0000_0010_0000, 0x6030_0000_0010_0002, 0x6030_0000_0010_0004, 0x6030_0000_0010_0006, 0x6030_0000_0010_0040])
   }
 
+  @Test func pmuCountersInterruptAndInit() throws {
+    // PMCR_EL0 with N = 6 (bits 15:11) and the E bit set
+    let syscalls = RecordingKVMSyscalls(pointer: { _, request, argument in
+      if request == 0x4010_AEAB {  // KVM_GET_ONE_REG: write the value where addr points
+        let address = argument.load(fromByteOffset: 8, as: UInt64.self)
+        UnsafeMutableRawPointer(bitPattern: UInt(address))!.storeBytes(of: UInt64(6 << 11 | 1), as: UInt64.self)
+      }
+      return nil
+    })
+    let vm = try KVMSystem(syscalls: syscalls).createVM(type: 0)
+    let vcpu = try vm.createVCPU(id: 0)
+    let before = syscalls.calls.count
+    try vcpu.configurePMU(interrupt: 23, counters: 4)
+    let calls = Array(syscalls.calls[before...])
+    #expect(calls.map(\.request) == [0x4010_AEAB, 0x4010_AEAC, 0x4018_AEE1, 0x4018_AEE1])
+    #expect(calls[0].bytes!.le(UInt64.self, at: 0) == 0x6030_0000_0013_DCE0)  // PMCR_EL0
+    #expect(calls[1].bytes!.le(UInt64.self, at: 0) == 0x6030_0000_0013_DCE0)
+    // (group KVM_ARM_VCPU_PMU_V3_CTRL 0, attr IRQ 0), then (0, INIT 1)
+    #expect(calls[2].bytes!.le(UInt32.self, at: 4) == 0 && calls[2].bytes!.le(UInt64.self, at: 8) == 0)
+    #expect(calls[3].bytes!.le(UInt32.self, at: 4) == 0 && calls[3].bytes!.le(UInt64.self, at: 8) == 1)
+    #expect(throws: KVMError.self) { try vcpu.configurePMU(interrupt: 23, counters: 7) }  // only 6 here
+  }
+
   @Test func gicDeviceAndSPILines() throws {
     let syscalls = RecordingKVMSyscalls(pointer: { _, request, argument in
       if request == 0xC00C_AEE0 { argument.storeBytes(of: UInt32(77), toByteOffset: 4, as: UInt32.self) }  // device fd

@@ -71,6 +71,9 @@ import Testing
     let chosen = try parse(["--firmware", "fw.bin", "--disk", "d.img", "--boot-entry", "rescue", "--sve-vl", "256"]).makeConfig()
     #expect(chosen.bootEntry == "rescue")
     #expect(chosen.sveVectorLength == 256)
+    #expect(!chosen.pmu)
+    let pmu = try parse(["--kernel", "k", "--pmu-counters", "3"]).makeConfig()
+    #expect(pmu.pmu && pmu.pmuCounters == 3)
   }
 
   @Test func badInputIsAUsageError() {
@@ -92,6 +95,7 @@ import Testing
     #expect(usageError(["--kernel", "k", "--sve-vl", "4096"]) != nil)
     #expect(usageError(["--kernel", "k", "--boot-entry", "rescue"])?.contains("drop --kernel") == true)
     #expect(usageError(["--disk", "d.img", "--boot-entry", "../x"]) != nil)
+    #expect(usageError(["--kernel", "k", "--pmu-counters", "32"])?.contains("from 0 to 31") == true)
   }
 }
 

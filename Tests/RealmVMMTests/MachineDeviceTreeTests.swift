@@ -88,6 +88,15 @@ import Testing
     #expect(Set(entries.map { $0[8] }) == [1, 2, 3, 4])
   }
 
+  @Test func pmuNodeOnlyWithAPMU() throws {
+    #expect(!(try tree()).hasNode("/pmu"))
+    var inputs = Self.inputs
+    inputs.pmu = true
+    let dtb = try tree(inputs)
+    #expect(dtb.strings("compatible", at: "/pmu") == ["arm,armv8-pmuv3"])
+    #expect(dtb.cells("interrupts", at: "/pmu") == [1, 7, 4])  // PPI 7 (INTID 23), level high
+  }
+
   @Test func realmsUseSMCForPSCI() throws {
     var inputs = Self.inputs
     inputs.psciMethod = "smc"

@@ -298,6 +298,16 @@ static const uint64_t CKVM_CORE_REG_SP = CKVM_REG_ARM64_CORE(31 * 8);
 static const uint64_t CKVM_CORE_REG_PC = CKVM_REG_ARM64_CORE(32 * 8);
 static const uint64_t CKVM_CORE_REG_PSTATE = CKVM_REG_ARM64_CORE(33 * 8);
 
+/* PMCR_EL0: ARM64_SYS_REG(3, 3, 9, 12, 0); its N field (bits 15:11) is the number of event counters. */
+#define CKVM_REG_PMCR_EL0 0x603000000013DCE0ull
+
+/* vCPU device attributes of the PMU (KVM_SET_DEVICE_ATTR on the vCPU fd). */
+enum {
+  CKVM_ARM_VCPU_PMU_V3_CTRL = 0,
+  CKVM_ARM_VCPU_PMU_V3_IRQ = 0,
+  CKVM_ARM_VCPU_PMU_V3_INIT = 1,
+};
+
 /* The SVE vector-length set, a 512-bit bitmap of vector quadwords (bit n-1 for VQ n). */
 #define CKVM_REG_ARM64_SVE_VLS 0x606000000015FFFFull
 
