@@ -77,5 +77,11 @@ public struct DeviceTreeReader {
   }
 
   /// The total size recorded in the header.
-  public var totalSize: Int { Int(UInt32(bigEndianBytes: blob[4..<8])) }
+  public var totalSize: Int { Self.totalSize(of: blob) }
+
+  /// The total size a blob's header records (its `totalsize` field, big-endian at offset 4): the
+  /// used part of a blob padded to a larger slot. The blob must hold at least the header's 8 bytes.
+  public static func totalSize(of blob: [UInt8]) -> Int {
+    Int(UInt32(bigEndianBytes: blob[4..<8]))
+  }
 }

@@ -102,7 +102,7 @@ public struct DeviceTreeWriter {
   /// Closes the tree and returns the blob, padded with zeros to the capacity given at the start.
   public mutating func finish() throws(DeviceTreeError) -> [UInt8] {
     try check(buffer.withUnsafeMutableBytes { fdt_finish($0.baseAddress) }, "finish")
-    let size = Int(UInt32(bigEndianBytes: buffer[4..<8]))
+    let size = DeviceTreeReader.totalSize(of: buffer)
     // Sequential-write leaves unused bytes in the middle of the buffer: copy the blob out and pad.
     var blob = Array(buffer[0..<size])
     blob.append(contentsOf: repeatElement(0, count: buffer.count - size))

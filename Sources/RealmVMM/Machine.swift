@@ -344,7 +344,6 @@ struct SPILine: InterruptLine {
 extension Machine {
   /// Writes the DTB (its used part, without the padding) to `path`, for `--dump-dtb`.
   public func writeDeviceTree(to path: String) throws(VMMError) {
-    let size = Int(UInt32(deviceTree[4]) << 24 | UInt32(deviceTree[5]) << 16 | UInt32(deviceTree[6]) << 8 | UInt32(deviceTree[7]))
-    try writeFile(path, Array(deviceTree.prefix(size)), what: "the device tree")
+    try writeFile(path, Array(deviceTree.prefix(DeviceTreeReader.totalSize(of: deviceTree))), what: "the device tree")
   }
 }
