@@ -44,7 +44,7 @@ public func fuzzOneInput(_ data: UnsafePointer<UInt8>, _ size: Int) -> Int32 {
       break
     }
     var status: UInt8 = 0
-    if let request = try? BlockRequest.parse(chain.descriptors, readHeader: { address, count in try? memory.read(at: address, count: count) }) {
+    if let request = try? BlockRequest.parse(chain.descriptors, readHeader: { address, buffer in (try? memory.read(at: address, into: buffer)) != nil }) {
       _ = request.type
       status = UInt8(truncatingIfNeeded: request.readableLength &+ request.writableLength)
       if request.readable.count == 1, request.readable[0].length == 16,

@@ -29,56 +29,25 @@ public enum IOOperation {
   case fdatasync(fd: Int32)
   /// `fallocate(2)` with `mode` (punch hole / zero range), run on the I/O thread.
   case fallocate(fd: Int32, mode: Int32, offset: Int64, length: Int64)
-
-  /// Bytes a read or write asks for.
-  var byteCount: Int {
-    switch self {
-    case .read(_, let iovecs, _), .write(_, let iovecs, _): return iovecs.reduce(0) { $0 + $1.iov_len }
-    case .fdatasync, .fallocate: return 0
-    }
-  }
 }
 
 /// The result of an ``IOOperation``: bytes transferred (0 for sync and fallocate) or `-errno`.
 public typealias IOCompletion = (_ result: Int) -> Void
 
-/// One submitted operation: its iocb and iovecs live here until the kernel is done with them.
-final class PendingIO {
-  let iocb = UnsafeMutablePointer<iocb>.allocate(capacity: 1)
-  let iovecs: UnsafeMutablePointer<iovec>
-  let iovecCount: Int
-  let operation: IOOperation
-  let completion: IOCompletion
+/// fdatasync(2) (inside IOOperation the name is the enum case's).
+private func dataSync(_ fd: Int32) -> Int32 { fdatasync(fd) }
 
-  init(_ operation: IOOperation, completion: @escaping IOCompletion) {
-    self.operation = operation
-    self.completion = completion
-    let list: [iovec]
-    switch operation {
-    case .read(_, let iovecs, _), .write(_, let iovecs, _): list = iovecs
-    default: list = []
-    }
-    iovecCount = list.count
-    iovecs = .allocate(capacity: max(1, list.count))
-    if !list.isEmpty { iovecs.initialize(from: list, count: list.count) }
-    iocb.initialize(to: CLibAIO.iocb())
-  }
-
-  deinit {
-    iocb.deallocate()
-    iovecs.deallocate()
-  }
-
+extension IOOperation {
   /// Runs the operation with plain system calls on the calling thread.
   func runSynchronously() -> Int {
     func check(_ result: Int) -> Int { result < 0 ? -Int(errno) : result }
-    switch operation {
-    case .read(let fd, _, let offset):
-      return check(preadv(fd, iovecs, Int32(iovecCount), Int(offset)))
-    case .write(let fd, _, let offset):
-      return check(pwritev(fd, iovecs, Int32(iovecCount), Int(offset)))
+    switch self {
+    case .read(let fd, let iovecs, let offset):
+      return check(preadv(fd, iovecs, Int32(iovecs.count), Int(offset)))
+    case .write(let fd, let iovecs, let offset):
+      return check(pwritev(fd, iovecs, Int32(iovecs.count), Int(offset)))
     case .fdatasync(let fd):
-      return fdatasync(fd) == 0 ? 0 : -Int(errno)
+      return dataSync(fd) == 0 ? 0 : -Int(errno)
     case .fallocate(let fd, let mode, let offset, let length):
       return clibaio_fallocate(fd, mode, offset, length) == 0 ? 0 : -Int(errno)
     }
@@ -86,8 +55,13 @@ final class PendingIO {
 }
 
 /// The dedicated I/O thread: runs work handed over by vCPU threads (queue kicks), submits reads
-/// and writes through libaio with eventfd completion, and runs each completion on this thread, so
-/// that no vCPU ever waits for the disk.
+/// and writes through libaio, and runs each completion on this thread, so that no vCPU ever waits
+/// for the disk.
+///
+/// Each operation in the kernel holds one of `maxEvents - 1` reusable slots (the last is the
+/// thread's own wake-up, an IOCB_CMD_POLL on an eventfd); more wait in order until slots free up.
+/// Completions are read from the kernel's ring without a system call where the ring allows it, and
+/// the thread sleeps in one `io_getevents` for both new work and finished I/O.
 ///
 /// When `io_setup` fails (ENOSYS under qemu-user, or a host with AIO disabled) it falls back to
 /// synchronous `preadv`/`pwritev` on this same thread and says so through ``fallbackReason``.
@@ -98,12 +72,19 @@ public final class IOLoop: @unchecked Sendable {
     var stopping = false
   }
 
+  /// An operation that has no kernel slot yet.
+  private struct Waiting {
+    let operation: IOOperation
+    let completion: IOCompletion
+  }
+
   private let shared = Mutex(Shared())
-  /// Set by ``schedule(_:)``, so the polling phase sees new work without taking the lock.
+  /// Set by ``schedule(_:)`` before it signals, so the loop sees new work without taking the lock,
+  /// and sees it even when a wake-up was consumed while it was busy.
   private let workPending = Atomic<Bool>(false)
-  /// How long the thread polls for new work and completions before it sleeps in `poll(2)` (QEMU's
-  /// iothread `poll-max-ns` idea). Saves context switches when cores are free; off by default
-  /// because on an oversubscribed host the spinning costs more than it saves.
+  /// How long the thread polls for new work and completions before it sleeps (QEMU's iothread
+  /// `poll-max-ns` idea). Saves context switches when cores are free; off by default because on an
+  /// oversubscribed host the spinning costs more than it saves.
   public let pollNanoseconds: UInt64
   private let wakeFD: Int32
   private let completionFD: Int32
@@ -112,28 +93,44 @@ public final class IOLoop: @unchecked Sendable {
   /// Why kernel AIO is not used (nil when it is).
   public let fallbackReason: String?
 
-  // Owned by the loop thread.
-  private var batch: [PendingIO] = []
-  private var synchronousDone: [(PendingIO, Int)] = []
+  // Owned by the loop thread. Operations in the kernel occupy slots: an iocb, its iovecs and its
+  // completion, allocated once and reused, so a request costs no allocation here.
+  private let slotCount: Int
+  private let iocbs: UnsafeMutablePointer<iocb>
+  private let submitList: UnsafeMutablePointer<UnsafeMutablePointer<iocb>?>
+  private var slotIovecs: [UnsafeMutablePointer<iovec>?]
+  private var slotIovecCapacity: [Int]
+  private var slotCompletions: [IOCompletion?]
+  private var freeSlots: [Int]
   private var inFlight = 0
-  private var events: UnsafeMutablePointer<io_event>
+  /// Operations waiting for a slot, oldest first from `waitingStart`.
+  private var waiting: [Waiting] = []
+  private var waitingStart = 0
+  /// io_submit said EAGAIN: wait for a completion before trying again.
+  private var kernelFull = false
+  /// Completions of operations that ran synchronously, to run in order with the others.
+  private var finished: [(IOCompletion, Int)] = []
+  private let events: UnsafeMutablePointer<io_event>
+  /// The kernel's completion ring can be read directly (no io_getevents call per batch).
+  private var ringUsable = false
   private var thread: pthread_t?
   private let name: String
   /// An IOCB_CMD_POLL on the wake eventfd: new work then completes like I/O, so the thread sleeps
-  /// in one io_getevents instead of poll + read + io_getevents. Nil where the kernel lacks it.
+  /// in one io_getevents instead of poll + read + io_getevents. Unused where the kernel lacks it.
   private let wakePoll = UnsafeMutablePointer<iocb>.allocate(capacity: 1)
   private var wakePollUsable = false
   private var wakePollArmed = false
-  nonisolated(unsafe) private static let wakePollTag = UnsafeMutableRawPointer(bitPattern: 0x1)!
+  nonisolated(unsafe) private static let wakePollTag = UnsafeMutableRawPointer(bitPattern: UInt.max)!
 
   /// Creates the loop (the thread starts with ``start()``). `maxEvents` bounds the operations in
-  /// flight in the kernel; more wait in the loop until some complete.
+  /// flight in the kernel (one slot is the loop's own wake-up); more wait in the loop until some
+  /// complete.
   public init(
     name: String = "io", maxEvents: Int = 256, forceSynchronous: Bool = false, pollNanoseconds: UInt64 = 0
   ) throws(AsyncIOError) {
     self.name = name
     self.pollNanoseconds = pollNanoseconds
-    self.maxEvents = maxEvents
+    self.maxEvents = max(2, maxEvents)
     wakeFD = eventfd(0, Int32(EFD_NONBLOCK | EFD_CLOEXEC))
     guard wakeFD >= 0 else { throw .eventfd(errno: errno) }
     completionFD = eventfd(0, Int32(EFD_NONBLOCK | EFD_CLOEXEC))
@@ -142,14 +139,23 @@ public final class IOLoop: @unchecked Sendable {
       close(wakeFD)
       throw .eventfd(errno: error)
     }
-    events = .allocate(capacity: maxEvents)
+    slotCount = self.maxEvents - 1
+    iocbs = .allocate(capacity: slotCount)
+    iocbs.initialize(repeating: iocb(), count: slotCount)
+    submitList = .allocate(capacity: slotCount)
+    slotIovecs = Array(repeating: nil, count: slotCount)
+    slotIovecCapacity = Array(repeating: 0, count: slotCount)
+    slotCompletions = Array(repeating: nil, count: slotCount)
+    freeSlots = Array((0..<slotCount).reversed())
+    events = .allocate(capacity: self.maxEvents)
     if forceSynchronous {
       fallbackReason = "synchronous I/O requested"
     } else {
       var ctx: io_context_t?
-      let status = io_setup(Int32(maxEvents), &ctx)
+      let status = io_setup(Int32(self.maxEvents), &ctx)
       if status == 0 {
         context = ctx
+        ringUsable = clibaio_ring_usable(ctx) != 0
         fallbackReason = nil
       } else {
         fallbackReason = "io_setup failed (\(String(cString: strerror(-status)))); using synchronous pread/pwrite on the I/O thread"
@@ -164,6 +170,9 @@ public final class IOLoop: @unchecked Sendable {
     close(wakeFD)
     close(completionFD)
     events.deallocate()
+    iocbs.deallocate()
+    submitList.deallocate()
+    for iovecs in slotIovecs { iovecs?.deallocate() }
   }
 
   /// Whether reads and writes go through kernel AIO.
@@ -215,17 +224,16 @@ public final class IOLoop: @unchecked Sendable {
   /// Queues `operation`; it is submitted when the current piece of work returns, and `completion`
   /// runs on the I/O thread. Call only on the I/O thread (from scheduled work or a completion).
   public func submit(_ operation: IOOperation, completion: @escaping IOCompletion) {
-    let pending = PendingIO(operation, completion: completion)
     switch operation {
     case .read, .write:
       if context != nil {
-        batch.append(pending)
-      } else {
-        synchronousDone.append((pending, pending.runSynchronously()))
+        waiting.append(Waiting(operation: operation, completion: completion))
+        return
       }
     case .fdatasync, .fallocate:
-      synchronousDone.append((pending, pending.runSynchronously()))
+      break
     }
+    finished.append((completion, operation.runSynchronously()))
   }
 
   private func signal(_ fd: Int32) {
@@ -236,6 +244,54 @@ public final class IOLoop: @unchecked Sendable {
   private func drain(_ fd: Int32) {
     var value: UInt64 = 0
     _ = read(fd, &value, 8)
+  }
+
+  private var waitingCount: Int { waiting.count - waitingStart }
+
+  private func run() {
+    wakePollUsable = armWakePoll()
+    while true {
+      workPending.store(false, ordering: .relaxed)
+      let (work, handlers, stopping) = shared.withLock { shared -> ([@Sendable () -> Void], [@Sendable () -> Void], Bool) in
+        defer { shared.work.removeAll(keepingCapacity: true) }
+        return (shared.work, shared.batchHandlers, shared.stopping)
+      }
+      for item in work { item() }
+      submitWaiting()
+      let completed = reap()
+      for handler in handlers { handler() }
+      // Completions free slots and may queue more I/O; work may have arrived meanwhile.
+      if !work.isEmpty || completed || !finished.isEmpty { continue }
+      if waitingCount > 0 && !freeSlots.isEmpty && !kernelFull { continue }
+      if stopping && inFlight == 0 && waitingCount == 0 { return }
+      if !stopping && pollForActivity() { continue }
+      // A wake-up consumed while reaping (the wake poll completes like I/O) must not be slept through.
+      if workPending.load(ordering: .acquiring) { continue }
+      sleep()
+    }
+  }
+
+  /// Blocks until new work or a completion arrives.
+  private func sleep() {
+    if wakePollUsable, let context {
+      if armWakePoll() {
+        let count = io_getevents(context, 1, maxEvents, events, nil)
+        if count > 0 { handle(events: Int(count)) }
+      } else {
+        // The poll could not be queued (the context is full, which the slot count rules out):
+        // look for new work again soon rather than sleep through it.
+        var shortly = timespec(tv_sec: 0, tv_nsec: 1_000_000)
+        let count = io_getevents(context, 1, maxEvents, events, &shortly)
+        if count > 0 { handle(events: Int(count)) }
+      }
+      return
+    }
+    var fds = (pollfd(fd: wakeFD, events: Int16(POLLIN), revents: 0), pollfd(fd: completionFD, events: Int16(POLLIN), revents: 0))
+    let ready = withUnsafeMutableBytes(of: &fds) { poll($0.baseAddress!.assumingMemoryBound(to: pollfd.self), 2, -1) }
+    if ready > 0 {
+      if fds.0.revents != 0 { drain(wakeFD) }
+      if fds.1.revents != 0 { drain(completionFD) }
+    }
   }
 
   /// Submits the wake poll if it is not pending; false if the kernel refuses it.
@@ -250,42 +306,6 @@ public final class IOLoop: @unchecked Sendable {
     return true
   }
 
-  private func run() {
-    var fds = [pollfd(fd: wakeFD, events: Int16(POLLIN), revents: 0),
-               pollfd(fd: completionFD, events: Int16(POLLIN), revents: 0)]
-    var backlog: [PendingIO] = []
-    wakePollUsable = armWakePoll()
-    while true {
-      workPending.store(false, ordering: .relaxed)
-      let (work, handlers, stopping) = shared.withLock { shared -> ([@Sendable () -> Void], [@Sendable () -> Void], Bool) in
-        defer { shared.work.removeAll(keepingCapacity: true) }
-        return (shared.work, shared.batchHandlers, shared.stopping)
-      }
-      for item in work { item() }
-      backlog.append(contentsOf: batch)
-      batch.removeAll(keepingCapacity: true)
-      flush(&backlog)
-      reap()
-      for handler in handlers { handler() }
-      if !batch.isEmpty || !synchronousDone.isEmpty { continue }
-      if stopping && work.isEmpty && inFlight == 0 && backlog.isEmpty { return }
-      if !work.isEmpty { continue }
-      if !stopping && pollForActivity() { continue }
-      if wakePollUsable, let context, armWakePoll() {
-        let count = io_getevents(context, 1, maxEvents, events, nil)
-        if count > 0 { handle(events: Int(count)) }
-        continue
-      }
-      fds[0].revents = 0
-      fds[1].revents = 0
-      let ready = poll(&fds, 2, -1)
-      if ready > 0 {
-        if fds[0].revents != 0 { drain(wakeFD) }
-        if fds[1].revents != 0 { drain(completionFD) }
-      }
-    }
-  }
-
   /// Spins up to ``pollNanoseconds`` for new work or finished I/O; true if some arrived.
   private func pollForActivity() -> Bool {
     guard pollNanoseconds > 0 else { return false }
@@ -296,14 +316,11 @@ public final class IOLoop: @unchecked Sendable {
     return false
   }
 
-  /// Whether the kernel's completion ring (mapped at the context address: id, nr, head, tail) has
-  /// events, read without a system call.
+  /// Whether the kernel's completion ring has events, read without a system call.
   private func completionsReady() -> Bool {
-    guard let context, inFlight > 0 else { return false }
+    guard let context, ringUsable, inFlight > 0 else { return false }
     let ring = UnsafeRawPointer(context)
-    let head = ring.load(fromByteOffset: 8, as: UInt32.self)
-    let tail = ring.load(fromByteOffset: 12, as: UInt32.self)
-    return head != tail
+    return ring.load(fromByteOffset: 8, as: UInt32.self) != ring.load(fromByteOffset: 12, as: UInt32.self)
   }
 
   private func monotonicNanoseconds() -> UInt64 {
@@ -312,66 +329,101 @@ public final class IOLoop: @unchecked Sendable {
     return UInt64(now.tv_sec) &* 1_000_000_000 &+ UInt64(now.tv_nsec)
   }
 
-  /// Submits as much of `backlog` as the context takes; the rest waits for completions.
-  private func flush(_ backlog: inout [PendingIO]) {
-    guard let context, !backlog.isEmpty else { return }
-    var submitted = 0
-    let limit = maxEvents - 1  // one slot for the wake poll
-    while submitted < backlog.count && inFlight < limit {
-      let count = min(backlog.count - submitted, limit - inFlight)
-      var pointers: [UnsafeMutablePointer<iocb>?] = []
-      pointers.reserveCapacity(count)
-      for pending in backlog[submitted..<submitted + count] {
-        switch pending.operation {
-        case .read(let fd, _, let offset):
-          io_prep_preadv(pending.iocb, fd, pending.iovecs, Int32(pending.iovecCount), offset)
-        case .write(let fd, _, let offset):
-          io_prep_pwritev(pending.iocb, fd, pending.iovecs, Int32(pending.iovecCount), offset)
-        default:
-          break
-        }
-        if !wakePollUsable { io_set_eventfd(pending.iocb, completionFD) }
-        pending.iocb.pointee.data = Unmanaged.passRetained(pending).toOpaque()
-        pointers.append(pending.iocb)
+  /// Gives waiting operations free slots and submits them in one io_submit.
+  private func submitWaiting() {
+    guard let context else { return }
+    while waitingCount > 0, !freeSlots.isEmpty, !kernelFull {
+      let count = min(waitingCount, freeSlots.count)
+      for index in 0..<count {
+        let slot = freeSlots[freeSlots.count - 1 - index]
+        prepare(slot, waiting[waitingStart + index].operation)
+        submitList[index] = iocbs + slot
       }
-      let status = pointers.withUnsafeMutableBufferPointer { io_submit(context, count, $0.baseAddress) }
-      let accepted = max(0, Int(status))
-      for pending in backlog[(submitted + accepted)..<(submitted + count)] {
-        // Not taken by the kernel: release the reference handed to it.
-        Unmanaged<PendingIO>.fromOpaque(pending.iocb.pointee.data).release()
+      let status = Int(io_submit(context, count, submitList))
+      let accepted = max(0, status)
+      for index in 0..<accepted {
+        let slot = freeSlots.removeLast()
+        slotCompletions[slot] = waiting[waitingStart + index].completion
       }
       inFlight += accepted
-      if status < 0 && status != -EAGAIN {
-        // The first operation was refused outright: fail it, keep the rest.
-        let failed = backlog[submitted]
-        synchronousDone.append((failed, Int(status)))
-        submitted += 1
-        continue
+      waitingStart += accepted
+      if status == -Int(EAGAIN) || (status >= 0 && accepted < count) {
+        if inFlight > 0 {
+          kernelFull = true  // try again after a completion
+        } else {
+          // Refused with nothing in flight: no completion will come to retry after.
+          let first = waiting[waitingStart]
+          waitingStart += 1
+          finished.append((first.completion, first.operation.runSynchronously()))
+        }
+      } else if status < 0 {
+        // The first operation was refused outright (a bad fd, say): fail it, go on with the rest.
+        let first = waiting[waitingStart]
+        waitingStart += 1
+        finished.append((first.completion, status))
       }
-      submitted += accepted
-      if accepted < count { break }
     }
-    backlog.removeFirst(submitted)
+    if waitingStart == waiting.count {
+      waiting.removeAll(keepingCapacity: true)
+      waitingStart = 0
+    } else if waitingStart > 1024 && waitingStart * 2 > waiting.count {
+      waiting.removeFirst(waitingStart)
+      waitingStart = 0
+    }
   }
 
-  /// Runs the completions of everything finished so far.
-  private func reap() {
-    while !synchronousDone.isEmpty {
-      let done = synchronousDone
-      synchronousDone.removeAll(keepingCapacity: true)
-      for (pending, result) in done { pending.completion(result) }
+  /// Fills slot `slot`'s iocb (and its iovecs) for `operation`, a read or a write.
+  private func prepare(_ slot: Int, _ operation: IOOperation) {
+    let iocb = iocbs + slot
+    let fd: Int32, list: [iovec], offset: Int64, isRead: Bool
+    switch operation {
+    case .read(let f, let v, let o): (fd, list, offset, isRead) = (f, v, o, true)
+    case .write(let f, let v, let o): (fd, list, offset, isRead) = (f, v, o, false)
+    default: preconditionFailure("only reads and writes go to the kernel")
     }
-    guard let context, inFlight > 0 else { return }
+    if slotIovecCapacity[slot] < list.count {
+      slotIovecs[slot]?.deallocate()
+      let capacity = max(list.count, 8)
+      slotIovecs[slot] = .allocate(capacity: capacity)
+      slotIovecCapacity[slot] = capacity
+    }
+    let iovecs = slotIovecs[slot]!
+    list.withUnsafeBufferPointer { iovecs.update(from: $0.baseAddress!, count: $0.count) }
+    if isRead {
+      io_prep_preadv(iocb, fd, iovecs, Int32(list.count), offset)
+    } else {
+      io_prep_pwritev(iocb, fd, iovecs, Int32(list.count), offset)
+    }
+    if !wakePollUsable { io_set_eventfd(iocb, completionFD) }
+    iocb.pointee.data = UnsafeMutableRawPointer(bitPattern: UInt(slot + 1))
+  }
+
+  /// Runs the completions of everything finished so far; true if there were any.
+  private func reap() -> Bool {
+    var any = false
+    while !finished.isEmpty {
+      any = true
+      let done = finished
+      finished.removeAll(keepingCapacity: true)
+      for (completion, result) in done { completion(result) }
+    }
+    guard let context else { return any }
     var zero = timespec(tv_sec: 0, tv_nsec: 0)
-    while inFlight > 0 {
-      let count = io_getevents(context, 0, maxEvents, events, &zero)
-      guard count > 0 else { return }
-      handle(events: Int(count))
+    while inFlight > 0 || wakePollArmed {
+      let count = ringUsable
+        ? Int(clibaio_ring_reap(context, events, Int32(maxEvents)))
+        : (inFlight > 0 ? Int(io_getevents(context, 0, maxEvents, events, &zero)) : 0)
+      guard count > 0 else { break }
+      any = handle(events: count) || any
     }
+    return any
   }
 
-  /// Runs the completions of the first `count` events (the wake poll's just clears the eventfd).
-  private func handle(events count: Int) {
+  /// Runs the completions of the first `count` events (the wake poll's just clears the eventfd);
+  /// true if any was an operation's.
+  @discardableResult
+  private func handle(events count: Int) -> Bool {
+    var any = false
     for index in 0..<count {
       let event = events[index]
       if event.data == Self.wakePollTag {
@@ -379,10 +431,16 @@ public final class IOLoop: @unchecked Sendable {
         drain(wakeFD)
         continue
       }
+      let slot = Int(bitPattern: UInt(bitPattern: event.data)) - 1
+      guard slot >= 0, slot < slotCount, let completion = slotCompletions[slot] else { continue }
+      slotCompletions[slot] = nil
+      freeSlots.append(slot)
       inFlight -= 1
-      let pending = Unmanaged<PendingIO>.fromOpaque(event.data).takeRetainedValue()
+      kernelFull = false
+      any = true
       // res is the byte count or -errno, as an unsigned long.
-      pending.completion(Int(bitPattern: event.res))
+      completion(Int(bitPattern: event.res))
     }
+    return any
   }
 }

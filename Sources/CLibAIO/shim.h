@@ -23,4 +23,33 @@ static const int clibaio_o_direct = __O_DIRECT;
 static const int clibaio_falloc_punch_hole = FALLOC_FL_PUNCH_HOLE;
 static const int clibaio_falloc_keep_size = FALLOC_FL_KEEP_SIZE;
 static const int clibaio_falloc_zero_range = FALLOC_FL_ZERO_RANGE;
+
+// The completion ring the kernel maps at an io_context_t's address (fs/aio.c, struct aio_ring).
+struct clibaio_ring {
+  unsigned id, nr, head, tail, magic, compat_features, incompat_features, header_length;
+  struct io_event events[];
+};
+#define CLIBAIO_RING_MAGIC 0xa10a10a1u
+
+/// Whether completions of `context` can be read from its ring without a system call.
+static inline int clibaio_ring_usable(io_context_t context) {
+  const struct clibaio_ring *ring = (const struct clibaio_ring *)context;
+  return ring != 0 && ring->magic == CLIBAIO_RING_MAGIC && ring->incompat_features == 0;
+}
+
+/// Copies up to `max` finished events from the ring into `events` and hands their slots back to the
+/// kernel, as io_getevents with a zero timeout does but without entering the kernel (fio's
+/// userspace_reap). Only one thread may reap a context this way, and not during its io_getevents.
+static inline int clibaio_ring_reap(io_context_t context, struct io_event *events, int max) {
+  struct clibaio_ring *ring = (struct clibaio_ring *)context;
+  unsigned head = ring->head, nr = ring->nr;
+  unsigned tail = __atomic_load_n(&ring->tail, __ATOMIC_ACQUIRE);  // events written before tail
+  int count = 0;
+  while (head != tail && count < max) {
+    events[count++] = ring->events[head];
+    head = head + 1 == nr ? 0 : head + 1;
+  }
+  __atomic_store_n(&ring->head, head, __ATOMIC_RELEASE);  // events read before the slots are reused
+  return count;
+}
 #endif

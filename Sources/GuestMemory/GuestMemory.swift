@@ -129,6 +129,14 @@ public final class GuestMemory: @unchecked Sendable {
     return Array(source)
   }
 
+  /// Fills `buffer` from guest memory at `address`.
+  public func read(at address: UInt64, into buffer: UnsafeMutableRawBufferPointer) throws(GuestMemoryError) {
+    let source = try slice(at: address, count: buffer.count)
+    if let target = buffer.baseAddress, buffer.count > 0 {
+      target.copyMemory(from: source.baseAddress!, byteCount: buffer.count)
+    }
+  }
+
   /// Reads a little-endian integer at `address` (any alignment).
   public func load<T: FixedWidthInteger>(_ type: T.Type, at address: UInt64) throws(GuestMemoryError) -> T {
     let source = try slice(at: address, count: MemoryLayout<T>.size)

@@ -24,7 +24,7 @@ struct Options {
   var file = "/var/tmp/virtio-bench.img"
   var depths = [1, 32]
   var pollNanoseconds: UInt64 = 0
-  var rounds = 3
+  var rounds = 5
   var only: String?
 }
 
@@ -159,7 +159,8 @@ do {
   let slots = (0..<depth).map { _ in
     Slot(header: driver.allocate(16), data: driver.allocate(blockSize, alignment: 4096), status: driver.allocate(1))
   }
-  var slotOfHead: [UInt16: Int] = [:]
+  // Indexed by head (a dictionary here would weigh on the device side only).
+  var slotOfHead = [Int](repeating: -1, count: 1 << 16)
   func post(_ slot: Int) {
     let s = slots[slot]
     memory.put(UInt32(write ? 1 : 0), at: s.header)
@@ -169,7 +170,7 @@ do {
       .init(address: s.data, length: UInt32(blockSize), writable: !write),
       .init(address: s.status, length: 1, writable: true),
     ])!
-    slotOfHead[head] = slot
+    slotOfHead[Int(head)] = slot
   }
   for slot in 0..<depth { post(slot) }
   driver.notifyIfNeeded(0)
@@ -181,7 +182,9 @@ do {
     var reposted = 0
     while let used = driver.popUsed(0) {
       completed += 1
-      guard let slot = slotOfHead.removeValue(forKey: used.head) else { continue }
+      let slot = slotOfHead[Int(used.head)]
+      guard slot >= 0 else { continue }
+      slotOfHead[Int(used.head)] = -1
       if memory.get8(at: slots[slot].status) != 0 { errors += 1 }
       post(slot)
       reposted += 1
@@ -216,28 +219,43 @@ func fixed2(_ value: Double) -> String {
   return "\(hundredths / 100).\(hundredths % 100 < 10 ? "0" : "")\(hundredths % 100)"
 }
 
-print("virtio-bench: 4 KiB random I/O on \(options.file) (\(options.sizeMiB) MiB, \(options.direct ? "O_DIRECT" : "page cache")), \(options.seconds) s per run, best of \(options.rounds) alternating rounds")
-print("operation   QD   raw libaio IOPS (CPU us/op)   device path IOPS (CPU us/op)   ratio")
+/// The median of `values` (the mean of the middle two for an even count).
+func median(_ values: [Double]) -> Double {
+  guard !values.isEmpty else { return 0 }
+  let sorted = values.sorted()
+  let middle = sorted.count / 2
+  return sorted.count % 2 == 1 ? sorted[middle] : (sorted[middle - 1] + sorted[middle]) / 2
+}
+
+print("virtio-bench: 4 KiB random I/O on \(options.file) (\(options.sizeMiB) MiB, \(options.direct ? "O_DIRECT" : "page cache")), \(options.seconds) s per run, best of \(options.rounds) alternating rounds (median IOPS and ratio after it)")
+print("operation   QD   raw libaio IOPS (CPU us/op)   device path IOPS (CPU us/op)   ratio   median raw / device   ratio")
 for write in [false, true] {
   for depth in options.depths {
     var raw = (iops: 0.0, cpu: 0.0)
     var device = (iops: 0.0, cpu: 0.0)
+    var rawRuns: [Double] = []
+    var deviceRuns: [Double] = []
     for _ in 0..<options.rounds {
       if options.only != "device" {
         let before = cpuSeconds()
         let iops = rawLibaio(write: write, depth: depth, seconds: options.seconds)
         let cpu = (cpuSeconds() - before) / max(1, iops * options.seconds) * 1e6
         if iops > raw.iops { raw = (iops, cpu) }
+        rawRuns.append(iops)
       }
       if options.only != "raw" {
         let before = cpuSeconds()
         let iops = devicePath(write: write, depth: depth, seconds: options.seconds)
         let cpu = (cpuSeconds() - before) / max(1, iops * options.seconds) * 1e6
         if iops > device.iops { device = (iops, cpu) }
+        deviceRuns.append(iops)
       }
     }
     let ratio = raw.iops > 0 ? device.iops / raw.iops : 0
+    let rawMedian = median(rawRuns)
+    let deviceMedian = median(deviceRuns)
+    let medianRatio = rawMedian > 0 ? deviceMedian / rawMedian : 0
     let name = write ? "randwrite " : "randread  "
-    print("\(name) \(column(String(depth), 4)) \(column(String(Int(raw.iops.rounded())), 17)) (\(column(fixed2(raw.cpu), 7)))  \(column(String(Int(device.iops.rounded())), 18)) (\(column(fixed2(device.cpu), 7)))   \(fixed2(ratio))")
+    print("\(name) \(column(String(depth), 4)) \(column(String(Int(raw.iops.rounded())), 17)) (\(column(fixed2(raw.cpu), 7)))  \(column(String(Int(device.iops.rounded())), 18)) (\(column(fixed2(device.cpu), 7)))   \(fixed2(ratio))   \(column(String(Int(rawMedian.rounded())), 9)) / \(column(String(Int(deviceMedian.rounded())), 7))   \(fixed2(medianRatio))")
   }
 }

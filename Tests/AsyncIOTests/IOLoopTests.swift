@@ -58,6 +58,30 @@ import Testing
     #expect(result.withLock { $0 } == -Int(EBADF))
   }
 
+  /// The kernel refuses a read on a closed descriptor at submission: that one fails with -EBADF
+  /// and the reads queued behind it still run.
+  @Test func refusedSubmissionFailsOnlyThatOperation() throws {
+    let loop = try IOLoop(name: "t")
+    try loop.start()
+    let fd = open("/dev/zero", O_RDONLY)
+    defer { close(fd) }
+    let buffer = UnsafeMutableRawBufferPointer.allocate(byteCount: 512, alignment: 512)
+    defer { buffer.deallocate() }
+    nonisolated(unsafe) let memory = buffer
+    let results = Mutex<[Int]>([])
+    let done = DispatchSemaphore(value: 0)
+    loop.schedule {
+      for descriptor in [fd, -1, fd] {
+        loop.submit(.read(fd: descriptor, iovecs: [iovec(iov_base: memory.baseAddress, iov_len: 512)], offset: 0)) { result in
+          if results.withLock({ $0.append(result); return $0.count }) == 3 { done.signal() }
+        }
+      }
+    }
+    #expect(done.wait(timeout: .now() + 5) == .success)
+    #expect(results.withLock { $0 }.sorted() == [-Int(EBADF), 512, 512])
+    loop.stop()
+  }
+
   @Test func stopWaitsForWorkInFlight() throws {
     let loop = try IOLoop(name: "t")
     try loop.start()
@@ -65,5 +89,61 @@ import Testing
     for _ in 0..<100 { loop.schedule { ran.add(1, ordering: .relaxed) } }
     loop.stop()
     #expect(ran.load(ordering: .relaxed) == 100)
+  }
+
+  /// More operations than the aio context has slots: the rest wait in the loop and go in as
+  /// earlier ones complete, and every completion runs exactly once.
+  @Test(arguments: [false, true]) func moreOperationsThanContextSlots(scheduledOneByOne: Bool) throws {
+    let path = FileManager.default.temporaryDirectory.appendingPathComponent("aio-\(UUID().uuidString)").path
+    let blocks = 64
+    FileManager.default.createFile(atPath: path, contents: Data(count: blocks * 8 * 512))
+    defer { try? FileManager.default.removeItem(atPath: path) }
+    let fd = open(path, O_RDWR)
+    defer { close(fd) }
+    let loop = try IOLoop(name: "t", maxEvents: 8)
+    try loop.start()
+    let buffer = UnsafeMutableRawBufferPointer.allocate(byteCount: blocks * 8 * 512, alignment: 4096)
+    defer { buffer.deallocate() }
+    for index in 0..<buffer.count { buffer[index] = UInt8(truncatingIfNeeded: index / 512 &+ index) }
+    nonisolated(unsafe) let memory = buffer
+    let completed = Mutex<[Int: Int]>([:])
+    let done = DispatchSemaphore(value: 0)
+    // Operation i moves (i % 8) + 1 sectors at its own offset, as that many 512-byte iovecs.
+    func operation(_ index: Int) -> IOOperation {
+      let sectors = index % 8 + 1
+      let base = index * 8 * 512
+      let iovecs = (0..<sectors).map { iovec(iov_base: memory.baseAddress! + base + $0 * 512, iov_len: 512) }
+      return .write(fd: fd, iovecs: iovecs, offset: Int64(base))
+    }
+    @Sendable func record(_ index: Int, _ result: Int) {
+      let count = completed.withLock { map -> Int in
+        map[index, default: 0] += result
+        return map.count
+      }
+      if count == blocks { done.signal() }
+    }
+    if scheduledOneByOne {
+      for index in 0..<blocks {
+        nonisolated(unsafe) let op = operation(index)
+        loop.schedule { loop.submit(op) { record(index, $0) } }
+      }
+    } else {
+      nonisolated(unsafe) let ops = (0..<blocks).map(operation)
+      loop.schedule { for (index, op) in ops.enumerated() { loop.submit(op) { record(index, $0) } } }
+    }
+    let finished = done.wait(timeout: .now() + 10) == .success
+    #expect(finished, "completions: \(completed.withLock { $0.count }) of \(blocks)")
+    guard finished else {
+      _ = Unmanaged.passRetained(loop)  // a hung I/O thread cannot be joined; leave it
+      return
+    }
+    loop.stop()
+    #expect(completed.withLock { $0 } == Dictionary(uniqueKeysWithValues: (0..<blocks).map { ($0, ($0 % 8 + 1) * 512) }))
+    var check = [UInt8](repeating: 0, count: buffer.count)
+    #expect(pread(fd, &check, check.count, 0) == check.count)
+    for index in 0..<blocks {
+      let range = index * 8 * 512 ..< index * 8 * 512 + (index % 8 + 1) * 512
+      #expect(Array(check[range]) == Array(buffer[range]), "operation \(index)")
+    }
   }
 }

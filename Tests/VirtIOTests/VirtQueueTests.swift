@@ -97,8 +97,10 @@ import VirtIO
       VirtqDescriptor(address: 0x2000, length: 520, isWritable: false),
       VirtqDescriptor(address: 0x3000, length: 1, isWritable: true),
     ]
-    let request = try BlockRequest.parse(descriptors) { address, count in
-      address == 0x1000 ? Array(header[0..<count]) : Array(header[8..<(8 + count)])
+    let request = try BlockRequest.parse(descriptors) { address, buffer in
+      let start = address == 0x1000 ? 0 : 8
+      buffer.copyBytes(from: header[start..<(start + buffer.count)])
+      return true
     }
     #expect(request.type == .write)
     #expect(request.sector == 7)
@@ -106,20 +108,28 @@ import VirtIO
     #expect(request.status == 0x3000)
   }
 
+  @Test func headerOutsideRAM() {
+    #expect(throws: BlockRequest.ParseError.badHeader(status: 0x3000)) {
+      try BlockRequest.parse([
+        VirtqDescriptor(address: 0, length: 16, isWritable: false), VirtqDescriptor(address: 0x3000, length: 1, isWritable: true),
+      ]) { _, _ in false }
+    }
+  }
+
   @Test func malformedRequests() {
     #expect(throws: BlockRequest.ParseError.noStatus) {
-      try BlockRequest.parse([VirtqDescriptor(address: 0, length: 16, isWritable: false)]) { _, n in [UInt8](repeating: 0, count: n) }
+      try BlockRequest.parse([VirtqDescriptor(address: 0, length: 16, isWritable: false)]) { _, _ in true }
     }
     #expect(throws: BlockRequest.ParseError.badHeader(status: 0x3000)) {
       try BlockRequest.parse([
         VirtqDescriptor(address: 0, length: 4, isWritable: false), VirtqDescriptor(address: 0x3000, length: 1, isWritable: true),
-      ]) { _, n in [UInt8](repeating: 0, count: n) }
+      ]) { _, _ in true }
     }
     #expect(throws: BlockRequest.ParseError.badOrder(status: 0x3000)) {
       try BlockRequest.parse([
         VirtqDescriptor(address: 0, length: 16, isWritable: false), VirtqDescriptor(address: 0x2000, length: 1, isWritable: true),
         VirtqDescriptor(address: 0x4000, length: 16, isWritable: false), VirtqDescriptor(address: 0x3000, length: 1, isWritable: true),
-      ]) { _, n in [UInt8](repeating: 0, count: n) }
+      ]) { _, _ in true }
     }
   }
 }

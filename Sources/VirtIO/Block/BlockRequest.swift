@@ -51,10 +51,11 @@ public struct BlockRequest: Sendable, Equatable {
     case badOrder(status: UInt64)
   }
 
-  /// Parses `chain`, reading the header through `readHeader` (16 bytes at a guest address, nil if
-  /// outside RAM).
+  /// Parses `chain`, reading the header through `readHeader` (fills its buffer from a guest
+  /// address; false if that is outside RAM). Allocates nothing for the header or for a direction
+  /// with no data.
   public static func parse(
-    _ descriptors: [VirtqDescriptor], readHeader: (UInt64, Int) -> [UInt8]?
+    _ descriptors: [VirtqDescriptor], readHeader: (UInt64, UnsafeMutableRawBufferPointer) -> Bool
   ) throws(ParseError) -> BlockRequest {
     // The status byte: the last byte of the last writable descriptor with any bytes.
     guard let lastWritable = descriptors.lastIndex(where: { $0.isWritable && $0.length > 0 }) else {
@@ -63,44 +64,39 @@ public struct BlockRequest: Sendable, Equatable {
     let statusDescriptor = descriptors[lastWritable]
     let (statusAddress, overflow) = statusDescriptor.address.addingReportingOverflow(UInt64(statusDescriptor.length - 1))
     guard !overflow else { throw .noStatus }
+    // Device-readable buffers come before device-writable ones.
+    if let firstWritable = descriptors.firstIndex(where: { $0.isWritable && $0.length > 0 }),
+      descriptors[firstWritable...].contains(where: { !$0.isWritable && $0.length > 0 }) {
+      throw .badOrder(status: statusAddress)
+    }
 
     var readable: [GuestSegment] = []
     var writable: [GuestSegment] = []
-    var seenWritable = false
+    // The header: the first 16 readable bytes, wherever the driver split them.
+    var header: (UInt64, UInt64) = (0, 0)
+    var headerBytes = 0
     for (index, descriptor) in descriptors.enumerated() where descriptor.length > 0 {
       if descriptor.isWritable {
-        seenWritable = true
         let length = index == lastWritable ? descriptor.length - 1 : descriptor.length
         if length > 0 { writable.append(GuestSegment(address: descriptor.address, length: length)) }
-      } else {
-        guard !seenWritable else { throw .badOrder(status: statusAddress) }
-        readable.append(GuestSegment(address: descriptor.address, length: descriptor.length))
+        continue
       }
-    }
-    // The header: the first 16 readable bytes, wherever the driver split them.
-    var header: [UInt8] = []
-    var remaining = 16
-    while remaining > 0, !readable.isEmpty {
-      let first = readable[0]
-      let take = min(remaining, Int(first.length))
-      guard let bytes = readHeader(first.address, take) else { throw .badHeader(status: statusAddress) }
-      header += bytes
-      remaining -= take
-      if take == Int(first.length) {
-        readable.removeFirst()
-      } else {
-        readable[0] = GuestSegment(address: first.address &+ UInt64(take), length: first.length - UInt32(take))
+      var segment = GuestSegment(address: descriptor.address, length: descriptor.length)
+      if headerBytes < 16 {
+        let take = min(16 - headerBytes, Int(segment.length))
+        let filled = withUnsafeMutableBytes(of: &header) { bytes in
+          readHeader(segment.address, UnsafeMutableRawBufferPointer(rebasing: bytes[headerBytes..<headerBytes + take]))
+        }
+        guard filled else { throw .badHeader(status: statusAddress) }
+        headerBytes += take
+        segment = GuestSegment(address: segment.address &+ UInt64(take), length: segment.length - UInt32(take))
       }
+      if segment.length > 0 { readable.append(segment) }
     }
-    guard header.count == 16 else { throw .badHeader(status: statusAddress) }
-    func word<T: FixedWidthInteger>(_ offset: Int, _ type: T.Type) -> T {
-      var value: T = 0
-      for index in 0..<MemoryLayout<T>.size { value |= T(header[offset + index]) << (8 * index) }
-      return value
-    }
+    guard headerBytes == 16 else { throw .badHeader(status: statusAddress) }
     return BlockRequest(
-      rawType: word(0, UInt32.self), sector: word(8, UInt64.self), readable: readable, writable: writable,
-      status: statusAddress)
+      rawType: UInt32(truncatingIfNeeded: UInt64(littleEndian: header.0)), sector: UInt64(littleEndian: header.1),
+      readable: readable, writable: writable, status: statusAddress)
   }
 }
 

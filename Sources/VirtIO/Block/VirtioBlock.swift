@@ -46,12 +46,10 @@ public final class VirtioBlock: VirtioDevice {
     var interrupt: VirtioInterrupt?
     var features: UInt64 = 0
     var queues: [VirtQueue] = []
-    /// Requests submitted to the host per queue, this activation.
-    var queueInFlight: [Int] = []
-    /// Queues with completions since the last batch end: looked at again then.
-    var revisit: Set<Int> = []
+    /// Per queue: requests of it completed since the last batch end, when the driver's wish for an
+    /// interrupt is checked.
+    var queueCompleted: [Bool] = []
     var generation: UInt64 = 0
-    var signalPending = false
     var broken = false
   }
 
@@ -97,7 +95,7 @@ public final class VirtioBlock: VirtioDevice {
 
     // Strong on purpose (a weak reference would put every retain of the device on Swift's slow
     // side-table path); the loop drops its handlers when it stops.
-    loop.addBatchHandler { [self] in signalIfPending() }
+    loop.addBatchHandler { [self] in endBatch() }
   }
 
   /// Requests in flight (for tests and shutdown).
@@ -120,10 +118,8 @@ public final class VirtioBlock: VirtioDevice {
       state.interrupt = activation.interrupt
       state.features = activation.features
       state.queues = activation.queues
-      state.queueInFlight = Array(repeating: 0, count: activation.queues.count)
-      state.revisit = []
+      state.queueCompleted = Array(repeating: false, count: activation.queues.count)
       state.broken = false
-      state.signalPending = false
     }
   }
 
@@ -133,10 +129,8 @@ public final class VirtioBlock: VirtioDevice {
       state.memory = nil
       state.interrupt = nil
       state.queues = []
-      state.queueInFlight = []
-      state.revisit = []
+      state.queueCompleted = []
       state.broken = false
-      state.signalPending = false
     }
   }
 
@@ -153,12 +147,13 @@ public final class VirtioBlock: VirtioDevice {
     let features: UInt64
   }
 
-  /// Takes every available chain of `queue` and starts its request.
+  /// Takes every available chain of `queue` and starts its request, then re-arms the driver's
+  /// notification and looks once more (a chain added in between would otherwise wait for the next
+  /// doorbell).
   ///
-  /// While requests of a queue are in flight the driver is told not to notify: the I/O thread
-  /// looks at the ring again when they complete (it wakes for that anyway), which saves the
-  /// driver's doorbell exits and a wake-up per batch. Notifications are re-armed, and the ring
-  /// checked once more, whenever the queue has nothing in flight.
+  /// Notifications stay armed while requests are in flight: a doorbell per driver batch costs less
+  /// than leaving new requests unseen until the next completion (virtio-bench, 4 KiB writes at
+  /// QD32: 0.82 of raw libaio with them suppressed, 0.90 without).
   func drain(queue: Int) {
     while true {
       var chains: [DescriptorChain] = []
@@ -178,14 +173,10 @@ public final class VirtioBlock: VirtioDevice {
       if let failure { return failure.needsReset() }
       guard let context else { return }
       for chain in chains { start(chain, context) }
-      // Suppress notifications while requests are in flight; otherwise re-arm them and look again.
+      // Ask for the next notification, and look again in case chains came meanwhile.
       let again = state.withLock { state -> Bool in
         guard state.generation == context.generation, !state.broken, queue < state.queues.count else { return false }
         do {
-          if state.queueInFlight[queue] > 0 {
-            try state.queues[queue].disableNotification(memory: context.memory)
-            return false
-          }
           return try state.queues[queue].enableNotification(memory: context.memory)
         } catch {
           state.broken = true
@@ -198,12 +189,19 @@ public final class VirtioBlock: VirtioDevice {
     }
   }
 
+  /// Where a request's answer goes: its chain, its status byte, the activation it belongs to.
+  private struct Reply {
+    let head: UInt16
+    let status: UInt64
+    let context: Context
+  }
+
   private func start(_ chain: DescriptorChain, _ context: Context) {
     let memory = context.memory
     let request: BlockRequest
     do {
-      request = try BlockRequest.parse(chain.descriptors) { address, count in
-        try? memory.read(at: address, count: count)
+      request = try BlockRequest.parse(chain.descriptors) { address, buffer in
+        (try? memory.read(at: address, into: buffer)) != nil
       }
     } catch {
       switch error {
@@ -213,53 +211,61 @@ public final class VirtioBlock: VirtioDevice {
         return complete(chain.head, status: (status, BlockStatus.ioError), written: 0, context)
       }
     }
-    func finish(_ status: UInt8, written: UInt32 = 0) {
-      complete(chain.head, status: (request.status, status), written: written, context)
-    }
+    let reply = Reply(head: chain.head, status: request.status, context: context)
     switch request.type {
     case .read, .write:
       let isRead = request.type == .read
-      if !isRead && file.readOnly { return finish(BlockStatus.ioError) }
+      if !isRead && file.readOnly { return finish(reply, BlockStatus.ioError) }
       let segments = isRead ? request.writable : request.readable
       let length = segments.reduce(UInt64(0)) { $0 + UInt64($1.length) }
       // The used length is 32 bits: longer requests (possible only by repeating buffers) fail.
       guard length % Self.sectorSize == 0, length < UInt64(UInt32.max), request.sector <= capacity,
         length / Self.sectorSize <= capacity - request.sector,
-        let buffers = hostBuffers(segments, memory)
-      else { return finish(BlockStatus.ioError) }
+        let iovecs = hostBuffers(segments, memory)
+      else { return finish(reply, BlockStatus.ioError) }
       let offset = Int64(request.sector * Self.sectorSize)
-      startTransfer(read: isRead, buffers: buffers, offset: offset, length: Int(length), context) { ok in
-        finish(ok ? BlockStatus.ok : BlockStatus.ioError, written: isRead && ok ? UInt32(length) : 0)
+      if length == 0 { return finish(reply, BlockStatus.ok) }
+      let aligned = iovecs.allSatisfy { UInt(bitPattern: $0.iov_base) % 512 == 0 && $0.iov_len % 512 == 0 }
+      if file.direct && !aligned {
+        return startBounced(read: isRead, iovecs: iovecs, offset: offset, length: Int(length), reply)
+      }
+      let operation: IOOperation = isRead
+        ? .read(fd: file.fd, iovecs: iovecs, offset: offset) : .write(fd: file.fd, iovecs: iovecs, offset: offset)
+      // The one closure this request costs.
+      submit(operation, context) { [self] result in
+        let ok = result == Int(length)
+        finish(reply, ok ? BlockStatus.ok : BlockStatus.ioError, written: isRead && ok ? UInt32(length) : 0, endsIO: true)
       }
     case .flush:
-      submit(.fdatasync(fd: file.fd), context) { result in finish(result == 0 ? BlockStatus.ok : BlockStatus.ioError) }
+      submit(.fdatasync(fd: file.fd), context) { [self] result in
+        finish(reply, result == 0 ? BlockStatus.ok : BlockStatus.ioError, endsIO: true)
+      }
     case .getID:
       var written: UInt32 = 0
       var remaining = serial + [UInt8](repeating: 0, count: Self.serialLength - serial.count)
       for segment in request.writable where !remaining.isEmpty {
         let chunk = Array(remaining.prefix(Int(segment.length)))
-        guard (try? memory.write(chunk, at: segment.address)) != nil else { return finish(BlockStatus.ioError) }
+        guard (try? memory.write(chunk, at: segment.address)) != nil else { return finish(reply, BlockStatus.ioError) }
         written += UInt32(chunk.count)
         remaining.removeFirst(chunk.count)
       }
-      finish(BlockStatus.ok, written: written)
+      finish(reply, BlockStatus.ok, written: written)
     case .discard, .writeZeroes:
       let isDiscard = request.type == .discard
       let feature = isDiscard ? Feature.discard : Feature.writeZeroes
-      guard features & feature != 0, context.features & feature != 0 else { return finish(BlockStatus.unsupported) }
-      guard let range = readRange(request, memory) else { return finish(BlockStatus.ioError) }
+      guard features & feature != 0, context.features & feature != 0 else { return finish(reply, BlockStatus.unsupported) }
+      guard let range = readRange(request, memory) else { return finish(reply, BlockStatus.ioError) }
       let byteOffset = Int64(range.sector * Self.sectorSize)
       let byteLength = Int64(range.sectors) * Int64(Self.sectorSize)
       let punch = isDiscard || (range.unmap && file.canPunchHoles)
       let mode = punch ? clibaio_falloc_punch_hole | clibaio_falloc_keep_size : clibaio_falloc_zero_range | clibaio_falloc_keep_size
       submit(.fallocate(fd: file.fd, mode: mode, offset: byteOffset, length: byteLength), context) { [self] result in
-        if result == 0 { return finish(BlockStatus.ok) }
-        if isDiscard { return finish(BlockStatus.ioError) }
         // ZERO_RANGE not supported here: write zeros.
-        finish(writeZeros(offset: byteOffset, length: byteLength) ? BlockStatus.ok : BlockStatus.ioError)
+        let ok = result == 0 || (!isDiscard && writeZeros(offset: byteOffset, length: byteLength))
+        finish(reply, ok ? BlockStatus.ok : BlockStatus.ioError, endsIO: true)
       }
     case nil:
-      finish(BlockStatus.unsupported)
+      finish(reply, BlockStatus.unsupported)
     }
   }
 
@@ -275,73 +281,53 @@ public final class VirtioBlock: VirtioDevice {
     return range
   }
 
-  private func hostBuffers(_ segments: [GuestSegment], _ memory: GuestMemory) -> [UnsafeMutableRawBufferPointer]? {
-    var buffers: [UnsafeMutableRawBufferPointer] = []
-    buffers.reserveCapacity(segments.count)
+  /// The host memory behind `segments`, as the iovecs of one transfer; nil if any lies outside RAM.
+  private func hostBuffers(_ segments: [GuestSegment], _ memory: GuestMemory) -> [iovec]? {
+    var iovecs: [iovec] = []
+    iovecs.reserveCapacity(segments.count)
     for segment in segments {
       guard let buffer = try? memory.slice(at: segment.address, count: Int(segment.length)) else { return nil }
-      buffers.append(buffer)
+      iovecs.append(iovec(iov_base: buffer.baseAddress, iov_len: buffer.count))
     }
-    return buffers
+    return iovecs
   }
 
-  /// Reads or writes `buffers` at `offset`; with O_DIRECT and unaligned guest buffers, through an
-  /// aligned bounce buffer.
-  private func startTransfer(
-    read: Bool, buffers: [UnsafeMutableRawBufferPointer], offset: Int64, length: Int, _ context: Context,
-    done: @escaping (Bool) -> Void
-  ) {
-    if length == 0 { return done(true) }
-    let aligned = buffers.allSatisfy { UInt(bitPattern: $0.baseAddress) % 512 == 0 && $0.count % 512 == 0 }
-    if !file.direct || aligned {
-      let iovecs = buffers.map { iovec(iov_base: $0.baseAddress, iov_len: $0.count) }
-      let operation: IOOperation = read
-        ? .read(fd: file.fd, iovecs: iovecs, offset: offset) : .write(fd: file.fd, iovecs: iovecs, offset: offset)
-      return submit(operation, context) { result in done(result == length) }
-    }
-    // Bounce buffers are host memory the guest makes us allocate: bounded.
+  /// An O_DIRECT transfer whose guest buffers are not sector-aligned: through an aligned bounce
+  /// buffer, which the guest makes us allocate, so it is bounded.
+  private func startBounced(read: Bool, iovecs: [iovec], offset: Int64, length: Int, _ reply: Reply) {
     var raw: UnsafeMutableRawPointer?
-    guard length <= Self.maxBounce, posix_memalign(&raw, 4096, length) == 0, let bounce = raw else { return done(false) }
+    guard length <= Self.maxBounce, posix_memalign(&raw, 4096, length) == 0, let bounce = raw else {
+      return finish(reply, BlockStatus.ioError)
+    }
     if !read {
       var position = 0
-      for buffer in buffers where buffer.count > 0 {
-        (bounce + position).copyMemory(from: buffer.baseAddress!, byteCount: buffer.count)
-        position += buffer.count
+      for iovec in iovecs where iovec.iov_len > 0 {
+        (bounce + position).copyMemory(from: iovec.iov_base!, byteCount: iovec.iov_len)
+        position += iovec.iov_len
       }
     }
-    let iovecs = [iovec(iov_base: bounce, iov_len: length)]
+    let bounceVector = [iovec(iov_base: bounce, iov_len: length)]
     let operation: IOOperation = read
-      ? .read(fd: file.fd, iovecs: iovecs, offset: offset) : .write(fd: file.fd, iovecs: iovecs, offset: offset)
-    submit(operation, context) { result in
-      if read && result == length {
+      ? .read(fd: file.fd, iovecs: bounceVector, offset: offset) : .write(fd: file.fd, iovecs: bounceVector, offset: offset)
+    submit(operation, reply.context) { [self] result in
+      let ok = result == length
+      if read && ok {
         var position = 0
-        for buffer in buffers where buffer.count > 0 {
-          buffer.baseAddress!.copyMemory(from: bounce + position, byteCount: buffer.count)
-          position += buffer.count
+        for iovec in iovecs where iovec.iov_len > 0 {
+          iovec.iov_base!.copyMemory(from: bounce + position, byteCount: iovec.iov_len)
+          position += iovec.iov_len
         }
       }
       free(bounce)
-      done(result == length)
+      finish(reply, ok ? BlockStatus.ok : BlockStatus.ioError, written: read && ok ? UInt32(length) : 0, endsIO: true)
     }
   }
 
-  private func submit(_ operation: IOOperation, _ context: Context, completion: @escaping (Int) -> Void) {
+  /// Hands `operation` to the I/O loop, counting it in flight until its completion calls
+  /// ``finish(_:_:written:endsIO:)`` with `endsIO`.
+  private func submit(_ operation: IOOperation, _ context: Context, completion: @escaping IOCompletion) {
     inFlight.add(1, ordering: .relaxed)
-    state.withLock { state in
-      if state.generation == context.generation, context.queue < state.queueInFlight.count {
-        state.queueInFlight[context.queue] += 1
-      }
-    }
-    loop.submit(operation) { [self] result in
-      inFlight.subtract(1, ordering: .releasing)
-      state.withLock { state in
-        if state.generation == context.generation, context.queue < state.queueInFlight.count {
-          state.queueInFlight[context.queue] -= 1
-          state.revisit.insert(context.queue)
-        }
-      }
-      completion(result)
-    }
+    loop.submit(operation, completion: completion)
   }
 
   private func writeZeros(offset: Int64, length: Int64) -> Bool {
@@ -359,13 +345,23 @@ public final class VirtioBlock: VirtioDevice {
     return true
   }
 
-  /// Writes the status, returns the chain, and notes whether the driver wants an interrupt.
-  private func complete(_ head: UInt16, status: (address: UInt64, value: UInt8)?, written: UInt32, _ context: Context) {
+  /// Answers a request with `status`; `endsIO` when it had an operation in flight.
+  private func finish(_ reply: Reply, _ status: UInt8, written: UInt32 = 0, endsIO: Bool = false) {
+    complete(reply.head, status: (reply.status, status), written: written, reply.context, endsIO: endsIO)
+  }
+
+  /// Writes the status and returns the chain. The driver's wish for an interrupt is checked once
+  /// per batch, in ``endBatch()``.
+  private func complete(
+    _ head: UInt16, status: (address: UInt64, value: UInt8)?, written: UInt32, _ context: Context, endsIO: Bool = false
+  ) {
     var failure: VirtioInterrupt?
     state.withLock { state in
-      guard state.generation == context.generation, !state.broken, context.queue < state.queues.count else {
+      guard state.generation == context.generation, context.queue < state.queues.count else {
         return  // reset since: the driver no longer owns this request
       }
+      state.queueCompleted[context.queue] = true
+      guard !state.broken else { return }
       var length = written
       if let status, let byte = try? context.memory.slice(at: status.address, count: 1) {
         byte[0] = status.value
@@ -373,28 +369,35 @@ public final class VirtioBlock: VirtioDevice {
       }
       do {
         try state.queues[context.queue].addUsed(memory: context.memory, head: head, length: length)
-        if try state.queues[context.queue].needsNotification(memory: context.memory) {
-          state.signalPending = true
-        }
       } catch {
         state.broken = true
         failure = state.interrupt
       }
     }
+    if endsIO { inFlight.subtract(1, ordering: .releasing) }
     failure?.needsReset()
   }
 
-  /// At the end of each I/O-thread batch: one interrupt for all the completions, then a look at
-  /// the rings of the queues whose requests completed.
-  private func signalIfPending() {
-    let (interrupt, revisit) = state.withLock { state -> (VirtioInterrupt?, Set<Int>) in
-      defer {
-        state.signalPending = false
-        state.revisit = []
+  /// At the end of each I/O-thread batch: one interrupt for everything completed, if the driver
+  /// asked for one (VIRTQ_AVAIL_F_NO_INTERRUPT, or used_event with event index).
+  private func endBatch() {
+    var failure: VirtioInterrupt?
+    let interrupt = state.withLock { state -> VirtioInterrupt? in
+      guard let memory = state.memory, !state.broken else { return nil }
+      var notify = false
+      for queue in state.queueCompleted.indices where state.queueCompleted[queue] {
+        state.queueCompleted[queue] = false
+        do {
+          if try state.queues[queue].needsNotification(memory: memory) { notify = true }
+        } catch {
+          state.broken = true
+          failure = state.interrupt
+          return nil
+        }
       }
-      return (state.signalPending ? state.interrupt : nil, state.revisit)
+      return notify ? state.interrupt : nil
     }
+    if let failure { return failure.needsReset() }
     interrupt?.usedBuffers()
-    for queue in revisit.sorted() { drain(queue: queue) }
   }
 }
