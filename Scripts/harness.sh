@@ -1,6 +1,7 @@
 # shellcheck shell=bash
-# The check harness shared by realm-run's QEMU test scripts (Scripts/realm-tests): declare checks,
-# build small busybox guest images, and judge results. Source after lib.sh.
+# The check harness shared by realm-run's QEMU test scripts (nested-tests, realm-tests; the guest
+# image also by firmware-qemu-test): declare checks, build small busybox guest images, and judge
+# results. Source after lib.sh.
 #
 #   add_check NAME LIMIT 'COMMAND' 'EXPECTATIONS'
 #     COMMAND runs in the guest host under a watchdog of LIMIT seconds; EXPECTATIONS is bash run on
