@@ -4,6 +4,8 @@
 /// Both are value types: `update` any number of times, then `finalize` (which leaves the value
 /// untouched, so a running hash can be finalized more than once). Whole blocks are compressed
 /// straight from the caller's bytes; only a partial block is copied, into a fixed-size tuple.
+/// ``SHA2Blocks`` does that framing and the padding for both; each hash adds its state and its
+/// compression function.
 
 /// SHA-256: 32-byte digests of 64-byte blocks.
 public struct SHA256: Sendable {
@@ -11,48 +13,19 @@ public struct SHA256: Sendable {
   public static let blockSize = 64
 
   typealias State = (UInt32, UInt32, UInt32, UInt32, UInt32, UInt32, UInt32, UInt32)
-  typealias Block = (UInt64, UInt64, UInt64, UInt64, UInt64, UInt64, UInt64, UInt64)
 
   var state: State = (
     0x6a09_e667, 0xbb67_ae85, 0x3c6e_f372, 0xa54f_f53a, 0x510e_527f, 0x9b05_688c, 0x1f83_d9ab, 0x5be0_cd19
   )
-  /// The bytes of a partial block (the first `pending` bytes).
-  var buffer: Block = (0, 0, 0, 0, 0, 0, 0, 0)
-  var pending = 0
-  /// Bytes hashed so far (modulo 2^64; the bit length is taken modulo 2^64 as FIPS 180-4 allows).
-  var length: UInt64 = 0
+  var blocks = SHA2Blocks(blockSize: blockSize, lengthFieldSize: 8)
 
   public init() {}
 
   /// Hashes `bytes` after everything hashed so far.
   public mutating func update(_ bytes: UnsafeRawBufferPointer) {
-    guard var p = bytes.baseAddress, bytes.count > 0 else { return }
-    var n = bytes.count
-    length &+= UInt64(n)
-    if pending > 0 {
-      let offset = pending
-      let take = Swift.min(Self.blockSize - offset, n)
-      withUnsafeMutableBytes(of: &buffer) { b in
-        b.baseAddress.unsafelyUnwrapped.advanced(by: offset).copyMemory(from: p, byteCount: take)
-      }
-      pending = offset + take
-      p += take
-      n -= take
-      guard pending == Self.blockSize else { return }
-      let block = buffer
-      withUnsafeBytes(of: block) { b in Self.compress(&state, b.baseAddress.unsafelyUnwrapped, blocks: 1) }
-      pending = 0
-    }
-    let blocks = n / Self.blockSize
-    if blocks > 0 {
-      Self.compress(&state, p, blocks: blocks)
-      p += blocks * Self.blockSize
-      n -= blocks * Self.blockSize
-    }
-    if n > 0 {
-      withUnsafeMutableBytes(of: &buffer) { b in b.baseAddress.unsafelyUnwrapped.copyMemory(from: p, byteCount: n) }
-      pending = n
-    }
+    var state = self.state
+    blocks.update(bytes) { Self.compress(&state, $0, blocks: $1) }
+    self.state = state
   }
 
   /// Hashes `bytes` after everything hashed so far.
@@ -62,23 +35,9 @@ public struct SHA256: Sendable {
 
   /// The digest of everything hashed so far (32 bytes).
   public func finalize() -> [UInt8] {
-    var copy = self
-    let bits = length &<< 3
-    // 0x80, zeros up to 56 mod 64, then the 64-bit big-endian bit length.
-    var padding: Block = (0x80, 0, 0, 0, 0, 0, 0, 0)
-    let padCount = pending < 56 ? 56 - pending : 120 - pending
-    withUnsafeBytes(of: &padding) { copy.update(UnsafeRawBufferPointer(rebasing: $0[0..<padCount])) }
-    var trailer = bits.bigEndian
-    withUnsafeBytes(of: &trailer) { copy.update($0) }
-    var digest: [UInt8] = []
-    digest.reserveCapacity(Self.digestSize)
-    withUnsafeBytes(of: copy.state) { words in
-      for i in 0..<8 {
-        let w = words.load(fromByteOffset: i * 4, as: UInt32.self)
-        for shift in stride(from: 24, through: 0, by: -8) { digest.append(UInt8(truncatingIfNeeded: w >> UInt32(shift))) }
-      }
-    }
-    return digest
+    var state = self.state
+    blocks.finish { Self.compress(&state, $0, blocks: $1) }
+    return bigEndianBytes(of: state, as: UInt32.self)
   }
 
   /// The SHA-256 digest of `bytes`.
@@ -151,51 +110,20 @@ public struct SHA512: Sendable {
   public static let blockSize = 128
 
   typealias State = (UInt64, UInt64, UInt64, UInt64, UInt64, UInt64, UInt64, UInt64)
-  typealias Block = (
-    UInt64, UInt64, UInt64, UInt64, UInt64, UInt64, UInt64, UInt64,
-    UInt64, UInt64, UInt64, UInt64, UInt64, UInt64, UInt64, UInt64
-  )
 
   var state: State = (
     0x6a09_e667_f3bc_c908, 0xbb67_ae85_84ca_a73b, 0x3c6e_f372_fe94_f82b, 0xa54f_f53a_5f1d_36f1,
     0x510e_527f_ade6_82d1, 0x9b05_688c_2b3e_6c1f, 0x1f83_d9ab_fb41_bd6b, 0x5be0_cd19_137e_2179
   )
-  var buffer: Block = (0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0)
-  var pending = 0
-  /// Bytes hashed so far; the 128-bit bit length is `length` * 8.
-  var length: UInt64 = 0
+  var blocks = SHA2Blocks(blockSize: blockSize, lengthFieldSize: 16)
 
   public init() {}
 
   /// Hashes `bytes` after everything hashed so far.
   public mutating func update(_ bytes: UnsafeRawBufferPointer) {
-    guard var p = bytes.baseAddress, bytes.count > 0 else { return }
-    var n = bytes.count
-    length &+= UInt64(n)
-    if pending > 0 {
-      let offset = pending
-      let take = Swift.min(Self.blockSize - offset, n)
-      withUnsafeMutableBytes(of: &buffer) { b in
-        b.baseAddress.unsafelyUnwrapped.advanced(by: offset).copyMemory(from: p, byteCount: take)
-      }
-      pending = offset + take
-      p += take
-      n -= take
-      guard pending == Self.blockSize else { return }
-      let block = buffer
-      withUnsafeBytes(of: block) { b in Self.compress(&state, b.baseAddress.unsafelyUnwrapped, blocks: 1) }
-      pending = 0
-    }
-    let blocks = n / Self.blockSize
-    if blocks > 0 {
-      Self.compress(&state, p, blocks: blocks)
-      p += blocks * Self.blockSize
-      n -= blocks * Self.blockSize
-    }
-    if n > 0 {
-      withUnsafeMutableBytes(of: &buffer) { b in b.baseAddress.unsafelyUnwrapped.copyMemory(from: p, byteCount: n) }
-      pending = n
-    }
+    var state = self.state
+    blocks.update(bytes) { Self.compress(&state, $0, blocks: $1) }
+    self.state = state
   }
 
   /// Hashes `bytes` after everything hashed so far.
@@ -205,24 +133,9 @@ public struct SHA512: Sendable {
 
   /// The digest of everything hashed so far (64 bytes).
   public func finalize() -> [UInt8] {
-    var copy = self
-    let high = length >> 61
-    let low = length &<< 3
-    // 0x80, zeros up to 112 mod 128, then the 128-bit big-endian bit length.
-    var padding: Block = (0x80, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0)
-    let padCount = pending < 112 ? 112 - pending : 240 - pending
-    withUnsafeBytes(of: &padding) { copy.update(UnsafeRawBufferPointer(rebasing: $0[0..<padCount])) }
-    var trailer = (high.bigEndian, low.bigEndian)
-    withUnsafeBytes(of: &trailer) { copy.update($0) }
-    var digest: [UInt8] = []
-    digest.reserveCapacity(Self.digestSize)
-    withUnsafeBytes(of: copy.state) { words in
-      for i in 0..<8 {
-        let w = words.load(fromByteOffset: i * 8, as: UInt64.self)
-        for shift in stride(from: 56, through: 0, by: -8) { digest.append(UInt8(truncatingIfNeeded: w >> UInt64(shift))) }
-      }
-    }
-    return digest
+    var state = self.state
+    blocks.finish { Self.compress(&state, $0, blocks: $1) }
+    return bigEndianBytes(of: state, as: UInt64.self)
   }
 
   /// The SHA-512 digest of `bytes`.
@@ -240,7 +153,7 @@ public struct SHA512: Sendable {
   /// Compresses `blocks` 128-byte blocks at `data` into `state`.
   static func compress(_ state: inout State, _ data: UnsafeRawPointer, blocks: Int) {
     var (h0, h1, h2, h3, h4, h5, h6, h7) = state
-    var schedule: Block = (0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0)
+    var schedule: SHA2Blocks.Storage = (0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0)
     withUnsafeMutableBytes(of: &schedule) { raw in
       let w = raw.baseAddress.unsafelyUnwrapped.assumingMemoryBound(to: UInt64.self)
       sha512RoundConstants.withUnsafeBufferPointer { k in
@@ -283,6 +196,86 @@ public struct SHA512: Sendable {
     }
     state = (h0, h1, h2, h3, h4, h5, h6, h7)
   }
+}
+
+/// The framing SHA-256 and SHA-512 share (FIPS 180-4 §5.1, §6): input cut into whole blocks for
+/// the compression function, a partial block kept between updates, and the final padding (0x80,
+/// zeros, the big-endian bit length in the last `lengthFieldSize` bytes of a block).
+struct SHA2Blocks: Sendable {
+  /// Room for one block of either hash (128 bytes).
+  typealias Storage = (
+    UInt64, UInt64, UInt64, UInt64, UInt64, UInt64, UInt64, UInt64,
+    UInt64, UInt64, UInt64, UInt64, UInt64, UInt64, UInt64, UInt64
+  )
+
+  let blockSize: Int
+  let lengthFieldSize: Int
+  /// The bytes of a partial block (the first `pending` bytes).
+  var buffer: Storage = (0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0)
+  var pending = 0
+  /// Bytes hashed so far (modulo 2^64: the bit length is `length` * 8, as wide as the field).
+  var length: UInt64 = 0
+
+  init(blockSize: Int, lengthFieldSize: Int) {
+    self.blockSize = blockSize
+    self.lengthFieldSize = lengthFieldSize
+  }
+
+  /// Feeds `bytes`, handing runs of whole blocks to `compress(pointer, blockCount)`.
+  mutating func update(_ bytes: UnsafeRawBufferPointer, compress: (UnsafeRawPointer, Int) -> Void) {
+    guard var p = bytes.baseAddress, bytes.count > 0 else { return }
+    var n = bytes.count
+    length &+= UInt64(n)
+    if pending > 0 {
+      let offset = pending
+      let take = Swift.min(blockSize - offset, n)
+      withUnsafeMutableBytes(of: &buffer) { b in
+        b.baseAddress.unsafelyUnwrapped.advanced(by: offset).copyMemory(from: p, byteCount: take)
+      }
+      pending = offset + take
+      p += take
+      n -= take
+      guard pending == blockSize else { return }
+      let block = buffer
+      withUnsafeBytes(of: block) { b in compress(b.baseAddress.unsafelyUnwrapped, 1) }
+      pending = 0
+    }
+    let blocks = n / blockSize
+    if blocks > 0 {
+      compress(p, blocks)
+      p += blocks * blockSize
+      n -= blocks * blockSize
+    }
+    if n > 0 {
+      withUnsafeMutableBytes(of: &buffer) { b in b.baseAddress.unsafelyUnwrapped.copyMemory(from: p, byteCount: n) }
+      pending = n
+    }
+  }
+
+  /// Pads a copy of what is buffered and hands the last block(s) to `compress`.
+  func finish(compress: (UnsafeRawPointer, Int) -> Void) {
+    var copy = self
+    let lengthAt = blockSize - lengthFieldSize
+    var padding: Storage = (0x80, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0)
+    let padCount = pending < lengthAt ? lengthAt - pending : blockSize + lengthAt - pending
+    withUnsafeBytes(of: &padding) { copy.update(UnsafeRawBufferPointer(rebasing: $0[0..<padCount]), compress: compress) }
+    // The bit length as a 128-bit big-endian number, of which the field takes the low bytes.
+    var bits = ((length >> 61).bigEndian, (length &<< 3).bigEndian)
+    withUnsafeBytes(of: &bits) { copy.update(UnsafeRawBufferPointer(rebasing: $0[(16 - lengthFieldSize)...]), compress: compress) }
+  }
+}
+
+/// The bytes of the eight `Word`s of `state`, each big-endian.
+func bigEndianBytes<State, Word: FixedWidthInteger>(of state: State, as: Word.Type) -> [UInt8] {
+  var digest: [UInt8] = []
+  digest.reserveCapacity(8 * MemoryLayout<Word>.size)
+  withUnsafeBytes(of: state) { words in
+    for i in 0..<8 {
+      let word = words.load(fromByteOffset: i * MemoryLayout<Word>.size, as: Word.self)
+      for shift in stride(from: Word.bitWidth - 8, through: 0, by: -8) { digest.append(UInt8(truncatingIfNeeded: word >> shift)) }
+    }
+  }
+  return digest
 }
 
 extension UInt32 {
