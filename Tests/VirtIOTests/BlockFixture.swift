@@ -19,7 +19,7 @@ final class BlockFixture {
 
   init(
     sectors: Int = 2048, readOnly: Bool = false, direct: Bool = false, queues: Int = 1, queueSize: UInt16 = 64,
-    requireAccessPlatform: Bool = false, synchronous: Bool = false
+    requireAccessPlatform: Bool = false, synchronous: Bool = false, ioEvents: Int = 256
   ) throws {
     directory = FileManager.default.temporaryDirectory.appendingPathComponent("virtio-\(UUID().uuidString)")
     try FileManager.default.createDirectory(at: directory, withIntermediateDirectories: true)
@@ -29,7 +29,7 @@ final class BlockFixture {
     for sector in 0..<sectors { for i in 0..<512 { contents[sector * 512 + i] = UInt8((sector + i) & 0xFF) } }
     FileManager.default.createFile(atPath: path, contents: Data(contents))
     memory = try GuestMemory(ranges: [(Self.ramBase, 16 << 20)])
-    loop = try IOLoop(name: "test-io", forceSynchronous: synchronous)
+    loop = try IOLoop(name: "test-io", maxEvents: ioEvents, forceSynchronous: synchronous)
     let file = try BlockFile(path: path, readOnly: readOnly, direct: direct)
     device = VirtioBlock(file: file, loop: loop, queues: queues, queueSize: queueSize, serial: "serial-0123456789abcdef")
     try loop.start()

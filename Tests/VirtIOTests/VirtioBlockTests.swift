@@ -264,6 +264,28 @@ import VirtIO
     #expect(fixture.statusByte(request) == BlockStatus.ok)
   }
 
+  /// Two queues keep more requests in flight than the I/O thread has kernel slots (7 here): the
+  /// rest wait their turn, and every request completes with the right data.
+  @Test func moreRequestsThanIOSlots() throws {
+    let fixture = try BlockFixture(sectors: 4096, queues: 2, queueSize: 256, ioEvents: 8)
+    fixture.start(queues: 2, size: 256)
+    var requests: [(queue: Int, sector: Int, request: BlockFixture.Request)] = []
+    for index in 0..<160 {
+      let queue = index % 2
+      let sector = index * 3
+      requests.append((queue, sector, fixture.post(type: 0, sector: UInt64(sector), dataLength: 1024, queue: queue, notify: false)))
+    }
+    fixture.driver.notify(0)
+    fixture.driver.notify(1)
+    #expect(fixture.driver.waitUsed(0, count: 80).count == 80)
+    #expect(fixture.driver.waitUsed(1, count: 80).count == 80)
+    for (_, sector, request) in requests {
+      #expect(fixture.statusByte(request) == BlockStatus.ok)
+      let bytes = try fixture.memory.read(at: request.data, count: 1024)
+      #expect(bytes == (0..<1024).map { UInt8((sector + $0 / 512 + $0 % 512) & 0xFF) }, "sector \(sector)")
+    }
+  }
+
   @Test func multiQueue() throws {
     let fixture = try BlockFixture(queues: 2)
     #expect(fixture.driver.deviceFeatures & VirtioBlock.Feature.multiQueue != 0)
