@@ -286,6 +286,9 @@ public final class Machine: @unchecked Sendable {
       case .systemEvent(.other(let type)):
         finish(.success(.crashed("unknown system event \(type) from vCPU \(vcpu.id)")))
       case .shutdown:
+        // When one REC powers a Realm off, the others fail their next entry with
+        // KVM_EXIT_SHUTDOWN, which can reach us before that REC's system event: let it win.
+        if vcpus.count > 1 { awaitOutcome(seconds: 1) }
         finish(.success(.crashed("KVM_EXIT_SHUTDOWN on vCPU \(vcpu.id)")))
       case .internalError(let suberror):
         finish(.success(.crashed("KVM internal error \(suberror) on vCPU \(vcpu.id)")))
@@ -304,7 +307,18 @@ public final class Machine: @unchecked Sendable {
       case .unknown(let reason):
         finish(.success(.crashed("unexpected KVM exit reason \(reason) on vCPU \(vcpu.id)")))
       }
-      if case .systemEvent = exit { return }
+      switch exit {
+      case .systemEvent, .shutdown: return  // this vCPU cannot run on
+      default: continue
+      }
+    }
+  }
+
+  /// Waits up to `seconds` for another vCPU to record how the run ended.
+  private func awaitOutcome(seconds: Double) {
+    let deadline = DispatchTime.now() + seconds
+    while outcome.withLock({ $0 == nil }) && !stopping.load(ordering: .relaxed) && DispatchTime.now() < deadline {
+      usleep(5_000)
     }
   }
 
