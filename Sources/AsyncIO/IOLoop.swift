@@ -88,7 +88,7 @@ public final class IOLoop: @unchecked Sendable {
   public let pollNanoseconds: UInt64
   private let wakeFD: Int32
   private let completionFD: Int32
-  private var context: io_context_t?
+  private let context: io_context_t?
   private let maxEvents: Int
   /// Why kernel AIO is not used (nil when it is).
   public let fallbackReason: String?
@@ -112,7 +112,7 @@ public final class IOLoop: @unchecked Sendable {
   private var finished: [(IOCompletion, Int)] = []
   private let events: UnsafeMutablePointer<io_event>
   /// The kernel's completion ring can be read directly (no io_getevents call per batch).
-  private var ringUsable = false
+  private let ringUsable: Bool
   private var thread: pthread_t?
   private let name: String
   /// An IOCB_CMD_POLL on the wake eventfd: new work then completes like I/O, so the thread sleeps
@@ -148,19 +148,16 @@ public final class IOLoop: @unchecked Sendable {
     slotCompletions = Array(repeating: nil, count: slotCount)
     freeSlots = Array((0..<slotCount).reversed())
     events = .allocate(capacity: self.maxEvents)
+    var ctx: io_context_t?
     if forceSynchronous {
       fallbackReason = "synchronous I/O requested"
     } else {
-      var ctx: io_context_t?
       let status = io_setup(Int32(self.maxEvents), &ctx)
-      if status == 0 {
-        context = ctx
-        ringUsable = clibaio_ring_usable(ctx) != 0
-        fallbackReason = nil
-      } else {
-        fallbackReason = "io_setup failed (\(String(cString: strerror(-status)))); using synchronous pread/pwrite on the I/O thread"
-      }
+      fallbackReason = status == 0
+        ? nil : "io_setup failed (\(String(cString: strerror(-status)))); using synchronous pread/pwrite on the I/O thread"
     }
+    context = ctx
+    ringUsable = ctx.map { clibaio_ring_usable($0) != 0 } ?? false
   }
 
   deinit {
@@ -319,8 +316,7 @@ public final class IOLoop: @unchecked Sendable {
   /// Whether the kernel's completion ring has events, read without a system call.
   private func completionsReady() -> Bool {
     guard let context, ringUsable, inFlight > 0 else { return false }
-    let ring = UnsafeRawPointer(context)
-    return ring.load(fromByteOffset: 8, as: UInt32.self) != ring.load(fromByteOffset: 12, as: UInt32.self)
+    return clibaio_ring_has_events(context) != 0
   }
 
   private func monotonicNanoseconds() -> UInt64 {

@@ -37,6 +37,12 @@ static inline int clibaio_ring_usable(io_context_t context) {
   return ring != 0 && ring->magic == CLIBAIO_RING_MAGIC && ring->incompat_features == 0;
 }
 
+/// Whether the ring holds finished events (read without a system call).
+static inline int clibaio_ring_has_events(io_context_t context) {
+  const struct clibaio_ring *ring = (const struct clibaio_ring *)context;
+  return ring->head != __atomic_load_n(&ring->tail, __ATOMIC_ACQUIRE);
+}
+
 /// Copies up to `max` finished events from the ring into `events` and hands their slots back to the
 /// kernel, as io_getevents with a zero timeout does but without entering the kernel (fio's
 /// userspace_reap). Only one thread may reap a context this way, and not during its io_getevents.

@@ -219,6 +219,22 @@ func fixed2(_ value: Double) -> String {
   return "\(hundredths / 100).\(hundredths % 100 < 10 ? "0" : "")\(hundredths % 100)"
 }
 
+/// The runs of one side of one figure: every run's IOPS, and the best run with its CPU cost per
+/// operation.
+struct Runs {
+  var best = (iops: 0.0, cpu: 0.0)
+  var iops: [Double] = []
+
+  /// Runs `body` (which returns IOPS) and records it with the CPU time it took per operation.
+  @MainActor mutating func add(_ body: () -> Double) {
+    let before = cpuSeconds()
+    let result = body()
+    let cpu = (cpuSeconds() - before) / max(1, result * options.seconds) * 1e6
+    if result > best.iops { best = (result, cpu) }
+    iops.append(result)
+  }
+}
+
 /// The median of `values` (the mean of the middle two for an even count).
 func median(_ values: [Double]) -> Double {
   guard !values.isEmpty else { return 0 }
@@ -231,31 +247,17 @@ print("virtio-bench: 4 KiB random I/O on \(options.file) (\(options.sizeMiB) MiB
 print("operation   QD   raw libaio IOPS (CPU us/op)   device path IOPS (CPU us/op)   ratio   median raw / device   ratio")
 for write in [false, true] {
   for depth in options.depths {
-    var raw = (iops: 0.0, cpu: 0.0)
-    var device = (iops: 0.0, cpu: 0.0)
-    var rawRuns: [Double] = []
-    var deviceRuns: [Double] = []
+    var raw = Runs()
+    var device = Runs()
     for _ in 0..<options.rounds {
-      if options.only != "device" {
-        let before = cpuSeconds()
-        let iops = rawLibaio(write: write, depth: depth, seconds: options.seconds)
-        let cpu = (cpuSeconds() - before) / max(1, iops * options.seconds) * 1e6
-        if iops > raw.iops { raw = (iops, cpu) }
-        rawRuns.append(iops)
-      }
-      if options.only != "raw" {
-        let before = cpuSeconds()
-        let iops = devicePath(write: write, depth: depth, seconds: options.seconds)
-        let cpu = (cpuSeconds() - before) / max(1, iops * options.seconds) * 1e6
-        if iops > device.iops { device = (iops, cpu) }
-        deviceRuns.append(iops)
-      }
+      if options.only != "device" { raw.add { rawLibaio(write: write, depth: depth, seconds: options.seconds) } }
+      if options.only != "raw" { device.add { devicePath(write: write, depth: depth, seconds: options.seconds) } }
     }
-    let ratio = raw.iops > 0 ? device.iops / raw.iops : 0
-    let rawMedian = median(rawRuns)
-    let deviceMedian = median(deviceRuns)
+    let ratio = raw.best.iops > 0 ? device.best.iops / raw.best.iops : 0
+    let rawMedian = median(raw.iops)
+    let deviceMedian = median(device.iops)
     let medianRatio = rawMedian > 0 ? deviceMedian / rawMedian : 0
     let name = write ? "randwrite " : "randread  "
-    print("\(name) \(column(String(depth), 4)) \(column(String(Int(raw.iops.rounded())), 17)) (\(column(fixed2(raw.cpu), 7)))  \(column(String(Int(device.iops.rounded())), 18)) (\(column(fixed2(device.cpu), 7)))   \(fixed2(ratio))   \(column(String(Int(rawMedian.rounded())), 9)) / \(column(String(Int(deviceMedian.rounded())), 7))   \(fixed2(medianRatio))")
+    print("\(name) \(column(String(depth), 4)) \(column(String(Int(raw.best.iops.rounded())), 17)) (\(column(fixed2(raw.best.cpu), 7)))  \(column(String(Int(device.best.iops.rounded())), 18)) (\(column(fixed2(device.best.cpu), 7)))   \(fixed2(ratio))   \(column(String(Int(rawMedian.rounded())), 9)) / \(column(String(Int(deviceMedian.rounded())), 7))   \(fixed2(medianRatio))")
   }
 }

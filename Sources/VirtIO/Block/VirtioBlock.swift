@@ -229,12 +229,9 @@ public final class VirtioBlock: VirtioDevice {
       if file.direct && !aligned {
         return startBounced(read: isRead, iovecs: iovecs, offset: offset, length: Int(length), reply)
       }
-      let operation: IOOperation = isRead
-        ? .read(fd: file.fd, iovecs: iovecs, offset: offset) : .write(fd: file.fd, iovecs: iovecs, offset: offset)
       // The one closure this request costs.
-      submit(operation, context) { [self] result in
-        let ok = result == Int(length)
-        finish(reply, ok ? BlockStatus.ok : BlockStatus.ioError, written: isRead && ok ? UInt32(length) : 0, endsIO: true)
+      submit(transfer(read: isRead, iovecs, at: offset), context) { [self] result in
+        finishTransfer(reply, read: isRead, length: Int(length), result: result)
       }
     case .flush:
       submit(.fdatasync(fd: file.fd), context) { [self] result in
@@ -306,12 +303,8 @@ public final class VirtioBlock: VirtioDevice {
         position += iovec.iov_len
       }
     }
-    let bounceVector = [iovec(iov_base: bounce, iov_len: length)]
-    let operation: IOOperation = read
-      ? .read(fd: file.fd, iovecs: bounceVector, offset: offset) : .write(fd: file.fd, iovecs: bounceVector, offset: offset)
-    submit(operation, reply.context) { [self] result in
-      let ok = result == length
-      if read && ok {
+    submit(transfer(read: read, [iovec(iov_base: bounce, iov_len: length)], at: offset), reply.context) { [self] result in
+      if read && result == length {
         var position = 0
         for iovec in iovecs where iovec.iov_len > 0 {
           iovec.iov_base!.copyMemory(from: bounce + position, byteCount: iovec.iov_len)
@@ -319,8 +312,19 @@ public final class VirtioBlock: VirtioDevice {
         }
       }
       free(bounce)
-      finish(reply, ok ? BlockStatus.ok : BlockStatus.ioError, written: read && ok ? UInt32(length) : 0, endsIO: true)
+      finishTransfer(reply, read: read, length: length, result: result)
     }
+  }
+
+  /// A read or write of `iovecs` at `offset` in the disk file.
+  private func transfer(read: Bool, _ iovecs: [iovec], at offset: Int64) -> IOOperation {
+    read ? .read(fd: file.fd, iovecs: iovecs, offset: offset) : .write(fd: file.fd, iovecs: iovecs, offset: offset)
+  }
+
+  /// Answers a read or write of `length` bytes whose I/O returned `result`.
+  private func finishTransfer(_ reply: Reply, read: Bool, length: Int, result: Int) {
+    let ok = result == length
+    finish(reply, ok ? BlockStatus.ok : BlockStatus.ioError, written: read && ok ? UInt32(length) : 0, endsIO: true)
   }
 
   /// Hands `operation` to the I/O loop, counting it in flight until its completion calls
