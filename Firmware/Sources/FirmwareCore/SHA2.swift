@@ -7,8 +7,36 @@
 /// ``SHA2Blocks`` does that framing and the padding for both; each hash adds its state and its
 /// compression function.
 
+/// What SHA-256 and SHA-512 offer alike; the conveniences below serve both.
+public protocol SHA2Hash {
+  init()
+  /// Hashes `bytes` after everything hashed so far.
+  mutating func update(_ bytes: UnsafeRawBufferPointer)
+  /// The digest of everything hashed so far.
+  func finalize() -> [UInt8]
+}
+
+extension SHA2Hash {
+  /// Hashes `bytes` after everything hashed so far.
+  public mutating func update(_ bytes: [UInt8]) {
+    bytes.withUnsafeBytes { update($0) }
+  }
+
+  /// The digest of `bytes`.
+  public static func hash(_ bytes: UnsafeRawBufferPointer) -> [UInt8] {
+    var hash = Self()
+    hash.update(bytes)
+    return hash.finalize()
+  }
+
+  /// The digest of `bytes`.
+  public static func hash(_ bytes: [UInt8]) -> [UInt8] {
+    bytes.withUnsafeBytes { hash($0) }
+  }
+}
+
 /// SHA-256: 32-byte digests of 64-byte blocks.
-public struct SHA256: Sendable {
+public struct SHA256: SHA2Hash, Sendable {
   public static let digestSize = 32
   public static let blockSize = 64
 
@@ -28,28 +56,11 @@ public struct SHA256: Sendable {
     self.state = state
   }
 
-  /// Hashes `bytes` after everything hashed so far.
-  public mutating func update(_ bytes: [UInt8]) {
-    bytes.withUnsafeBytes { update($0) }
-  }
-
   /// The digest of everything hashed so far (32 bytes).
   public func finalize() -> [UInt8] {
     var state = self.state
     blocks.finish { Self.compress(&state, $0, blocks: $1) }
     return bigEndianBytes(of: state, as: UInt32.self)
-  }
-
-  /// The SHA-256 digest of `bytes`.
-  public static func hash(_ bytes: UnsafeRawBufferPointer) -> [UInt8] {
-    var h = SHA256()
-    h.update(bytes)
-    return h.finalize()
-  }
-
-  /// The SHA-256 digest of `bytes`.
-  public static func hash(_ bytes: [UInt8]) -> [UInt8] {
-    bytes.withUnsafeBytes { hash($0) }
   }
 
   /// Compresses `blocks` 64-byte blocks at `data` into `state`.
@@ -105,7 +116,7 @@ public struct SHA256: Sendable {
 }
 
 /// SHA-512: 64-byte digests of 128-byte blocks.
-public struct SHA512: Sendable {
+public struct SHA512: SHA2Hash, Sendable {
   public static let digestSize = 64
   public static let blockSize = 128
 
@@ -126,28 +137,11 @@ public struct SHA512: Sendable {
     self.state = state
   }
 
-  /// Hashes `bytes` after everything hashed so far.
-  public mutating func update(_ bytes: [UInt8]) {
-    bytes.withUnsafeBytes { update($0) }
-  }
-
   /// The digest of everything hashed so far (64 bytes).
   public func finalize() -> [UInt8] {
     var state = self.state
     blocks.finish { Self.compress(&state, $0, blocks: $1) }
     return bigEndianBytes(of: state, as: UInt64.self)
-  }
-
-  /// The SHA-512 digest of `bytes`.
-  public static func hash(_ bytes: UnsafeRawBufferPointer) -> [UInt8] {
-    var h = SHA512()
-    h.update(bytes)
-    return h.finalize()
-  }
-
-  /// The SHA-512 digest of `bytes`.
-  public static func hash(_ bytes: [UInt8]) -> [UInt8] {
-    bytes.withUnsafeBytes { hash($0) }
   }
 
   /// Compresses `blocks` 128-byte blocks at `data` into `state`.
