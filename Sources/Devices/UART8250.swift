@@ -49,11 +49,10 @@ public final class UART8250: MMIODevice {
     var scratch: UInt8 = 0
     var fifoControl: UInt8 = 0
     var divisor: UInt16 = 12
-    var receive: [UInt8] = []
-    var receiveHead = 0
+    var receive = ByteRing(capacity: UART8250.fifoCapacity)
     var irqLevel = false
 
-    var hasReceivedData: Bool { receiveHead < receive.count }
+    var hasReceivedData: Bool { !receive.isEmpty }
   }
 
   private let state = Mutex(State())
@@ -69,20 +68,19 @@ public final class UART8250: MMIODevice {
   @discardableResult
   public func receive(_ bytes: some Collection<UInt8>) -> Int {
     let (accepted, level) = state.withLock { state -> (Int, Bool?) in
-      if state.receiveHead > 0 {
-        state.receive.removeFirst(state.receiveHead)
-        state.receiveHead = 0
+      var accepted = 0
+      for byte in bytes {
+        guard state.receive.append(byte) else { break }
+        accepted += 1
       }
-      let room = max(0, Self.fifoCapacity - state.receive.count)
-      state.receive.append(contentsOf: bytes.prefix(room))
-      return (min(room, bytes.count), Self.updateInterrupt(&state))
+      return (accepted, Self.updateInterrupt(&state))
     }
     drive(level)
     return accepted
   }
 
   /// Whether the receive FIFO can take more input.
-  public var canReceive: Bool { state.withLock { $0.receive.count - $0.receiveHead < Self.fifoCapacity } }
+  public var canReceive: Bool { state.withLock { !$0.receive.isFull } }
 
   public func read(offset: UInt64, size: Int) -> UInt64 {
     let (value, level) = state.withLock { state -> (UInt8, Bool?) in
@@ -115,9 +113,7 @@ public final class UART8250: MMIODevice {
     switch offset {
     case Register.data:
       if latch { return UInt8(truncatingIfNeeded: state.divisor) }
-      guard state.hasReceivedData else { return 0 }
-      defer { state.receiveHead += 1 }
-      return state.receive[state.receiveHead]
+      return state.receive.removeFirst() ?? 0
     case Register.interruptEnable:
       return latch ? UInt8(truncatingIfNeeded: state.divisor >> 8) : state.interruptEnable
     case Register.interruptIdentity:
@@ -147,7 +143,7 @@ public final class UART8250: MMIODevice {
         return nil
       }
       if state.modemControl & Bits.mcrLoopback != 0 {
-        if state.receive.count - state.receiveHead < fifoCapacity { state.receive.append(byte) }
+        state.receive.append(byte)  // a full FIFO drops it, as an overrun does
         return nil
       }
       return byte
@@ -161,7 +157,6 @@ public final class UART8250: MMIODevice {
       state.fifoControl = byte
       if byte & 0x02 != 0 {  // clear the receive FIFO
         state.receive.removeAll()
-        state.receiveHead = 0
       }
     case Register.lineControl:
       state.lineControl = byte
@@ -191,5 +186,45 @@ public final class UART8250: MMIODevice {
     guard level != state.irqLevel else { return nil }
     state.irqLevel = level
     return level
+  }
+}
+
+/// A FIFO of at most `capacity` bytes in storage of that size, allocated once: what the guest or
+/// the host pushes into a full one is refused, never stored.
+struct ByteRing {
+  private var storage: [UInt8]
+  private var head = 0
+  private(set) var count = 0
+
+  init(capacity: Int) {
+    storage = [UInt8](repeating: 0, count: capacity)
+  }
+
+  var capacity: Int { storage.count }
+  var isEmpty: Bool { count == 0 }
+  var isFull: Bool { count == storage.count }
+
+  /// Adds `byte` at the end; false (and nothing stored) when the ring is full.
+  @discardableResult
+  mutating func append(_ byte: UInt8) -> Bool {
+    guard !isFull else { return false }
+    storage[(head + count) % storage.count] = byte
+    count += 1
+    return true
+  }
+
+  /// Takes the oldest byte, if any.
+  mutating func removeFirst() -> UInt8? {
+    guard !isEmpty else { return nil }
+    defer {
+      head = (head + 1) % storage.count
+      count -= 1
+    }
+    return storage[head]
+  }
+
+  mutating func removeAll() {
+    head = 0
+    count = 0
   }
 }

@@ -1,4 +1,4 @@
-import Devices
+@testable import Devices
 import Synchronization
 import Testing
 
@@ -77,6 +77,37 @@ final class RecordedLine: InterruptLine {
     uart.write(offset: 0, size: 1, value: 0x55)
     #expect(output.text.isEmpty)
     #expect(uart.read(offset: 0, size: 1) == 0x55)
+  }
+
+  /// A guest looping bytes back forever keeps the FIFO at its 64 bytes: each byte read comes back,
+  /// and what is sent into a full FIFO is dropped (the bound is the ring's fixed storage).
+  @Test func loopbackStaysWithinTheFIFO() {
+    let uart = self.uart
+    uart.write(offset: 4, size: 1, value: 0x10)
+    for round in 0..<100_000 {
+      uart.write(offset: 0, size: 1, value: UInt64(round & 0xFF))
+      #expect(uart.read(offset: 0, size: 1) == UInt64(round & 0xFF))
+    }
+    for byte in 0..<100 { uart.write(offset: 0, size: 1, value: UInt64(byte)) }
+    var received: [UInt64] = []
+    while uart.read(offset: 5, size: 1) & 0x01 != 0 { received.append(uart.read(offset: 0, size: 1)) }
+    #expect(received == (0..<64).map { UInt64($0) })
+  }
+}
+
+@Suite struct ByteRingTests {
+  @Test func holdsAtMostItsCapacityInOrder() {
+    var ring = ByteRing(capacity: 4)
+    for byte in UInt8(1)...6 { ring.append(byte) }
+    #expect(ring.count == 4 && ring.isFull)
+    #expect(ring.removeFirst() == 1)
+    let roomForOne = ring.append(7)
+    let roomForTwo = ring.append(8)
+    #expect(roomForOne && !roomForTwo)
+    var out: [UInt8] = []
+    while let byte = ring.removeFirst() { out.append(byte) }
+    #expect(out == [2, 3, 4, 7])
+    #expect(ring.capacity == 4 && ring.isEmpty)
   }
 }
 

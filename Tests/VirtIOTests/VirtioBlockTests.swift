@@ -327,6 +327,32 @@ import VirtIO
     #expect(fixture.statusByte(write) == BlockStatus.ok)
     #expect(fixture.fileBytes()[5120..<6144].allSatisfy { $0 == 0x5A })
   }
+
+  /// Sixteen unaligned 4 MiB O_DIRECT writes at once need 64 MiB of bounce buffers; the disk's
+  /// pool holds at most ``VirtioBlock/bounceCapacity`` and the rest wait their turn. All complete.
+  @Test func directIOBounceBuffersAreBounded() throws {
+    let fixture: BlockFixture
+    do {
+      fixture = try BlockFixture(sectors: 16384, direct: true)
+    } catch BlockFileError.directUnsupported {
+      return
+    }
+    fixture.start()
+    let length = 4 << 20
+    let unaligned = fixture.driver.allocate(length + 8, alignment: 512) + 8
+    try fixture.memory.write([UInt8](repeating: 0xA5, count: length), at: unaligned)
+    let requests = (0..<16).map { index in
+      fixture.post(type: 1, sector: UInt64(index % 2) * 8192, dataLength: length, dataWritable: false, data: unaligned,
+                   notify: false)
+    }
+    fixture.driver.notify(0)
+    #expect(fixture.driver.waitUsed(0, count: 16, seconds: 30).count == 16)
+    #expect(requests.allSatisfy { fixture.statusByte($0) == BlockStatus.ok })
+    #expect(fixture.fileBytes().allSatisfy { $0 == 0xA5 })
+    #expect(fixture.device.bounceHighWater > 0)
+    #expect(fixture.device.bounceHighWater <= VirtioBlock.bounceCapacity)
+    #expect(fixture.device.requestsInFlight == 0)
+  }
 }
 
 @Suite struct VirtioTransportTests {

@@ -26,8 +26,9 @@ public final class VirtioBlock: VirtioDevice {
   static let serialLength = 20
   static let maxRangeSectors: UInt32 = 1 << 22  // 2 GiB per discard / write-zeroes range
   static let configSize = 60
-  /// The largest unaligned O_DIRECT request (Linux sends at most max_sectors, 1280 KiB by default).
-  static let maxBounce = 32 << 20
+  /// Host memory for the bounce buffers of unaligned O_DIRECT requests, per disk: also the largest
+  /// such request (Linux sends at most max_sectors, 1280 KiB by default).
+  public static let bounceCapacity = 32 << 20
 
   public let deviceType = VirtioDeviceType.block
   public let features: UInt64
@@ -56,6 +57,7 @@ public final class VirtioBlock: VirtioDevice {
   private let state = Mutex(State())
   /// Requests submitted and not yet completed (across resets).
   private let inFlight = Atomic<Int>(0)
+  private let bounceBuffers = BounceBuffers(capacity: VirtioBlock.bounceCapacity)
 
   /// - Parameters:
   ///   - queues: request queues (more than one offers VIRTIO_BLK_F_MQ).
@@ -102,6 +104,9 @@ public final class VirtioBlock: VirtioDevice {
   public var requestsInFlight: Int { inFlight.load(ordering: .acquiring) }
 
   public var isQuiescent: Bool { requestsInFlight == 0 }
+
+  /// The most bytes of bounce buffers held at once so far (at most ``bounceCapacity``).
+  public var bounceHighWater: Int { bounceBuffers.highWater }
 
   public func readConfig(offset: Int, size: Int) -> UInt64 {
     guard offset >= 0, size > 0, offset + size <= config.count else { return 0 }
@@ -290,30 +295,32 @@ public final class VirtioBlock: VirtioDevice {
   }
 
   /// An O_DIRECT transfer whose guest buffers are not sector-aligned: through an aligned bounce
-  /// buffer, which the guest makes us allocate, so it is bounded.
+  /// buffer from the disk's bounded pool (it may wait there for earlier transfers to finish).
   private func startBounced(read: Bool, iovecs: [iovec], offset: Int64, length: Int, _ reply: Reply) {
-    var raw: UnsafeMutableRawPointer?
-    guard length <= Self.maxBounce, posix_memalign(&raw, 4096, length) == 0, let bounce = raw else {
-      return finish(reply, BlockStatus.ioError)
-    }
-    if !read {
-      var position = 0
-      for iovec in iovecs where iovec.iov_len > 0 {
-        (bounce + position).copyMemory(from: iovec.iov_base!, byteCount: iovec.iov_len)
-        position += iovec.iov_len
-      }
-    }
-    submit(transfer(read: read, [iovec(iov_base: bounce, iov_len: length)], at: offset), reply.context) { [self] result in
-      if read && result == length {
+    inFlight.add(1, ordering: .relaxed)  // while it waits too: shutdown waits for it
+    // Guest RAM outlives the device's requests; the pointers are used on one thread at a time.
+    nonisolated(unsafe) let iovecs = iovecs
+    let accepted = bounceBuffers.acquire(length) { [self] bounce in
+      if !read {
         var position = 0
         for iovec in iovecs where iovec.iov_len > 0 {
-          iovec.iov_base!.copyMemory(from: bounce + position, byteCount: iovec.iov_len)
+          (bounce + position).copyMemory(from: iovec.iov_base!, byteCount: iovec.iov_len)
           position += iovec.iov_len
         }
       }
-      free(bounce)
-      finishTransfer(reply, read: read, length: length, result: result)
+      loop.submit(transfer(read: read, [iovec(iov_base: bounce, iov_len: length)], at: offset)) { [self] result in
+        if read && result == length {
+          var position = 0
+          for iovec in iovecs where iovec.iov_len > 0 {
+            iovec.iov_base!.copyMemory(from: bounce + position, byteCount: iovec.iov_len)
+            position += iovec.iov_len
+          }
+        }
+        bounceBuffers.release(bounce, length: length)
+        finishTransfer(reply, read: read, length: length, result: result)
+      }
     }
+    if !accepted { finish(reply, BlockStatus.ioError, endsIO: true) }
   }
 
   /// A read or write of `iovecs` at `offset` in the disk file.

@@ -18,6 +18,8 @@ public final class VirtioConsole: VirtioDevice {
   static let transmitQueue = 1
   /// Host input held while the guest has no receive buffers.
   static let inputCapacity = 4096
+  /// The most guest output handed to the ``ConsoleOutput`` in one write.
+  public static let outputChunk = 64 << 10
 
   struct State {
     var memory: GuestMemory?
@@ -25,10 +27,15 @@ public final class VirtioConsole: VirtioDevice {
     var queues: [VirtQueue] = []
     var input: [UInt8] = []
     var broken = false
+    /// Bumped by every activation and reset: a chain taken before one is not answered after it.
+    var generation: UInt64 = 0
   }
 
   private let output: any ConsoleOutput
   private let state = Mutex(State())
+  /// Held while a vCPU sends output: chains go out whole and in order, and the state lock is not
+  /// held across a write to the output (which can block on a slow terminal).
+  private let transmitting = Mutex(())
 
   public init(output: any ConsoleOutput, queueSize: UInt16 = 64) {
     self.output = output
@@ -56,6 +63,7 @@ public final class VirtioConsole: VirtioDevice {
       state.interrupt = activation.interrupt
       state.queues = activation.queues
       state.broken = false
+      state.generation &+= 1
     }
     deliverInput()
   }
@@ -66,6 +74,7 @@ public final class VirtioConsole: VirtioDevice {
       state.interrupt = nil
       state.queues = []
       state.broken = false
+      state.generation &+= 1
     }
   }
 
@@ -85,32 +94,76 @@ public final class VirtioConsole: VirtioDevice {
     return taken
   }
 
+  /// Sends what the guest queued on transmitq to the output, one chain at a time, straight from
+  /// guest memory in pieces of at most ``outputChunk`` bytes: a chain's length is the guest's to
+  /// choose (up to all of its RAM), so nothing of its size is allocated here.
   private func transmit() {
-    var pieces: [[UInt8]] = []
-    let (interrupt, failed) = state.withLock { state -> (VirtioInterrupt?, Bool) in
-      guard let memory = state.memory, !state.broken, Self.transmitQueue < state.queues.count else { return (nil, false) }
+    transmitting.withLock { _ in
       var notify = false
-      do {
-        while true {
-          while let chain = try state.queues[Self.transmitQueue].pop(memory: memory) {
-            for descriptor in chain.descriptors where !descriptor.isWritable && descriptor.length > 0 {
-              if let bytes = try? memory.read(at: descriptor.address, count: Int(descriptor.length)) {
-                pieces.append(bytes)
+      var interrupt: VirtioInterrupt?
+      while true {
+        // Take one chain (or, with none left, re-arm the notification and look once more).
+        let next = state.withLock { state -> TransmitStep in
+          guard let memory = state.memory, !state.broken, Self.transmitQueue < state.queues.count else { return .done }
+          interrupt = state.interrupt
+          do {
+            if let chain = try state.queues[Self.transmitQueue].pop(memory: memory) {
+              let pieces = chain.descriptors.compactMap { descriptor -> UnsafeRawBufferPointer? in
+                guard !descriptor.isWritable, descriptor.length > 0,
+                  let bytes = try? memory.slice(at: descriptor.address, count: Int(descriptor.length))
+                else { return nil }
+                return UnsafeRawBufferPointer(bytes)
               }
+              return .chain(head: chain.head, pieces: pieces, memory: memory, generation: state.generation)
             }
-            try state.queues[Self.transmitQueue].addUsed(memory: memory, head: chain.head, length: 0)
-            notify = try state.queues[Self.transmitQueue].needsNotification(memory: memory) || notify
+            return try state.queues[Self.transmitQueue].enableNotification(memory: memory) ? .again : .done
+          } catch {
+            state.broken = true
+            return .failed
           }
-          if try !state.queues[Self.transmitQueue].enableNotification(memory: memory) { break }
         }
-      } catch {
-        state.broken = true
-        return (state.interrupt, true)
+        switch next {
+        case .done:
+          if notify { interrupt?.usedBuffers() }
+          return
+        case .failed:
+          interrupt?.needsReset()
+          return
+        case .again:
+          continue
+        case .chain(let head, let pieces, let memory, let generation):
+          for piece in pieces {
+            var offset = 0
+            while offset < piece.count {
+              let count = min(Self.outputChunk, piece.count - offset)
+              output.write(UnsafeRawBufferPointer(rebasing: piece[offset..<(offset + count)]))
+              offset += count
+            }
+          }
+          let failed = state.withLock { state -> Bool in
+            guard state.generation == generation, !state.broken else { return false }
+            do {
+              try state.queues[Self.transmitQueue].addUsed(memory: memory, head: head, length: 0)
+              notify = try state.queues[Self.transmitQueue].needsNotification(memory: memory) || notify
+              return false
+            } catch {
+              state.broken = true
+              return true
+            }
+          }
+          if failed {
+            interrupt?.needsReset()
+            return
+          }
+        }
       }
-      return (notify ? state.interrupt : nil, false)
     }
-    for piece in pieces { piece.withUnsafeBytes { output.write($0) } }
-    if failed { interrupt?.needsReset() } else { interrupt?.usedBuffers() }
+  }
+
+  /// One step of ``transmit()``.
+  private enum TransmitStep {
+    case chain(head: UInt16, pieces: [UnsafeRawBufferPointer], memory: GuestMemory, generation: UInt64)
+    case again, done, failed
   }
 
   private func deliverInput() {
