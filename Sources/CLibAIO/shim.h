@@ -5,6 +5,7 @@
 // have declared is declared by hand instead.
 #ifndef CLIBAIO_SHIM_H
 #define CLIBAIO_SHIM_H
+#include <errno.h>
 #include <fcntl.h>
 #include <libaio.h>
 #include <linux/falloc.h>
@@ -23,6 +24,26 @@ static const int clibaio_o_direct = __O_DIRECT;
 static const int clibaio_falloc_punch_hole = FALLOC_FL_PUNCH_HOLE;
 static const int clibaio_falloc_keep_size = FALLOC_FL_KEEP_SIZE;
 static const int clibaio_falloc_zero_range = FALLOC_FL_ZERO_RANGE;
+
+// Open-file-description locks (fcntl(2); glibc names them only with _GNU_SOURCE; the numbers are
+// the same on every Linux architecture). QEMU locks disk images with them, one byte per permission.
+#define CLIBAIO_F_OFD_GETLK 36
+#define CLIBAIO_F_OFD_SETLK 37
+
+/// Takes a shared (read) OFD lock on the byte at `offset`; 0, or -errno (-EAGAIN: another open
+/// file holds an exclusive one).
+static inline int clibaio_ofd_share_byte(int fd, long long offset) {
+  struct flock lock = {.l_type = F_RDLCK, .l_whence = SEEK_SET, .l_start = offset, .l_len = 1};
+  return fcntl(fd, CLIBAIO_F_OFD_SETLK, &lock) == 0 ? 0 : -errno;
+}
+
+/// Whether another open file holds any lock on the byte at `offset` (1 or 0), or -errno. Locks of
+/// `fd`'s own open file description do not count.
+static inline int clibaio_ofd_byte_is_locked(int fd, long long offset) {
+  struct flock lock = {.l_type = F_WRLCK, .l_whence = SEEK_SET, .l_start = offset, .l_len = 1};
+  if (fcntl(fd, CLIBAIO_F_OFD_GETLK, &lock) != 0) return -errno;
+  return lock.l_type != F_UNLCK;
+}
 
 // The completion ring the kernel maps at an io_context_t's address (fs/aio.c, struct aio_ring).
 struct clibaio_ring {

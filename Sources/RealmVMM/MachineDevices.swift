@@ -40,6 +40,12 @@ final class MachineDevices: @unchecked Sendable {
   static func openDisks(_ config: MachineConfig) throws(MachineDevicesError) -> [BlockFile] {
     var files: [BlockFile] = []
     for disk in config.disks {
+      // The same file twice would otherwise meet its own lock and be called "in use by another process".
+      if let identity = BlockFile.identity(of: disk.path),
+        let earlier = files.first(where: { $0.identity == identity })
+      {
+        throw .disk(.givenTwice(path: disk.path, earlier: earlier.path))
+      }
       do {
         files.append(try BlockFile(path: disk.path, readOnly: disk.readOnly, direct: disk.direct))
       } catch {

@@ -6,13 +6,7 @@ import Testing
 /// (`REALM_RUN_REQUIRE_ASSETS=1`), a missing tool is a failure: Scripts/setup-host installs them,
 /// and a check that quietly skips there would be a check that cannot fail.
 public func runTool(_ tool: String, _ arguments: [String]) -> (status: Int32, output: String)? {
-  let candidates = ["/usr/sbin/", "/sbin/", "/usr/bin/", "/bin/"].map { $0 + tool }
-  guard let executable = candidates.first(where: { FileManager.default.isExecutableFile(atPath: $0) }) else {
-    if ProcessInfo.processInfo.environment["REALM_RUN_REQUIRE_ASSETS"] == "1" {
-      Issue.record("\(tool) is not installed (Scripts/setup-host installs it)")
-    }
-    return nil
-  }
+  guard let executable = findTool(tool) else { return nil }
   let process = Process()
   process.executableURL = URL(fileURLWithPath: executable)
   process.arguments = arguments
@@ -23,4 +17,17 @@ public func runTool(_ tool: String, _ arguments: [String]) -> (status: Int32, ou
   let data = pipe.fileHandleForReading.readDataToEndOfFile()
   process.waitUntilExit()
   return (process.terminationStatus, String(decoding: data, as: UTF8.self))
+}
+
+/// The path of a system tool, or `nil` when it is not installed (a failure where the test command
+/// runs the tests, as for ``runTool(_:_:)``).
+public func findTool(_ tool: String) -> String? {
+  let candidates = ["/usr/sbin/", "/sbin/", "/usr/bin/", "/bin/"].map { $0 + tool }
+  guard let executable = candidates.first(where: { FileManager.default.isExecutableFile(atPath: $0) }) else {
+    if ProcessInfo.processInfo.environment["REALM_RUN_REQUIRE_ASSETS"] == "1" {
+      Issue.record("\(tool) is not installed (Scripts/setup-host installs it)")
+    }
+    return nil
+  }
+  return executable
 }

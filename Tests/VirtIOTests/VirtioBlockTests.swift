@@ -1,4 +1,5 @@
 import AsyncIO
+import CLibAIO
 import Devices
 import Foundation
 import GuestMemory
@@ -464,7 +465,7 @@ import VirtIO
     let fixture = try BlockFixture()
     #expect(throws: BlockFileError.locked(path: fixture.path)) { try BlockFile(path: fixture.path, readOnly: false) }
     #expect(throws: BlockFileError.locked(path: fixture.path)) { try BlockFile(path: fixture.path, readOnly: true) }
-    #expect(BlockFileError.locked(path: "x").description == "disk image x is in use by another process (it holds a lock on it)")
+    #expect(BlockFileError.locked(path: "x").description == "disk image x is in use by another process (QEMU or another realm-run holds a lock on it)")
   }
 
   @Test func sharedReadOnlyLocks() throws {
@@ -479,7 +480,82 @@ import VirtIO
     #expect(throws: BlockFileError.locked(path: path)) { try BlockFile(path: path, readOnly: false) }
   }
 
+  /// A process that locks the image the way QEMU's virtio-blk does (OFD locks on bytes 100, 101
+  /// and 201; another open file description stands for the other process) keeps realm-run out,
+  /// and a plain flock, which QEMU does not see, is no longer what realm-run relies on.
+  @Test func qemuStyleLocksOfAnotherOpenFileAreHonoured() throws {
+    let fixture = try ScratchImage()
+    let other = open(fixture.path, O_RDWR)
+    defer { close(other) }
+    #expect(clibaio_ofd_share_byte(other, 100) == 0)
+    #expect(clibaio_ofd_share_byte(other, 101) == 0)
+    #expect(clibaio_ofd_share_byte(other, 201) == 0)
+    #expect(throws: BlockFileError.locked(path: fixture.path)) { try BlockFile(path: fixture.path, readOnly: false) }
+    #expect(throws: BlockFileError.locked(path: fixture.path)) { try BlockFile(path: fixture.path, readOnly: true) }
+  }
+
+  /// The other way round: while realm-run writes an image, a QEMU-style reader that will not share
+  /// writing (it checks byte 101) and a writer (byte 201) both find it taken.
+  @Test func realmRunLocksAreVisibleToQEMUStyleChecks() throws {
+    let fixture = try ScratchImage()
+    let disk = try BlockFile(path: fixture.path, readOnly: false)
+    let other = open(fixture.path, O_RDONLY)
+    defer { close(other) }
+    #expect(clibaio_ofd_byte_is_locked(other, 101) == 1)
+    #expect(clibaio_ofd_byte_is_locked(other, 201) == 1)
+    #expect(clibaio_ofd_byte_is_locked(other, 200) == 0)  // reading is shared
+    withExtendedLifetime(disk) {}
+  }
+
+  /// Real QEMU, both ways: it refuses a drive realm-run holds, and realm-run refuses one it holds.
+  @Test func qemuAndRealmRunSeeEachOthersLocks() throws {
+    guard let qemu = findTool("qemu-system-aarch64") else { return }
+    let fixture = try ScratchImage()
+    let arguments = ["-M", "virt", "-S", "-display", "none", "-monitor", "none", "-serial", "none", "-nodefaults",
+                     "-drive", "file=\(fixture.path),format=raw,if=none,id=d0", "-device", "virtio-blk-pci,drive=d0"]
+    do {
+      let disk = try BlockFile(path: fixture.path, readOnly: false)
+      let refused = try #require(runTool("qemu-system-aarch64", arguments))
+      #expect(refused.status != 0)
+      #expect(refused.output.contains("Failed to get \"write\" lock"), "QEMU said: \(refused.output)")
+      withExtendedLifetime(disk) {}
+    }
+    let process = Process()
+    process.executableURL = URL(fileURLWithPath: qemu)
+    process.arguments = arguments
+    process.standardOutput = FileHandle.nullDevice
+    process.standardError = FileHandle.nullDevice
+    try process.run()
+    defer {
+      kill(process.processIdentifier, SIGKILL)  // QEMU started from the test runner may ignore SIGTERM
+      process.waitUntilExit()
+    }
+    // QEMU takes its locks while it starts (paused by -S, it then only waits); watch for them
+    // without taking any, which could make QEMU's own start fail.
+    let observer = open(fixture.path, O_RDONLY)
+    defer { close(observer) }
+    let deadline = Date().addingTimeInterval(20)
+    while clibaio_ofd_byte_is_locked(observer, 101) != 1 && Date() < deadline && process.isRunning { usleep(20_000) }
+    #expect(throws: BlockFileError.locked(path: fixture.path)) { try BlockFile(path: fixture.path, readOnly: true) }
+    #expect(process.isRunning)
+  }
+
   @Test func directoryIsNotADisk() throws {
     #expect(throws: BlockFileError.self) { try BlockFile(path: "/tmp", readOnly: true) }
   }
+}
+
+/// A 1 MiB file in its own temporary directory, removed with the value.
+final class ScratchImage {
+  let directory: URL
+  let path: String
+
+  init() throws {
+    directory = FileManager.default.temporaryDirectory.appendingPathComponent("virtio-\(UUID().uuidString)")
+    try FileManager.default.createDirectory(at: directory, withIntermediateDirectories: true)
+    path = directory.appendingPathComponent("disk.img").path
+    FileManager.default.createFile(atPath: path, contents: Data(count: 1 << 20))
+  }
+
+  deinit { try? FileManager.default.removeItem(at: directory) }
 }

@@ -12,6 +12,8 @@ public enum BlockFileError: Error, Equatable, CustomStringConvertible {
   case permission(path: String, readOnly: Bool)
   /// Another process (another VMM) holds a conflicting lock on the image.
   case locked(path: String)
+  /// The same file (device and inode) was given as two disks.
+  case givenTwice(path: String, earlier: String)
   case notADisk(path: String)
   case directUnsupported(path: String)
   case system(path: String, action: String, errno: Int32)
@@ -23,7 +25,11 @@ public enum BlockFileError: Error, Equatable, CustomStringConvertible {
     case .permission(let path, let readOnly):
       return "cannot open disk image \(path) for \(readOnly ? "reading" : "reading and writing"): permission denied\(readOnly ? "" : " (add ,ro for a read-only disk)")"
     case .locked(let path):
-      return "disk image \(path) is in use by another process (it holds a lock on it)"
+      return "disk image \(path) is in use by another process (QEMU or another realm-run holds a lock on it)"
+    case .givenTwice(let path, let earlier):
+      return path == earlier
+        ? "disk image \(path) is given twice; give each disk once"
+        : "disk images \(earlier) and \(path) are the same file; give each disk once"
     case .notADisk(let path):
       return "disk image \(path) is not a regular file or block device"
     case .directUnsupported(let path):
@@ -34,8 +40,8 @@ public enum BlockFileError: Error, Equatable, CustomStringConvertible {
   }
 }
 
-/// An open disk image: descriptor, size, advisory lock (`flock`: exclusive for read-write, shared
-/// for read-only, so two VMMs cannot write one image).
+/// An open disk image: descriptor, size, and QEMU's advisory image locks (see ``ImageLock``), so
+/// that neither QEMU nor another realm-run writes an image realm-run uses, nor reads one it writes.
 public final class BlockFile: @unchecked Sendable {
   public let path: String
   public let fd: Int32
@@ -74,10 +80,14 @@ public final class BlockFile: @unchecked Sendable {
       close(fd)
       throw .notADisk(path: path)
     }
-    guard flock(fd, readOnly ? LOCK_SH | LOCK_NB : LOCK_EX | LOCK_NB) == 0 else {
-      let error = errno
+    switch ImageLock.acquire(fd, write: !readOnly) {
+    case .acquired:
+      break
+    case .conflict:
       close(fd)
-      if error == EWOULDBLOCK { throw .locked(path: path) }
+      throw .locked(path: path)
+    case .failed(let error):
+      close(fd)
       throw .system(path: path, action: "lock", errno: error)
     }
     let end = lseek(fd, 0, SEEK_END)
@@ -95,9 +105,60 @@ public final class BlockFile: @unchecked Sendable {
   }
 
   deinit {
-    close(fd)  // also drops the lock
+    close(fd)  // also drops the locks
+  }
+
+  /// The device and inode numbers of the file at `path`, or nil if it cannot be stat'ed (opening it
+  /// then says why).
+  public static func identity(of path: String) -> (device: UInt64, inode: UInt64)? {
+    var info = stat()
+    guard stat(path, &info) == 0 else { return nil }
+    return (UInt64(info.st_dev), UInt64(info.st_ino))
   }
 
   /// Flushes written data to stable storage.
   public func sync() -> Bool { readOnly || fdatasync(fd) == 0 }
+}
+
+/// QEMU's disk image locking (block/file-posix.c), so that QEMU and realm-run see each other's use
+/// of an image: shared open-file-description locks on one byte per block permission, at 100 + bit
+/// for a permission held and at 200 + bit for one not shared with others. Locks are taken first and
+/// checked after, as QEMU does, so two processes starting at once cannot both pass.
+///
+/// realm-run takes what QEMU's virtio-blk takes: read (and write, for a writable disk), sharing
+/// read, unchanged writes and resizing, but not writing. So a second writer is refused, and so is a
+/// writer while realm-run reads, or a reader that wants no writers while realm-run writes.
+enum ImageLock {
+  /// QEMU's permission bits (include/block/block-common.h) that realm-run locks.
+  enum Permission {
+    static let consistentRead = 0
+    static let write = 1
+  }
+  static let heldBase: Int64 = 100
+  static let unsharedBase: Int64 = 200
+
+  enum Result: Equatable {
+    case acquired
+    case conflict
+    case failed(errno: Int32)
+  }
+
+  /// Takes realm-run's locks on `fd` and checks that no other open file conflicts with them.
+  /// The locks last as long as the open file (closing it drops them).
+  static func acquire(_ fd: Int32, write: Bool) -> Result {
+    let held = write ? [Permission.consistentRead, Permission.write] : [Permission.consistentRead]
+    let unshared = [Permission.write]
+    for byte in held.map({ heldBase + Int64($0) }) + unshared.map({ unsharedBase + Int64($0) }) {
+      let status = clibaio_ofd_share_byte(fd, byte)
+      if status == -EAGAIN || status == -EACCES { return .conflict }
+      if status < 0 { return .failed(errno: -status) }
+    }
+    // Conflicts: someone who does not share a permission realm-run holds, or holds one it does not share.
+    for byte in held.map({ unsharedBase + Int64($0) }) + unshared.map({ heldBase + Int64($0) }) {
+      let status = clibaio_ofd_byte_is_locked(fd, byte)
+      if status < 0 { return .failed(errno: -status) }
+      if status == 1 { return .conflict }
+    }
+    return .acquired
+  }
 }
