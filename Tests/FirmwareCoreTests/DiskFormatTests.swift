@@ -58,7 +58,14 @@ import DiskImage
     primaryBroken[512 + 16] ^= 0xFF  // header CRC
     var d1 = MemoryBlockDevice(bytes: primaryBroken)
     #expect(throws: GPTError.headerChecksumMismatch) { try GUIDPartitionTable(device: &d1, headerLBA: 1) }
-    #expect(try GUIDPartitionTable(device: &d1).partitions.count == 1)
+    let backup = try GUIDPartitionTable(device: &d1)
+    #expect(backup.partitions.count == 1)
+    let backupLBA = UInt64(disk.count / 512 - 1)
+    #expect(backup.fallback == GPTFallback(primaryError: .headerChecksumMismatch, backupLBA: backupLBA))
+    #expect(backup.fallback?.description
+      == "GPT: primary table corrupt (GPT header CRC32 mismatch); using the backup at LBA \(backupLBA)")
+    var intact = MemoryBlockDevice(bytes: disk)
+    #expect(try GUIDPartitionTable(device: &intact).fallback == nil)
 
     var bothBroken = primaryBroken
     bothBroken[disk.count - 512 + 16] ^= 0xFF
@@ -69,6 +76,7 @@ import DiskImage
     arrayBroken[2 * 512 + 40] ^= 1  // primary entry array
     var d3 = MemoryBlockDevice(bytes: arrayBroken)
     #expect(throws: GPTError.entriesChecksumMismatch) { try GUIDPartitionTable(device: &d3, headerLBA: 1) }
+    #expect(try GUIDPartitionTable(device: &d3).fallback?.primaryError == .entriesChecksumMismatch)
 
     var d4 = MemoryBlockDevice(bytes: Array(disk[0..<(64 * 512)]))  // truncated: entries fine, partitions out of range
     #expect(throws: GPTError.self) { try GUIDPartitionTable(device: &d4) }

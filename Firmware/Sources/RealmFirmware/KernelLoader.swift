@@ -33,6 +33,7 @@ struct KernelLoader {
       gpt = try GUIDPartitionTable(device: &device)
       esp = try gpt.efiSystemPartition()
     } catch { fail("partition table: \(error)") }
+    if let fallback = gpt.fallback { log("warning: \(fallback)") }
     var fat: FATVolume<PartitionBlockDevice<VirtioBlockDevice>>
     do throws(FATError) {
       fat = try FATVolume(device: PartitionBlockDevice(base: device, partition: esp))
