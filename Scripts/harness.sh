@@ -11,6 +11,7 @@
 #   harness_select           applies --only / --list (ONLY, LIST)
 #   build_guest_initramfs PATH BODY [FILE...]   PATH.cpio.gz: busybox, /init mounts proc, sys,
 #                            devtmpfs, runs BODY; FILEs (a .xz is unpacked) go to / of the image
+#   build_failure_disks DIR REALM_RUN KERNEL   damaged boot disks the firmware must refuse (below)
 #   harness_results DIR NAME LOG      judges DIR/NAME.{out,err,rc,ms}; prints PASS/FAIL lines, the
 #                                     figures the checks reported (harness_figures), and
 #                                     "NAME: N passed, M failed"; exits 1 if any failed
@@ -64,6 +65,39 @@ $body
 EOF
   chmod 755 "$d/init"
   pack_initramfs "$d" "$d.cpio.gz"
+}
+
+# build_failure_disks DIR REALM_RUN KERNEL: disks made by `REALM_RUN image create` with KERNEL (a
+# small arm64 Image) and then damaged, for checks that the firmware refuses them and realm-run exits
+# 4 with the firmware's reason. Each is gzipped (64 MiB, nearly all zeros); checks unpack it to /tmp.
+#   bad-gpt.img.gz    both GPT headers' CRCs broken       "partition table: GPT header CRC32 mismatch"
+#   no-kernel.img.gz  the ESP's VMLINUZ entry renamed     "/vmlinuz or an initrd: file not found"
+#   not-image.img.gz  the primary GPT header's CRC and the kernel's ARM\x64 magic broken: the
+#                     firmware warns and boots from the backup GPT, then "/vmlinuz is not an arm64 Image"
+#   loop.img.gz       the kernel's first cluster linked to itself   "FAT cluster chain loops"
+build_failure_disks() {
+  local dir=$1 rr=$2 kernel=$3 base=$1/failure-base.img sectors entry esp fat first off d
+  mkdir -p "$dir"
+  rm -f "$base"
+  "$rr" image create --kernel "$kernel" --params quiet -o "$base" >/dev/null || die "image create (failure disks) failed"
+  sectors=$(($(stat -c %s "$base") / 512))
+  # the ESP: the first partition entry's first LBA (the entry array's LBA is at 72 in the header)
+  esp=$(($(peek_le "$base" $(($(peek_le "$base" $((512 + 72)) 8) * 512 + 32)) 8) * 512))
+  fat=$((esp + $(peek_le "$base" $((esp + 14)) 2) * 512))
+  entry=$(grep -obUa 'VMLINUZ ' "$base" | head -1 | cut -d: -f1)
+  [ -n "$entry" ] || die "no VMLINUZ directory entry in $base"
+  first=$(($(peek_le "$base" $((entry + 20)) 2) << 16 | $(peek_le "$base" $((entry + 26)) 2)))
+  for d in bad-gpt no-kernel not-image loop; do cp "$base" "$dir/$d.img"; done
+  poke_le "$dir/bad-gpt.img" $((512 + 16)) 4 $(($(peek_le "$base" $((512 + 16)) 4) ^ 0xFFFFFFFF))
+  poke_le "$dir/bad-gpt.img" $(((sectors - 1) * 512 + 16)) 4 $(($(peek_le "$base" $(((sectors - 1) * 512 + 16)) 4) ^ 0xFFFFFFFF))
+  poke_le "$dir/no-kernel.img" "$entry" 1 0x58   # 'X'
+  poke_le "$dir/not-image.img" $((512 + 16)) 4 $(($(peek_le "$base" $((512 + 16)) 4) ^ 0xFFFFFFFF))
+  for off in $(grep -obUa 'ARMd' "$base" | cut -d: -f1); do   # the magic at offset 56 of a sector
+    [ $((off % 512)) -ne 56 ] || poke_le "$dir/not-image.img" "$off" 1 0x58
+  done
+  poke_le "$dir/loop.img" $((fat + first * 4)) 4 "$first"
+  for d in bad-gpt no-kernel not-image loop; do gzip -nf "$dir/$d.img"; done
+  rm -f "$base"
 }
 
 harness_results() {

@@ -55,6 +55,18 @@ stage() {
 stage_total() { stage "total" "$(secs $(($(usec) - STAGE_START))) s since start"; }
 mb() { du -sm "$@" 2>/dev/null | awk '{s += $1} END {print s + 0}'; }
 
+# Little-endian fields of binary files (disk images made to be damaged by tests and fuzz seeds)
+peek_le() {   # peek_le FILE OFFSET WIDTH: the value
+  local v=0 i=0 b
+  for b in $(od -An -tu1 -j "$2" -N "$3" "$1"); do v=$((v | b << (8 * i))); i=$((i + 1)); done
+  echo "$v"
+}
+poke_le() {   # poke_le FILE OFFSET WIDTH VALUE
+  local i s=""
+  for ((i = 0; i < $3; i++)); do s+=$(printf '\\x%02x' $((($4 >> (8 * i)) & 0xFF))); done
+  printf "$s" | dd of="$1" bs=1 seek="$2" conv=notrunc status=none
+}
+
 # ------------------------------------------------------------------ apt
 # Debian archive URI, read at run time from this machine's own apt configuration:
 # deb822 debian.sources first, then one-line sources.list ([options] such as signed-by are skipped)

@@ -31,6 +31,7 @@ public final class Machine: @unchecked Sendable {
   let vcpus: [VCPU]
   let bus: MMIOBus
   let uart: UART8250
+  let bootStatus = BootStatus()
   let devices: MachineDevices
   let console: TerminalConsole
   let ipa: IPALayout
@@ -165,6 +166,7 @@ public final class Machine: @unchecked Sendable {
     var bus = MMIOBus()
     do {
       try bus.register(uart, at: MemoryMap.uartBase, size: MemoryMap.uartWindow)
+      try bus.register(bootStatus, at: MemoryMap.bootStatusBase, size: BootStatus.size)
       try devices.register(on: &bus)
     } catch {
       throw .guest("device layout: \(error)")
@@ -278,7 +280,7 @@ public final class Machine: @unchecked Sendable {
       case .mmio(let address, let size, let isWrite, let data):
         handleMMIO(vcpu, address: ipa.canonical(address), size: size, isWrite: isWrite, data: data)
       case .systemEvent(.shutdown):
-        finish(.success(.poweredOff))
+        finish(.success(Outcome(poweredOffAfter: bootStatus.failure)))
       case .systemEvent(.reset):
         finish(.success(.reset))
       case .systemEvent(.crash):

@@ -105,6 +105,12 @@ enum MachineDeviceTree {
         try tree.property("interrupts", cells: [GIC.spi, MemoryMap.uartSPI, GIC.levelHigh])
       }
 
+      // How a firmware that cannot boot says so (realm-run exits 4); Linux has no driver for it.
+      try tree.node("boot-status@\(hex(MemoryMap.bootStatusBase))") { (tree) throws(DeviceTreeError) in
+        try tree.property("compatible", string: "realm-run,boot-status")
+        try tree.property("reg", u64s: [MemoryMap.bootStatusBase, BootStatus.size])
+      }
+
       try tree.node("pci@\(hex(MemoryMap.pciConfigBase))") { (tree) throws(DeviceTreeError) in
         try tree.property("compatible", string: "pci-host-ecam-generic")
         try tree.property("device_type", string: "pci")

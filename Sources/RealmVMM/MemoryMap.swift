@@ -8,6 +8,9 @@ public enum MemoryMap {
   public static let uartBase: UInt64 = 0x0100_0000
   public static let uartWindow: UInt64 = 0x1_0000
 
+  /// The boot-status page (``BootStatus``, realm-run's own device), the 4 KiB after the UART's window.
+  public static let bootStatusBase: UInt64 = 0x0101_0000
+
   /// GICv3 distributor: the 64 KiB just below the PCI ECAM window.
   public static let gicDistributorBase: UInt64 = 0x3FFF_0000
   public static let gicDistributorSize: UInt64 = 0x1_0000

@@ -1,4 +1,5 @@
 import DeviceTree
+import Devices
 import GuestMemory
 import KVM
 
@@ -54,6 +55,9 @@ public enum VMMError: Error, CustomStringConvertible {
 public enum Outcome: Equatable, Sendable {
   /// The guest powered off (PSCI SYSTEM_OFF).
   case poweredOff
+  /// The firmware reported on the boot-status page that it could not boot the guest, then powered
+  /// it off; `reason` is its sanitized reason (possibly empty).
+  case firmwareFailed(code: UInt32, reason: String)
   /// The guest asked for a reset (PSCI SYSTEM_RESET); realm-run does not restart it.
   case reset
   /// The guest reported a crash, or stopped in a way KVM could not continue.
@@ -62,4 +66,13 @@ public enum Outcome: Equatable, Sendable {
   case timedOut
   /// The user typed the console's quit sequence.
   case quit
+
+  /// How a power-off ended the run: a failure if the firmware reported one before it.
+  init(poweredOffAfter failure: BootStatus.Failure?) {
+    if let failure {
+      self = .firmwareFailed(code: failure.code, reason: failure.reason)
+    } else {
+      self = .poweredOff
+    }
+  }
 }

@@ -6,6 +6,7 @@ enum ExitStatus: Int32, Error, CaseIterable {
   case vmmError = 1
   case reset = 2
   case crashed = 3
+  case firmwareFailed = 4
   case usage = 64
   case timedOut = 124
   case quit = 130
@@ -16,6 +17,7 @@ enum ExitStatus: Int32, Error, CaseIterable {
     case .poweredOff: self = .poweredOff
     case .reset: self = .reset
     case .crashed: self = .crashed
+    case .firmwareFailed: self = .firmwareFailed
     case .timedOut: self = .timedOut
     case .quit: self = .quit
     }

@@ -20,6 +20,7 @@ struct RealmRun: ParsableCommand {
         1    realm-run failed (KVM, files, host support); one line on stderr says why
         2    the guest asked for a reset
         3    the guest crashed or stopped in a way KVM could not continue
+        4    the firmware could not boot the guest; one line on stderr says why
         64   the command line was wrong
         124  --timeout passed before the guest finished
         130  the user quit with Ctrl-A x

@@ -70,20 +70,27 @@ struct RunCommand: ParsableCommand {
       if getrusage(RUSAGE_SELF.rawValue, &usage) == 0 {
         logger.info("peak RSS \(usage.ru_maxrss / 1024) MiB (\(usage.ru_maxrss) KiB)")
       }
-      switch outcome {
-      case .timedOut:
-        RealmRun.report("the guest did not finish within \(formatted(timeout ?? 0)) s (--timeout); stopped it")
-      case .crashed(let why):
-        RealmRun.report("guest crashed: \(why)")
-      case .reset:
-        RealmRun.report("the guest asked for a reset; not restarting it")
-      case .poweredOff, .quit:
-        break
-      }
+      if let message = Self.message(for: outcome, timeout: timeout) { RealmRun.report(message) }
       throw ExitStatus(outcome)
     } catch let error as VMMError {
       RealmRun.report(error.description)
       throw ExitStatus.vmmError
+    }
+  }
+
+  /// The one stderr line (without the "realm-run: " prefix) for how a run ended, if it needs one.
+  static func message(for outcome: Outcome, timeout: Double?) -> String? {
+    switch outcome {
+    case .timedOut:
+      return "the guest did not finish within \(formatted(timeout ?? 0)) s (--timeout); stopped it"
+    case .crashed(let why):
+      return "guest crashed: \(why)"
+    case .reset:
+      return "the guest asked for a reset; not restarting it"
+    case .firmwareFailed(let code, let reason):
+      return "the firmware could not boot: " + (reason.isEmpty ? "failure code \(code), no reason given" : reason)
+    case .poweredOff, .quit:
+      return nil
     }
   }
 
@@ -107,7 +114,7 @@ struct RunCommand: ParsableCommand {
     }
   }
 
-  private func formatted(_ seconds: Double) -> String {
+  private static func formatted(_ seconds: Double) -> String {
     seconds == seconds.rounded() ? String(Int(seconds)) : String(seconds)
   }
 }

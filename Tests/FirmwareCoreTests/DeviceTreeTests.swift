@@ -18,6 +18,23 @@ import FirmwareCore
     #expect(pci.windows[1] == PCIWindow(space: .memory32, prefetchable: false, pciAddress: 0x1000_0000,
                                         cpuAddress: 0x1000_0000, size: 0x2EFF_0000))
     #expect(pci.windows[2].space == .memory64 && pci.windows[2].prefetchable)
+    #expect(p.bootStatus == nil)  // QEMU's virt has no boot-status page: the firmware just powers off
+  }
+
+  /// realm-run's boot-status page is found by its compatible string; a disabled node, or one too
+  /// small for its two registers, is not used.
+  @Test func findsTheBootStatusPage() throws {
+    func page(_ items: [TestDTB.Item]) throws -> UInt64? {
+      let root: [TestDTB.Item] = [.prop("#address-cells", TestDTB.u32(2)), .prop("#size-cells", TestDTB.u32(2)),
+                                  .node("status@1010000", items)]
+      return try PlatformDescription(blob: TestDTB.build(root)).bootStatus
+    }
+    let compatible = TestDTB.Item.prop("compatible", TestDTB.str("realm-run,boot-status"))
+    #expect(try page([compatible, .prop("reg", TestDTB.u32(0, 0x0101_0000, 0, 0x1000))]) == 0x0101_0000)
+    #expect(try page([compatible, .prop("reg", TestDTB.u32(0, 0x0101_0000, 0, 0x1000)),
+                      .prop("status", TestDTB.str("disabled"))]) == nil)
+    #expect(try page([compatible, .prop("reg", TestDTB.u32(0, 0x0101_0000, 0, 4))]) == nil)
+    #expect(try page([.prop("compatible", TestDTB.str("other,device")), .prop("reg", TestDTB.u32(0, 0x0101_0000, 0, 0x1000))]) == nil)
   }
 
   @Test func resolvesStdoutAliasTo8250() throws {
@@ -113,5 +130,6 @@ import FirmwareCore
     #expect(p.psciConduit == .hvc)
     #expect(p.pciHost?.ecamBase == 0x40_1000_0000)
     #expect(p.pciHost?.windows.contains { $0.space == .memory32 && $0.cpuAddress == 0x1000_0000 } == true)
+    #expect(p.bootStatus == nil)
   }
 }

@@ -41,6 +41,12 @@ import DiskImage
     try buffer.withUnsafeMutableBytes { try fat.readFile(kfile, into: $0, maxRun: 3 * fat.clusterSize) }
     #expect(buffer == kernel)
     #expect(try fat.readFile(try fat.lookup(Array("/EFI/BOOT/BOOTAA64.EFI".utf8)), limit: 8 << 20) == kernel)
+    // The firmware checks the kernel's header from its first cluster before reading the rest.
+    #expect(try fat.readFirstCluster(of: kfile) == Array(kernel.prefix(fat.clusterSize)))
+    // A file's size cut short is a chain too long: only readFirstCluster reads a file's start.
+    var head = kfile
+    head.size = UInt32(fat.clusterSize)
+    #expect(throws: FATError.chainTooLong(limit: 1)) { try fat.readFile(head) }
     #expect(try fat.readFile(try fat.lookup(entry.initrds[1])) == Array(repeating: 7, count: 5000))
     #expect(throws: FATError.notFound) { try fat.lookup(Array("/nope".utf8)) }
     #expect(throws: FATError.notADirectory) { try fat.lookup(Array("/vmlinuz/x".utf8)) }
@@ -52,7 +58,14 @@ import DiskImage
     primaryBroken[512 + 16] ^= 0xFF  // header CRC
     var d1 = MemoryBlockDevice(bytes: primaryBroken)
     #expect(throws: GPTError.headerChecksumMismatch) { try GUIDPartitionTable(device: &d1, headerLBA: 1) }
-    #expect(try GUIDPartitionTable(device: &d1).partitions.count == 1)
+    let backup = try GUIDPartitionTable(device: &d1)
+    #expect(backup.partitions.count == 1)
+    let backupLBA = UInt64(disk.count / 512 - 1)
+    #expect(backup.fallback == GPTFallback(primaryError: .headerChecksumMismatch, backupLBA: backupLBA))
+    #expect(backup.fallback?.description
+      == "GPT: primary table corrupt (GPT header CRC32 mismatch); using the backup at LBA \(backupLBA)")
+    var intact = MemoryBlockDevice(bytes: disk)
+    #expect(try GUIDPartitionTable(device: &intact).fallback == nil)
 
     var bothBroken = primaryBroken
     bothBroken[disk.count - 512 + 16] ^= 0xFF
@@ -63,6 +76,7 @@ import DiskImage
     arrayBroken[2 * 512 + 40] ^= 1  // primary entry array
     var d3 = MemoryBlockDevice(bytes: arrayBroken)
     #expect(throws: GPTError.entriesChecksumMismatch) { try GUIDPartitionTable(device: &d3, headerLBA: 1) }
+    #expect(try GUIDPartitionTable(device: &d3).fallback?.primaryError == .entriesChecksumMismatch)
 
     var d4 = MemoryBlockDevice(bytes: Array(disk[0..<(64 * 512)]))  // truncated: entries fine, partitions out of range
     #expect(throws: GPTError.self) { try GUIDPartitionTable(device: &d4) }
@@ -107,7 +121,7 @@ import DiskImage
     var looped = disk
     looped.storeLE(2, at: layout.fatOffset + 2 * 4, width: 4)
     var fat1 = try FATVolume(device: MemoryBlockDevice(bytes: Array(looped[layout.espOffset...])))
-    #expect(throws: FATError.clusterLoop) { try fat1.entries(of: nil) }
+    #expect(throws: FATError.clusterLoop(2)) { try fat1.entries(of: nil) }
 
     // Root chain pointing beyond the last cluster.
     var outOfRange = disk
@@ -121,12 +135,96 @@ import DiskImage
     var short = disk
     short.storeLE(0x0FFF_FFFF, at: layout.fatOffset + Int(kernel.firstCluster) * 4, width: 4)
     var fat4 = try FATVolume(device: MemoryBlockDevice(bytes: Array(short[layout.espOffset...])))
-    #expect(throws: FATError.chainTooShort) { try fat4.readFile(kernel, limit: 8 << 20) }
+    let needed = (Int(kernel.size) + fat4.clusterSize - 1) / fat4.clusterSize
+    #expect(throws: FATError.chainTooShort(expected: needed, found: 1)) { try fat4.readFile(kernel, limit: 8 << 20) }
 
     // A directory entry naming cluster 0x0FFFFFF0 as its first cluster.
     var badStart = kernel
     badStart.firstCluster = 0x0FFF_FFF0
     #expect(throws: FATError.badCluster(0x0FFF_FFF0)) { try fat3.readFile(badStart, limit: 8 << 20) }
+  }
+
+  /// The kernel's chain made to loop first → first+1 → first+2 → first (the issue's 6→7→8→6):
+  /// refused as a loop after a few clusters, not read around and around up to the file's size.
+  @Test func rejectsALoopingFileChainEarly() throws {
+    let (_, disk, _) = try Self.makeDisk()
+    let layout = try Self.espLayout(disk)
+    var intact = try FATVolume(device: MemoryBlockDevice(bytes: Array(disk[layout.espOffset...])))
+    let kernel = try intact.lookup(Array("/vmlinuz".utf8))
+    let first = Int(kernel.firstCluster)
+    // DiskImage writes a file's clusters consecutively, so first+1 and first+2 are the kernel's.
+    #expect(try intact.nextCluster(UInt32(first)) == UInt32(first + 1))
+    #expect(try intact.nextCluster(UInt32(first + 1)) == UInt32(first + 2))
+    var looped = disk
+    looped.storeLE(UInt64(first), at: layout.fatOffset + (first + 2) * 4, width: 4)
+    var fat = try FATVolume(device: CountingBlockDevice(base: MemoryBlockDevice(bytes: Array(looped[layout.espOffset...]))))
+    #expect(kernel.size > 16 * UInt32(fat.clusterSize))
+    #expect(throws: FATError.clusterLoop(UInt32(first))) { try fat.readFile(kernel, limit: 8 << 20) }
+    // Brent's check meets the first cluster again on its third time round: at most a few clusters read.
+    #expect(fat.device.bytesRead <= 8 * fat.clusterSize)
+    #expect(FATError.clusterLoop(UInt32(first)).description == "FAT cluster chain loops (cluster \(first) comes twice)")
+    // The whole-file reader refuses it the same way.
+    var buffer = [UInt8](repeating: 0, count: Int(kernel.size))
+    #expect(throws: FATError.clusterLoop(UInt32(first))) {
+      try buffer.withUnsafeMutableBytes { try fat.readFile(kernel, into: $0, maxRun: fat.clusterSize) }
+    }
+  }
+
+  /// A chain that goes on past the file's size (its last cluster linked to another), and chains
+  /// whose clusters link to themselves, are refused.
+  @Test func rejectsAFileChainLongerThanItsSize() throws {
+    let (_, disk, _) = try Self.makeDisk(initrds: [Array(repeating: 9, count: 10_000)])
+    let layout = try Self.espLayout(disk)
+    var intact = try FATVolume(device: MemoryBlockDevice(bytes: Array(disk[layout.espOffset...])))
+    let initrd = try intact.lookup(Array("/initrd0.img".utf8))
+    let needed = (Int(initrd.size) + intact.clusterSize - 1) / intact.clusterSize
+    var last = initrd.firstCluster
+    while let next = try intact.nextCluster(last) { last = next }
+    #expect(Int(last - initrd.firstCluster) + 1 == needed)
+
+    var longer = disk
+    longer.storeLE(UInt64(intact.clusterCount), at: layout.fatOffset + Int(last) * 4, width: 4)
+    var fat = try FATVolume(device: MemoryBlockDevice(bytes: Array(longer[layout.espOffset...])))
+    #expect(throws: FATError.chainTooLong(limit: needed)) { try fat.readFile(initrd) }
+    #expect(FATError.chainTooLong(limit: needed).description
+      == "FAT cluster chain goes on past the \(needed) clusters its size allows")
+
+    // A cluster linked to itself is met again at once; at the end of the file the length
+    // check comes first (the walk never goes past the file's clusters).
+    var selfLoop = disk
+    selfLoop.storeLE(UInt64(initrd.firstCluster), at: layout.fatOffset + Int(initrd.firstCluster) * 4, width: 4)
+    var fat2 = try FATVolume(device: MemoryBlockDevice(bytes: Array(selfLoop[layout.espOffset...])))
+    #expect(throws: FATError.clusterLoop(initrd.firstCluster)) { try fat2.readFile(initrd) }
+    var lastLoop = disk
+    lastLoop.storeLE(UInt64(last), at: layout.fatOffset + Int(last) * 4, width: 4)
+    var fat3 = try FATVolume(device: MemoryBlockDevice(bytes: Array(lastLoop[layout.espOffset...])))
+    #expect(throws: FATError.chainTooLong(limit: needed)) { try fat3.readFile(initrd) }
+  }
+
+  /// Brent's check on chains made only of FAT links (no data): every loop shape is found, every
+  /// finite chain is walked to its end, and no walk takes more than a few times the chain's steps.
+  @Test func clusterChainWalkFindsEveryLoop() throws {
+    let (_, disk, _) = try Self.makeDisk(kernelSize: 64 << 10)
+    let layout = try Self.espLayout(disk)
+    for tail in 0..<6 {
+      for cycle in 1..<9 {
+        var image = disk
+        let start = 40  // only FAT links are followed; the clusters' data is never read
+        for i in 0..<(tail + cycle - 1) {
+          image.storeLE(UInt64(start + i + 1), at: layout.fatOffset + (start + i) * 4, width: 4)
+        }
+        image.storeLE(UInt64(start + tail), at: layout.fatOffset + (start + tail + cycle - 1) * 4, width: 4)
+        var fat = try FATVolume(device: MemoryBlockDevice(bytes: Array(image[layout.espOffset...])))
+        var chain = try FATClusterChain(first: UInt32(start), length: .atMost(1000), in: fat)
+        var failure: FATError? = nil
+        do throws(FATError) { while try chain.nextRun(in: &fat, maxClusters: 1) != nil {} } catch { failure = error }
+        guard case .clusterLoop(let c)? = failure else {
+          Issue.record("tail \(tail) cycle \(cycle): \(String(describing: failure))"); continue
+        }
+        #expect(c >= UInt32(start + tail) && c < UInt32(start + tail + cycle))
+        #expect(chain.count <= 2 * (tail + 2 * cycle) + 2, "tail \(tail) cycle \(cycle): \(chain.count) steps")
+      }
+    }
   }
 
   @Test func rejectsBrokenBootSectors() throws {

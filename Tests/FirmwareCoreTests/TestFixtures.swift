@@ -89,6 +89,17 @@ func fakeKernel(size: Int, textOffset: UInt64 = 0, imageSize: UInt64? = nil) -> 
   return k
 }
 
+/// A block device that counts the bytes read through it.
+struct CountingBlockDevice<Base: BlockDevice>: BlockDevice {
+  var base: Base
+  var bytesRead = 0
+  var sectorCount: UInt64 { base.sectorCount }
+  mutating func read(lba: UInt64, into buffer: UnsafeMutableRawBufferPointer) throws(BlockDeviceError) {
+    bytesRead += buffer.count
+    try base.read(lba: lba, into: buffer)
+  }
+}
+
 /// A scratch directory removed at deinit.
 final class ScratchDirectory {
   let path: String

@@ -104,10 +104,21 @@ import Testing
     #expect(ExitStatus(.poweredOff).rawValue == 0)
     #expect(ExitStatus(.reset).rawValue == 2)
     #expect(ExitStatus(.crashed("x")).rawValue == 3)
+    #expect(ExitStatus(.firmwareFailed(code: 1, reason: "x")).rawValue == 4)
     #expect(ExitStatus(.timedOut).rawValue == 124)
     #expect(ExitStatus(.quit).rawValue == 130)
     #expect(ExitStatus.vmmError.rawValue == 1)
     #expect(ExitStatus.usage.rawValue == 64)
+  }
+
+  /// The one stderr line after a run (realm-run prefixes it with "realm-run: ").
+  @Test func aFirmwareFailureIsOneLineWithItsReason() {
+    #expect(RunCommand.message(for: .firmwareFailed(code: 1, reason: "partition table: no GPT signature"), timeout: nil)
+      == "the firmware could not boot: partition table: no GPT signature")
+    #expect(RunCommand.message(for: .firmwareFailed(code: 7, reason: ""), timeout: nil)
+      == "the firmware could not boot: failure code 7, no reason given")
+    #expect(RunCommand.message(for: .poweredOff, timeout: nil) == nil)
+    #expect(RunCommand.message(for: .timedOut, timeout: 5)?.contains("within 5 s") == true)
   }
 
   @Test func everyStatusIsDocumented() {

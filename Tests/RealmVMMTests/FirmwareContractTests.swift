@@ -1,4 +1,6 @@
+import Devices
 import FirmwareCore
+import Foundation
 import Testing
 @testable import RealmVMM
 
@@ -23,6 +25,7 @@ import Testing
     #expect(platform.bootEntry == Array("rescue".utf8))
     #expect(platform.pciHost?.ecamBase == 0x4000_0000)
     #expect(platform.pciHost?.windows.first?.cpuAddress == 0x5000_0000)
+    #expect(platform.bootStatus == MemoryMap.bootStatusBase)
   }
 
   @Test func noBootEntryUnlessAsked() throws {
@@ -32,5 +35,24 @@ import Testing
     let platform = try platform(inputs)
     #expect(platform.bootEntry == nil)
     #expect(platform.psciConduit == .hvc)
+  }
+
+  /// The firmware's C side (FirmwareSupport.h) writes the registers the VMM's page decodes.
+  @Test func theFirmwareWritesTheBootStatusRegistersTheVMMReads() throws {
+    let header = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent()
+      .deletingLastPathComponent().appendingPathComponent("Firmware/Sources/FirmwareSupport/include/FirmwareSupport.h")
+    let text = try String(contentsOf: header, encoding: .utf8)
+    #expect(text.contains("FW_BOOT_STATUS_CODE = 0x\(String(BootStatus.Register.failureCode, radix: 16)),"))
+    #expect(text.contains("FW_BOOT_STATUS_REASON = 0x\(String(BootStatus.Register.reason, radix: 16)),"))
+    #expect(PlatformDescription.bootStatusCompatible.description == "realm-run,boot-status")
+  }
+
+  /// A power-off after the firmware reported a failure ends the run as that failure.
+  @Test func aPowerOffAfterAReportedFailureIsAFirmwareFailure() {
+    #expect(Outcome(poweredOffAfter: nil) == .poweredOff)
+    let page = BootStatus()
+    for byte in "no kernel".utf8 { page.write(offset: BootStatus.Register.reason, size: 1, value: UInt64(byte)) }
+    page.write(offset: BootStatus.Register.failureCode, size: 4, value: 1)
+    #expect(Outcome(poweredOffAfter: page.failure) == .firmwareFailed(code: 1, reason: "no kernel"))
   }
 }

@@ -23,7 +23,7 @@ import Testing
 
   @Test func rootAndChosen() throws {
     let dtb = try tree()
-    #expect(dtb.children(of: "/") == ["chosen", "memory@80000000", "cpus", "psci", "intc@3fff0000", "timer", "uart@1000000", "pci@40000000"])
+    #expect(dtb.children(of: "/") == ["chosen", "memory@80000000", "cpus", "psci", "intc@3fff0000", "timer", "uart@1000000", "boot-status@1010000", "pci@40000000"])
     #expect(dtb.strings("compatible", at: "/") == ["linux,dummy-virt"])
     #expect(dtb.cells("#address-cells", at: "/") == [2])
     #expect(dtb.cells("#size-cells", at: "/") == [2])
@@ -73,6 +73,16 @@ import Testing
     #expect(dtb.strings("compatible", at: "/pci@40000000") == ["pci-host-ecam-generic"])
     #expect(dtb.cells("reg", at: "/pci@40000000")?.prefix(2) == [0, 0x4000_0000])
     #expect(dtb.cells("ranges", at: "/pci@40000000") == [0x0200_0000, 0, 0x5000_0000, 0, 0x5000_0000, 0, 0x3000_0000])
+  }
+
+  /// realm-run's boot-status page: its own node, one 4 KiB page after the UART's window, no
+  /// interrupt, nothing else (Linux binds no driver to it).
+  @Test func bootStatusPage() throws {
+    let dtb = try tree()
+    #expect(dtb.propertyNames(at: "/boot-status@1010000") == ["compatible", "reg"])
+    #expect(dtb.strings("compatible", at: "/boot-status@1010000") == ["realm-run,boot-status"])
+    #expect(dtb.cells("reg", at: "/boot-status@1010000") == [0, 0x0101_0000, 0, 0x1000])
+    #expect(MemoryMap.bootStatusBase >= MemoryMap.uartBase + MemoryMap.uartWindow)
   }
 
   @Test func pciInterruptMapSwizzlesINTxOntoFourSPIs() throws {

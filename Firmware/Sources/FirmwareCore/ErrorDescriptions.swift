@@ -43,8 +43,10 @@ extension FATError: CustomStringConvertible {
     case .notFAT: return "not a FAT file system"
     case .badGeometry: return "FAT geometry invalid"
     case .badCluster(let c): return "FAT cluster \(c) out of range"
-    case .clusterLoop: return "FAT cluster chain loops"
-    case .chainTooShort: return "FAT cluster chain shorter than the file"
+    case .clusterLoop(let c): return "FAT cluster chain loops (cluster \(c) comes twice)"
+    case .chainTooShort(let expected, let found):
+      return "FAT cluster chain ends after \(found) of the file's \(expected) clusters"
+    case .chainTooLong(let limit): return "FAT cluster chain goes on past the \(limit) clusters its size allows"
     case .notFound: return "file not found"
     case .notADirectory: return "not a directory"
     case .isADirectory: return "is a directory"

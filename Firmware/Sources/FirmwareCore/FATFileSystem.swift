@@ -3,9 +3,14 @@ public enum FATError: Error, Equatable {
   case device(BlockDeviceError)
   case notFAT
   case badGeometry
+  /// A cluster number outside the volume (a directory entry's first cluster or a FAT link).
   case badCluster(UInt32)
-  case clusterLoop
-  case chainTooShort
+  /// The chain reaches this cluster a second time.
+  case clusterLoop(UInt32)
+  /// The chain ends after `found` clusters; the file's size needs `expected`.
+  case chainTooShort(expected: Int, found: Int)
+  /// The chain goes on past the `limit` clusters its file's size (or a directory's maximum) allows.
+  case chainTooLong(limit: Int)
   case notFound
   case notADirectory
   case isADirectory
@@ -114,9 +119,12 @@ public struct FATVolume<Device: BlockDevice> {
     return b
   }
 
+  /// True for a data cluster's number (2 ... clusterCount + 1).
+  public func isCluster(_ cluster: UInt32) -> Bool { cluster >= 2 && cluster <= clusterCount + 1 }
+
   /// The cluster after `cluster` in its chain, or nil at end of chain.
   public mutating func nextCluster(_ cluster: UInt32) throws(FATError) -> UInt32? {
-    guard cluster >= 2, cluster <= clusterCount + 1 else { throw .badCluster(cluster) }
+    guard isCluster(cluster) else { throw .badCluster(cluster) }
     let c = UInt64(cluster)
     let value: UInt32
     let endMarker: UInt32
@@ -136,7 +144,7 @@ public struct FATVolume<Device: BlockDevice> {
       endMarker = 0x0FFF_FFF8
     }
     if value >= endMarker { return nil }
-    guard value >= 2, value <= clusterCount + 1 else { throw .badCluster(value) }
+    guard isCluster(value) else { throw .badCluster(value) }
     return value
   }
 
@@ -144,28 +152,17 @@ public struct FATVolume<Device: BlockDevice> {
     dataStart + UInt64(cluster - 2) * sectorsPerCluster
   }
 
-  /// The clusters of a chain, at most `limit` of them.
-  mutating func chain(from first: UInt32, limit: Int) throws(FATError) -> [UInt32] {
-    guard first >= 2, first <= clusterCount + 1 else { throw .badCluster(first) }
-    var clusters: [UInt32] = [first]
-    var current = first
-    while clusters.count < limit, let next = try nextCluster(current) {
-      clusters.append(next)
-      current = next
-    }
-    return clusters
-  }
-
   /// Entries of a directory (the root when `directory` is nil).
   public mutating func entries(of directory: FATDirectoryEntry?) throws(FATError) -> [FATDirectoryEntry] {
     var raw: [UInt8] = []
     if let directory {
       guard directory.isDirectory else { throw .notADirectory }
-      // A directory holds at most 65536 entries (2 MiB); a longer chain is a loop.
-      let maxClusters = Swift.min(Int(clusterCount), (2 << 20) / clusterSize)
-      let clusters = try chain(from: directory.firstCluster, limit: maxClusters + 1)
-      guard clusters.count <= maxClusters else { throw .clusterLoop }
-      for c in clusters { raw += try readFATSectors(clusterSector(c), count: Int(sectorsPerCluster)) }
+      // A directory holds at most 65536 entries (2 MiB).
+      let maxClusters = Swift.max(1, Swift.min(Int(clusterCount), (2 << 20) / clusterSize))
+      var chain = try FATClusterChain(first: directory.firstCluster, length: .atMost(maxClusters), in: self)
+      while let run = try chain.nextRun(in: &self, maxClusters: maxClusters) {
+        raw += try readFATSectors(clusterSector(run.first), count: run.count * Int(sectorsPerCluster))
+      }
     } else if kind == .fat32 {
       return try entries(of: FATDirectoryEntry(name: [], shortName: [], isDirectory: true, firstCluster: rootCluster, size: 0))
     } else {
@@ -291,6 +288,16 @@ public struct FATVolume<Device: BlockDevice> {
     return bytes
   }
 
+  /// The start of a file: the bytes of its first cluster, at most `entry.size` (a header to check
+  /// before the whole file is read; its chain is checked then, by ``readFile(_:into:maxRun:)``).
+  public mutating func readFirstCluster(of entry: FATDirectoryEntry) throws(FATError) -> [UInt8] {
+    guard !entry.isDirectory else { throw .isADirectory }
+    if entry.size == 0 { return [] }
+    guard isCluster(entry.firstCluster) else { throw .badCluster(entry.firstCluster) }
+    let bytes = try readFATSectors(clusterSector(entry.firstCluster), count: Int(sectorsPerCluster))
+    return Array(bytes.prefix(Int(entry.size)))
+  }
+
   /// Reads a file's `entry.size` bytes into `buffer` (which must be at least that large),
   /// reading runs of consecutive clusters in single device requests of up to `maxRun` bytes.
   public mutating func readFile(_ entry: FATDirectoryEntry, into buffer: UnsafeMutableRawBufferPointer,
@@ -299,46 +306,113 @@ public struct FATVolume<Device: BlockDevice> {
     let size = Int(entry.size)
     guard size <= buffer.count else { throw .fileTooLarge(entry.size) }
     if size == 0 { return }
-    guard let base = buffer.baseAddress else { throw .chainTooShort }
+    guard let base = buffer.baseAddress else { throw .fileTooLarge(entry.size) }
     let csize = clusterSize
     let needed = (size + csize - 1) / csize
-    guard needed <= Int(clusterCount) else { throw .chainTooShort }
-    let runLimit = Swift.max(1, maxRun / csize)
-    var cluster = entry.firstCluster
-    guard cluster >= 2, cluster <= clusterCount + 1 else { throw .badCluster(cluster) }
+    var chain = try FATClusterChain(first: entry.firstCluster, length: .exactly(needed), in: self)
     var done = 0  // clusters read
-    while done < needed {
-      // Collect a run of consecutive clusters.
-      var run = 1
-      var last = cluster
-      var after: UInt32? = nil
-      var chainEnded = false
-      while true {
-        let next = try nextCluster(last)
-        guard let n = next else { chainEnded = true; break }
-        if n == last + 1 && run < runLimit && done + run < needed { run += 1; last = n } else { after = n; break }
-      }
-      let fullBytes = Swift.min(run * csize, size - done * csize)
-      let wholeClusters = fullBytes / csize
+    while let run = try chain.nextRun(in: &self, maxClusters: Swift.max(1, maxRun / csize)) {
+      let bytes = Swift.min(run.count * csize, size - done * csize)
+      let wholeClusters = bytes / csize
       let dest = base + done * csize
       if wholeClusters > 0 {
         do throws(BlockDeviceError) {
-          try device.read(lba: clusterSector(cluster) * sectorScale,
+          try device.read(lba: clusterSector(run.first) * sectorScale,
                           into: UnsafeMutableRawBufferPointer(start: dest, count: wholeClusters * csize))
         } catch { throw .device(error) }
       }
-      let tail = fullBytes - wholeClusters * csize
-      if tail > 0 {
-        let c = cluster + UInt32(wholeClusters)
-        let bytes = try readFATSectors(clusterSector(c), count: Int(sectorsPerCluster))
-        bytes.withUnsafeBytes { src in
+      let tail = bytes - wholeClusters * csize
+      if tail > 0 {  // the file's partial last cluster
+        let last = try readFATSectors(clusterSector(run.first + UInt32(wholeClusters)), count: Int(sectorsPerCluster))
+        last.withUnsafeBytes { src in
           if let s = src.baseAddress { (dest + wholeClusters * csize).copyMemory(from: s, byteCount: tail) }
         }
       }
-      done += run
-      if done >= needed { break }
-      guard !chainEnded, let n = after else { throw .chainTooShort }
-      cluster = n
+      done += run.count
+    }
+  }
+}
+
+/// One walk along a cluster chain, handed out in runs of consecutive clusters (one device request
+/// each). The walk is the only way FATVolume follows a chain, for files and directories alike, and
+/// it checks every link: each cluster number is in range, no cluster comes twice, and the chain
+/// is as long as its file's size needs (or at most as long as a directory may be).
+///
+/// Loops are found with Brent's cycle detection: one remembered cluster and two counters, however
+/// long the chain, so a hostile FAT costs neither memory nor more than a few extra steps; the
+/// length limit bounds the walk in any case.
+public struct FATClusterChain {
+  /// How long the chain must be, in clusters.
+  public enum Length: Equatable {
+    /// A file's chain: exactly ceil(size / cluster size) clusters.
+    case exactly(Int)
+    /// A directory's chain: its size is not recorded, only bounded.
+    case atMost(Int)
+  }
+
+  public let length: Length
+  /// Clusters handed out so far.
+  public private(set) var count = 0
+  /// The first cluster of the next run; nil once the chain has ended.
+  private var pending: UInt32?
+  // Brent: the cluster to compare each new one with, moved forward after `power` steps, then
+  // after twice as many, so that it lands inside any loop and is met again within one turn.
+  private var checkpoint: UInt32
+  private var power = 1
+  private var steps = 0
+
+  /// Starts a walk at `first`, which must be a cluster of `volume`.
+  public init<D: BlockDevice>(first: UInt32, length: Length, in volume: FATVolume<D>) throws(FATError) {
+    guard volume.isCluster(first) else { throw .badCluster(first) }
+    self.length = length
+    pending = first
+    checkpoint = first
+  }
+
+  var limit: Int {
+    switch length {
+    case .exactly(let n), .atMost(let n): return n
+    }
+  }
+
+  /// The next run of up to `maxClusters` consecutive clusters, or nil when the chain has ended
+  /// where it should. Throws as soon as a link is out of range, a cluster comes twice, or the
+  /// chain turns out too short or too long.
+  public mutating func nextRun<D: BlockDevice>(in volume: inout FATVolume<D>, maxClusters: Int)
+    throws(FATError) -> (first: UInt32, count: Int)?
+  {
+    guard let first = pending else { return nil }
+    var last = first
+    var run = 1
+    count += 1
+    while true {
+      guard let next = try volume.nextCluster(last) else {
+        pending = nil
+        if case .exactly(let n) = length, count < n { throw .chainTooShort(expected: n, found: count) }
+        break
+      }
+      try check(next)
+      guard count < limit else { throw .chainTooLong(limit: limit) }
+      if next == last + 1 && run < maxClusters {
+        last = next
+        run += 1
+        count += 1
+      } else {
+        pending = next
+        break
+      }
+    }
+    return (first, run)
+  }
+
+  /// Brent's step: `cluster` is the next one in the chain.
+  private mutating func check(_ cluster: UInt32) throws(FATError) {
+    if cluster == checkpoint { throw .clusterLoop(cluster) }
+    steps += 1
+    if steps == power {
+      checkpoint = cluster
+      power *= 2
+      steps = 0
     }
   }
 }

@@ -22,10 +22,30 @@ public struct GPTPartition: Equatable {
   public var isEFISystemPartition: Bool { typeGUID == GUIDPartitionTable.efiSystemPartitionType }
 }
 
+/// That a GPT was read from its backup header because the primary one was unusable.
+public struct GPTFallback: Equatable, CustomStringConvertible {
+  /// Why the primary header (or its entry array) was refused.
+  public var primaryError: GPTError
+  /// Where the backup header was read.
+  public var backupLBA: UInt64
+
+  public init(primaryError: GPTError, backupLBA: UInt64) {
+    self.primaryError = primaryError
+    self.backupLBA = backupLBA
+  }
+
+  /// The console warning, worded like edk2's: booting from the backup is not silent.
+  public var description: String {
+    "GPT: primary table corrupt (\(primaryError)); using the backup at LBA \(backupLBA)"
+  }
+}
+
 /// A GUID partition table read from sector 1 (or the backup header at the last sector).
 public struct GUIDPartitionTable {
   public var diskGUID: [UInt8]
   public var partitions: [GPTPartition]
+  /// Set when the primary table was unusable and this one is the backup.
+  public var fallback: GPTFallback? = nil
 
   /// The ESP type GUID in its on-disk (mixed-endian) byte order.
   public static let efiSystemPartitionType: [UInt8] = [
@@ -44,6 +64,7 @@ public struct GUIDPartitionTable {
       guard device.sectorCount > 2 else { throw error }
       do throws(GPTError) {
         self = try GUIDPartitionTable(device: &device, headerLBA: device.sectorCount - 1)
+        fallback = GPTFallback(primaryError: error, backupLBA: device.sectorCount - 1)
       } catch let backupError {
         // Report the primary header's problem unless the backup merely is missing too.
         throw backupError == .noSignature ? error : backupError

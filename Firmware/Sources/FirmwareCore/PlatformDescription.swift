@@ -59,6 +59,12 @@ public struct PlatformDescription {
   public var initrd: (start: UInt64, end: UInt64)?
   /// /chosen realm-run,boot-entry: the boot entry id to use instead of the default.
   public var bootEntry: [UInt8]?
+  /// The base of realm-run's boot-status page (compatible "realm-run,boot-status"), where the
+  /// firmware reports why it cannot boot; nil on other machines (QEMU's `virt`).
+  public var bootStatus: UInt64?
+
+  /// The boot-status page's compatible string.
+  public static let bootStatusCompatible: StaticString = "realm-run,boot-status"
 
   /// Reads the description from a parsed tree.
   public init(tree: DeviceTree) throws(DeviceTreeError) {
@@ -96,6 +102,12 @@ public struct PlatformDescription {
     if let psci = tree.node(atPath: "/psci"), let method = tree.property(psci, "method") {
       let m = DeviceTree.string(method)
       if m == ByteString.of("smc") { psciConduit = .smc } else if m == ByteString.of("hvc") { psciConduit = .hvc }
+    }
+
+    for node in tree.nodes.indices where tree.isCompatible(node, PlatformDescription.bootStatusCompatible) && tree.isEnabled(node) {
+      // Its two registers (a 32-bit code, a byte port) fill the first 8 bytes.
+      if let reg = try tree.registers(of: node).first, reg.size >= 8 { bootStatus = reg.address }
+      break
     }
 
     for node in tree.nodes.indices where tree.isCompatible(node, "pci-host-ecam-generic") && tree.isEnabled(node) {

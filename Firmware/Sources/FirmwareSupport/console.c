@@ -16,6 +16,23 @@ void fw_console_set(uint32_t kind, uint64_t base, uint32_t reg_shift, uint32_t i
 
 void fw_psci_set_conduit(uint32_t use_smc) { psci_smc = use_smc; }
 
+static uint64_t boot_status_base;
+
+void fw_boot_status_set(uint64_t base) { boot_status_base = base; }
+void fw_boot_status_putc(uint8_t c) {
+  if (boot_status_base) fw_mmio_write8(boot_status_base + FW_BOOT_STATUS_REASON, c);
+}
+void fw_boot_status_fail(uint32_t code) {
+  if (boot_status_base) fw_mmio_write32(boot_status_base + FW_BOOT_STATUS_CODE, code);
+}
+static void boot_status_puts(const char *s) { while (*s) fw_boot_status_putc((uint8_t)*s++); }
+static void boot_status_put_hex(uint64_t v) {
+  boot_status_puts("0x");
+  int i = 60;
+  while (i > 0 && ((v >> i) & 0xf) == 0) i -= 4;  // short: the reason is kept to 200 characters
+  for (; i >= 0; i -= 4) fw_boot_status_putc((uint8_t)"0123456789abcdef"[(v >> i) & 0xf]);
+}
+
 static void uart_put(uint8_t c) {
   if (console_kind == 1) {
     for (int i = 0; i < 100000 && (fw_mmio_read32(console_base + 0x18) & (1u << 5)); i++) {}
@@ -56,10 +73,19 @@ static const char *const vector_names[16] = {
   "sync (EL0/32)", "irq (EL0/32)", "fiq (EL0/32)", "serror (EL0/32)",
 };
 
-/// Called by the vectors in start.S: prints the syndrome and powers off.
+/// Called by the vectors in start.S: prints the syndrome, reports it on the boot-status page
+/// and powers off.
 void fw_exception(uint64_t kind, uint64_t *frame) {
+  static int reporting;
+  if (reporting++) fw_system_off();  // a fault while reporting one (the console or page itself)
   uint64_t esr, elr, far;
   __asm__ volatile("mrs %0, esr_el1; mrs %1, elr_el1; mrs %2, far_el1" : "=r"(esr), "=r"(elr), "=r"(far));
+  boot_status_puts("exception "); boot_status_puts(vector_names[kind & 15]);
+  boot_status_puts(", ESR "); boot_status_put_hex(esr);
+  boot_status_puts(", ELR "); boot_status_put_hex(elr);
+  boot_status_puts(", FAR "); boot_status_put_hex(far);
+  boot_status_puts(", image base "); boot_status_put_hex(fw_image_start());
+  fw_boot_status_fail(FW_BOOT_EXCEPTION);
   fw_puts("\nrealm-fw: EXCEPTION "); fw_puts(vector_names[kind & 15]);
   fw_puts("\n  ESR "); fw_put_hex(esr);
   fw_puts(" (EC "); fw_put_hex(esr >> 26); fw_puts(")");

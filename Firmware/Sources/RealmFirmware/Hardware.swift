@@ -43,8 +43,11 @@ func log(_ message: String) {
   print("realm-fw: " + message)
 }
 
-/// Prints a fatal error and powers off.
+/// Prints a fatal error, reports it on realm-run's boot-status page (when the machine has one:
+/// realm-run then exits 4 with the message) and powers off.
 func fail(_ message: String) -> Never {
   print("realm-fw: error: " + message)
+  for byte in message.utf8 { fw_boot_status_putc(byte) }
+  fw_boot_status_fail(UInt32(FW_BOOT_FAILED))
   fw_system_off()
 }

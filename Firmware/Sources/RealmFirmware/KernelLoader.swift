@@ -33,6 +33,7 @@ struct KernelLoader {
       gpt = try GUIDPartitionTable(device: &device)
       esp = try gpt.efiSystemPartition()
     } catch { fail("partition table: \(error)") }
+    if let fallback = gpt.fallback { log("warning: \(fallback)") }
     var fat: FATVolume<PartitionBlockDevice<VirtioBlockDevice>>
     do throws(FATError) {
       fat = try FATVolume(device: PartitionBlockDevice(base: device, partition: esp))
@@ -49,12 +50,10 @@ struct KernelLoader {
     for f in initrdFiles { initrdSize += UInt64(f.size) }
 
     // Kernel header from the first cluster.
-    var first = kernelFile
-    first.size = Swift.min(kernelFile.size, UInt32(fat.clusterSize))
     let header: ArmImageHeader
     do throws(KernelImageError) {
       let head: [UInt8]
-      do throws(FATError) { head = try fat.readFile(first) } catch { fail("reading the kernel: \(error)") }
+      do throws(FATError) { head = try fat.readFirstCluster(of: kernelFile) } catch { fail("reading the kernel: \(error)") }
       header = try ArmImageHeader(bytes: head, fileSize: UInt64(kernelFile.size))
     } catch { fail("\(ByteString.string(entry.linux)) is not an arm64 Image: \(error)") }
 

@@ -35,10 +35,10 @@ public func firmwareMain(dtb: UInt64) {
         configured: { width in
           let shared: UInt64 = 1 << (width - 1)
           setUpConsole(platform.console, alias: shared)
+          setUpBootStatus(platform.bootStatus, alias: shared)
         })
     } catch {
-      log("RSI failure: \(describe(error))")
-      fw_system_off()
+      fail("RSI failure: \(describe(error))")
     }
   }
   if let realm {
@@ -48,6 +48,7 @@ public func firmwareMain(dtb: UInt64) {
     log("RIM " + ByteString.hex(bytes: realm.rim))
   } else {
     setUpConsole(platform.console, alias: 0)
+    setUpBootStatus(platform.bootStatus, alias: 0)
   }
   log("Embedded Swift firmware loaded at 0x\(ByteString.hex(fw_image_start())), \(platform.memory.count) RAM range(s), DTB \(size) bytes at 0x\(ByteString.hex(dtb))")
 
@@ -101,6 +102,13 @@ func setUpConsole(_ console: ConsoleDevice?, alias: UInt64) {
   let base = c.base | alias
   _ = fw_mmu_map(base, 0x1000, 0)
   fw_console_set(c.kind == .pl011 ? 1 : 2, base, c.registerShift, c.ioWidth)
+}
+
+/// Points `fail` and the exception reporter at realm-run's boot-status page, if the DT has one.
+func setUpBootStatus(_ page: UInt64?, alias: UInt64) {
+  guard let page else { return }
+  _ = fw_mmu_map(page | alias, 0x1000, 0)
+  fw_boot_status_set(page | alias)
 }
 
 func describe(_ e: RSIError) -> String {

@@ -63,6 +63,24 @@ void fw_console_set(uint32_t kind, uint64_t base, uint32_t reg_shift, uint32_t i
 void fw_psci_set_conduit(uint32_t use_smc);
 void fw_puts(const char *s);
 void fw_put_hex(uint64_t v);
+
+/// realm-run's boot-status page ("realm-run,boot-status"): a 32-bit failure code at 0x0, a byte
+/// port at 0x4 taking the reason one character at a time. realm-run exits 4 with the reason when
+/// the guest powers off after a failure code was written.
+enum {
+  FW_BOOT_STATUS_CODE = 0x0,
+  FW_BOOT_STATUS_REASON = 0x4,
+  /// The firmware refused to boot: the disk, partition table, file system, boot entry or kernel.
+  FW_BOOT_FAILED = 1,
+  /// An exception reached the firmware's vectors.
+  FW_BOOT_EXCEPTION = 2,
+};
+/// Where the page is (with any Realm shared bit already applied; 0: the machine has none).
+void fw_boot_status_set(uint64_t base);
+/// Appends one character to the reason (nothing without a page).
+void fw_boot_status_putc(uint8_t c);
+/// Writes the failure code (nothing without a page); the reason goes first.
+void fw_boot_status_fail(uint32_t code);
 __attribute__((noreturn)) void fw_system_off(void);
 __attribute__((noreturn)) void fw_system_reset(void);
 
