@@ -240,6 +240,8 @@ public final class Machine: @unchecked Sendable {
         return uart.receive(CollectionOfOne(byte)) == 1
       },
       quit: { [self] in finish(.success(.quit)) })
+    TerminationSignals.route { [self] number in finish(.success(.signalled(number))) }
+    defer { TerminationSignals.unroute() }
 
     let deadline: DispatchTime = timeout.map { .now() + $0 } ?? .distantFuture
     if finished.wait(timeout: deadline) == .timedOut {

@@ -100,27 +100,100 @@ public final class TerminalConsole: ConsoleOutput, @unchecked Sendable {
   }
 }
 
-/// The terminal's original mode, restored at exit, on a fatal signal, and by ``TerminalConsole``.
+/// The terminal's original mode, restored by ``TerminalConsole``, at exit, on SIGINT, SIGTERM and
+/// SIGHUP (through ``TerminationSignals``), and on a fatal signal (a crash of realm-run itself).
 public enum TerminalMode {
-  nonisolated(unsafe) private static var saved: termios?
-  nonisolated(unsafe) private static var savedFD: Int32 = -1
+  /// The saved mode lives at a fixed address, written before raw mode starts, so that a signal
+  /// handler can restore it with nothing but tcsetattr (async-signal-safe).
+  nonisolated(unsafe) private static let saved = UnsafeMutablePointer<termios>.allocate(capacity: 1)
+  private static let savedFD = Atomic<Int32>(-1)
+  /// Signals that end the process abnormally: restore the terminal, then die of the signal as before.
+  static let fatalSignals = [SIGSEGV, SIGBUS, SIGILL, SIGFPE, SIGABRT, SIGTRAP, SIGQUIT]
 
   static func enterRaw(_ fd: Int32) {
-    var original = termios()
-    guard tcgetattr(fd, &original) == 0 else { return }
-    saved = original
-    savedFD = fd
-    var raw = original
+    guard savedFD.load(ordering: .acquiring) < 0, tcgetattr(fd, saved) == 0 else { return }
+    var raw = saved.pointee
     cfmakeraw(&raw)
-    raw.c_oflag = original.c_oflag  // keep output processing as it was
+    raw.c_oflag = saved.pointee.c_oflag  // keep output processing as it was
+    savedFD.store(fd, ordering: .releasing)
+    installFatalSignalHandlers()
     tcsetattr(fd, TCSANOW, &raw)
     atexit { TerminalMode.restore() }
   }
 
-  /// Puts the terminal back as it was; safe to call more than once.
+  /// Puts the terminal back as it was; safe to call more than once, and from a signal handler.
   public static func restore() {
-    guard var original = saved else { return }
-    tcsetattr(savedFD, TCSANOW, &original)
-    saved = nil
+    let fd = savedFD.exchange(-1, ordering: .acquiringAndReleasing)
+    guard fd >= 0 else { return }
+    tcsetattr(fd, TCSANOW, saved)
+  }
+
+  private static func installFatalSignalHandlers() {
+    for number in fatalSignals {
+      var action = sigaction()
+      action.__sigaction_handler.sa_handler = { number in
+        TerminalMode.restore()
+        signal(number, SIG_DFL)
+        raise(number)  // delivered when this handler returns: the process ends as it would have
+      }
+      sigemptyset(&action.sa_mask)
+      action.sa_flags = Int32(truncatingIfNeeded: Int(SA_RESETHAND) | Int(SA_NODEFER))
+      sigaction(number, &action, nil)
+    }
+  }
+}
+
+/// SIGINT, SIGTERM and SIGHUP, the ways a shell, a terminal or a harness asks a process to stop.
+///
+/// ``block()`` holds them in the calling thread and in every thread it starts afterwards, and one
+/// thread of their own waits for them (sigwait): a signal then never lands in the middle of a
+/// vCPU's or the I/O thread's work. What happens to one is the current ``route(to:)``: a running
+/// machine stops as after Ctrl-A x (vCPUs stopped, disk writes completed and flushed, terminal
+/// restored); before or after a run, realm-run restores the terminal and exits with 128 + the signal.
+public enum TerminationSignals {
+  public static let numbers = [SIGINT, SIGTERM, SIGHUP]
+  private static let handler = Mutex<(@Sendable (Int32) -> Void)?>(nil)
+  private static let started = Atomic<Bool>(false)
+
+  /// Blocks the signals in this thread (call it before any other thread starts) and starts the
+  /// thread that waits for them. `otherwise` handles a signal while nothing is routed.
+  public static func block(otherwise: @escaping @Sendable (Int32) -> Void) {
+    guard !started.exchange(true, ordering: .acquiringAndReleasing) else { return }
+    var set = signalSet()
+    pthread_sigmask(SIG_BLOCK, &set, nil)
+    _ = startThread(name: "signals") {
+      var set = signalSet()
+      while true {
+        var number: Int32 = 0
+        guard sigwait(&set, &number) == 0 else { continue }
+        if let routed = handler.withLock({ $0 }) { routed(number) } else { otherwise(number) }
+      }
+    }
+  }
+
+  /// Sends the signals to `handler` until ``unroute()``.
+  static func route(to handler: @escaping @Sendable (Int32) -> Void) {
+    self.handler.withLock { $0 = handler }
+  }
+
+  static func unroute() {
+    handler.withLock { $0 = nil }
+  }
+
+  /// The signal's name, for messages (`SIGTERM`).
+  public static func name(_ number: Int32) -> String {
+    switch number {
+    case SIGINT: return "SIGINT"
+    case SIGTERM: return "SIGTERM"
+    case SIGHUP: return "SIGHUP"
+    default: return "signal \(number)"
+    }
+  }
+
+  private static func signalSet() -> sigset_t {
+    var set = sigset_t()
+    sigemptyset(&set)
+    for number in numbers { sigaddset(&set, number) }
+    return set
   }
 }

@@ -66,6 +66,8 @@ public enum Outcome: Equatable, Sendable {
   case timedOut
   /// The user typed the console's quit sequence.
   case quit
+  /// realm-run was asked to stop by SIGINT, SIGTERM or SIGHUP (see ``TerminationSignals``).
+  case signalled(Int32)
 
   /// How a power-off ended the run: a failure if the firmware reported one before it.
   init(poweredOffAfter failure: BootStatus.Failure?) {

@@ -1,5 +1,11 @@
 import RealmVMM
 
+#if canImport(Glibc)
+import Glibc
+#elseif canImport(Musl)
+import Musl
+#endif
+
 /// realm-run's exit statuses (documented in the README and the man page).
 enum ExitStatus: Int32, Error, CaseIterable {
   case poweredOff = 0
@@ -9,7 +15,12 @@ enum ExitStatus: Int32, Error, CaseIterable {
   case firmwareFailed = 4
   case usage = 64
   case timedOut = 124
+  /// SIGHUP (128 + 1), as a shell reports a process the signal ended.
+  case hangUp = 129
+  /// Ctrl-A x, or SIGINT (128 + 2).
   case quit = 130
+  /// SIGTERM (128 + 15).
+  case terminated = 143
 
   /// The status for how a run ended.
   init(_ outcome: Outcome) {
@@ -20,6 +31,16 @@ enum ExitStatus: Int32, Error, CaseIterable {
     case .firmwareFailed: self = .firmwareFailed
     case .timedOut: self = .timedOut
     case .quit: self = .quit
+    case .signalled(let number): self = ExitStatus(signal: number)
+    }
+  }
+
+  /// The status for a run ended by SIGINT, SIGTERM or SIGHUP.
+  init(signal number: Int32) {
+    switch number {
+    case SIGHUP: self = .hangUp
+    case SIGTERM: self = .terminated
+    default: self = .quit
     }
   }
 }

@@ -23,7 +23,9 @@ struct RealmRun: ParsableCommand {
         4    the firmware could not boot the guest; one line on stderr says why
         64   the command line was wrong
         124  --timeout passed before the guest finished
-        130  the user quit with Ctrl-A x
+        129  SIGHUP stopped the guest (disks flushed, terminal restored)
+        130  the user quit with Ctrl-A x, or SIGINT stopped the guest
+        143  SIGTERM stopped the guest
       """,
     version: RealmRunVersion.current,
     subcommands: [RunCommand.self, ImageCommand.self, MeasureCommand.self, HostInfoCommand.self],

@@ -55,6 +55,13 @@ struct RunCommand: ParsableCommand {
       return handler
     }
     let logger = Logger(label: "realm-run")
+    // Before any thread starts: SIGINT, SIGTERM and SIGHUP stop a running guest cleanly (see
+    // TerminationSignals); before the run they end realm-run at once, terminal restored.
+    TerminationSignals.block { number in
+      TerminalMode.restore()
+      RealmRun.report("stopped by \(TerminationSignals.name(number))")
+      Glibc.exit(ExitStatus(signal: number).rawValue)
+    }
     do {
       let config = try makeConfig()
       if printRim && config.realm {
@@ -89,6 +96,8 @@ struct RunCommand: ParsableCommand {
       return "the guest asked for a reset; not restarting it"
     case .firmwareFailed(let code, let reason):
       return "the firmware could not boot: " + (reason.isEmpty ? "failure code \(code), no reason given" : reason)
+    case .signalled(let number):
+      return "stopped by \(TerminationSignals.name(number)); the guest was stopped and its disks flushed"
     case .poweredOff, .quit:
       return nil
     }

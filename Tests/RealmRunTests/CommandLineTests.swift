@@ -1,4 +1,5 @@
 import ArgumentParser
+import Glibc
 import Testing
 @testable import RealmVMM
 @testable import realm_run
@@ -107,6 +108,9 @@ import Testing
     #expect(ExitStatus(.firmwareFailed(code: 1, reason: "x")).rawValue == 4)
     #expect(ExitStatus(.timedOut).rawValue == 124)
     #expect(ExitStatus(.quit).rawValue == 130)
+    #expect(ExitStatus(.signalled(SIGINT)).rawValue == 130)
+    #expect(ExitStatus(.signalled(SIGHUP)).rawValue == 129)
+    #expect(ExitStatus(.signalled(SIGTERM)).rawValue == 143)
     #expect(ExitStatus.vmmError.rawValue == 1)
     #expect(ExitStatus.usage.rawValue == 64)
   }
@@ -118,6 +122,8 @@ import Testing
     #expect(RunCommand.message(for: .firmwareFailed(code: 7, reason: ""), timeout: nil)
       == "the firmware could not boot: failure code 7, no reason given")
     #expect(RunCommand.message(for: .poweredOff, timeout: nil) == nil)
+    #expect(RunCommand.message(for: .signalled(SIGTERM), timeout: nil)
+      == "stopped by SIGTERM; the guest was stopped and its disks flushed")
     #expect(RunCommand.message(for: .timedOut, timeout: 5)?.contains("within 5 s") == true)
   }
 

@@ -53,3 +53,34 @@ import Glibc
     #expect(received.bytes.withLock { $0 } == [0x01, 0x01, UInt8(ascii: "q")])
   }
 }
+
+/// Raw mode on a real pseudo-terminal, and its restoration (what SIGINT, SIGTERM, SIGHUP and a
+/// fatal signal all end in; Scripts/nested-tests sends those signals to a running realm-run on a
+/// real terminal).
+@Suite(.serialized) struct TerminalModeTests {
+  @Test func rawModeOnAPseudoTerminalIsUndoneExactly() throws {
+    var primary: Int32 = -1
+    var secondary: Int32 = -1
+    #expect(openpty(&primary, &secondary, nil, nil, nil) == 0)
+    defer {
+      close(primary)
+      close(secondary)
+    }
+    var before = termios()
+    #expect(tcgetattr(secondary, &before) == 0)
+    #expect(before.c_lflag & tcflag_t(ICANON) != 0)
+
+    TerminalMode.enterRaw(secondary)
+    var raw = termios()
+    #expect(tcgetattr(secondary, &raw) == 0)
+    #expect(raw.c_lflag & tcflag_t(ICANON | ECHO | ISIG) == 0)
+    #expect(raw.c_oflag == before.c_oflag)  // output processing kept: guest lines still end in CRLF
+
+    TerminalMode.restore()
+    TerminalMode.restore()  // a second restore (atexit after a signal) changes nothing
+    var after = termios()
+    #expect(tcgetattr(secondary, &after) == 0)
+    #expect(after.c_lflag == before.c_lflag && after.c_iflag == before.c_iflag && after.c_oflag == before.c_oflag
+      && after.c_cflag == before.c_cflag)
+  }
+}
