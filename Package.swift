@@ -38,7 +38,7 @@ let package = Package(
     .executableTarget(
       name: "realm-run",
       dependencies: [
-        "RealmVMM", "DiskImage", "KVM", "CKVM", "GuestMemory", "RealmMeasurement",
+        "RealmVMM", "DiskImage", "KVM", "CKVM", "GuestMemory", "RealmMeasurement", "VirtIO",
         .product(name: "ArgumentParser", package: "swift-argument-parser"),
         .product(name: "Logging", package: "swift-log"),
       ]),
@@ -67,6 +67,6 @@ let package = Package(
     .testTarget(
       name: "RealmMeasurementTests",
       dependencies: ["RealmMeasurement", .product(name: "Crypto", package: "swift-crypto")]),
-    .testTarget(name: "RealmRunTests", dependencies: ["realm-run", "RealmVMM"]),
+    .testTarget(name: "RealmRunTests", dependencies: ["realm-run", "RealmVMM", "VirtIO"]),
   ]
 )

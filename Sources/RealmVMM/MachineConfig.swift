@@ -24,6 +24,9 @@ public struct MachineConfig: Sendable, Equatable {
   /// Extra kernel command line (appended after the VMM's `console=` for a kernel boot; passed to
   /// firmware in /chosen/bootargs).
   public var kernelParameters: String?
+  /// An arm64 kernel's COMMAND_LINE_SIZE (the terminating NUL included): longer command lines
+  /// are cut, so realm-run refuses them.
+  public static let commandLineLimit = 2048
   /// Disk images, each a virtio-blk device.
   public var disks: [DiskConfig]
   public var realm: Bool

@@ -4,11 +4,13 @@ import RealmVMM
 
 /// The options that describe a machine, shared by `run` and `measure` (an `@OptionGroup`).
 struct MachineOptions: ParsableArguments {
-  @Option(name: [.short, .customLong("mem")], help: ArgumentHelp(
+  // .unconditional: the next word is the value even when it starts with '-', so that `-m -5` is
+  // refused as a size rather than reported as a missing value.
+  @Option(name: [.short, .customLong("mem")], parsing: .unconditional, help: ArgumentHelp(
     "Guest RAM: MiB, or a number with K, M, G or T.", valueName: "size"))
   var memory: String = "256M"
 
-  @Option(name: [.short, .long], help: ArgumentHelp("Number of vCPUs.", valueName: "n"))
+  @Option(name: [.short, .long], parsing: .unconditional, help: ArgumentHelp("Number of vCPUs.", valueName: "n"))
   var cpus: Int = 1
 
   @Option(help: ArgumentHelp("Boot this Linux arm64 Image directly instead of firmware.", valueName: "file"))
@@ -17,7 +19,7 @@ struct MachineOptions: ParsableArguments {
   @Option(help: ArgumentHelp("Initial ramdisk for --kernel.", valueName: "file"))
   var initrd: String?
 
-  @Option(help: ArgumentHelp(
+  @Option(parsing: .unconditional, help: ArgumentHelp(
     "Kernel command line, added after realm-run's console= (with firmware: passed in /chosen/bootargs).",
     valueName: "args"))
   var params: String?
@@ -68,6 +70,11 @@ struct MachineOptions: ParsableArguments {
   var bootEntry: String?
 
   func validate() throws {
+    // The longest prefix realm-run adds is "console=hvc0 ".
+    if let params, params.utf8.count + 13 >= MachineConfig.commandLineLimit {
+      throw ValidationError(
+        "--params: \(params.utf8.count) bytes; an arm64 kernel keeps at most \(MachineConfig.commandLineLimit - 1) bytes of command line (COMMAND_LINE_SIZE), realm-run's console= included")
+    }
     let size: MemorySize
     do {
       size = try MemorySize(parsing: memory)

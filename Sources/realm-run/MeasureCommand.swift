@@ -3,6 +3,7 @@ import CKVM
 import GuestMemory
 import KVM
 import RealmMeasurement
+import VirtIO
 import RealmVMM
 
 #if canImport(Glibc)
@@ -65,6 +66,8 @@ struct MeasureCommand: ParsableCommand {
   func run() throws {
     do {
       let config = try machine.makeConfig()
+      // The disks do not change the RIM, but a prediction for a machine that cannot start is a lie.
+      for disk in config.disks { try BlockFile.check(path: disk.path) }
       var profile: RealmHostProfile
       if fromHost {
         profile = try RealmHostProfile.probeHost(generation: config.realmOptions.generation)
@@ -86,6 +89,9 @@ struct MeasureCommand: ParsableCommand {
       let prediction = try RIMPrediction(config: config, profile: profile, algorithmOverride: nil)
       print(json ? prediction.json : prediction.rim.hex)
     } catch let error as VMMError {
+      RealmRun.report(error.description)
+      throw ExitStatus.vmmError
+    } catch let error as BlockFileError {
       RealmRun.report(error.description)
       throw ExitStatus.vmmError
     } catch let error as RIMError {

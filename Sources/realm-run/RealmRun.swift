@@ -35,6 +35,7 @@ struct RealmRun: ParsableCommand {
   static func main() {
     let status: ExitStatus
     do {
+      if let problem = unknownHelpTopic(Array(CommandLine.arguments.dropFirst())) { throw ValidationError(problem) }
       var command = try parseAsRoot()
       try command.run()
       status = .poweredOff
@@ -48,6 +49,14 @@ struct RealmRun: ParsableCommand {
     }
     TerminalModeGuard.restore()
     Glibc.exit(status.rawValue)
+  }
+
+  /// What is wrong with `help WORD` when WORD is no subcommand (ArgumentParser would print the root
+  /// help and exit 0), or nil.
+  static func unknownHelpTopic(_ arguments: [String]) -> String? {
+    let names = configuration.subcommands.map { command in command._commandName }
+    guard arguments.first == "help", arguments.count > 1, !names.contains(arguments[1]) else { return nil }
+    return "help: no subcommand '\(arguments[1])' (there are: \(names.joined(separator: ", ")))"
   }
 
   /// Prints `realm-run: message` as one line on stderr.

@@ -1,6 +1,7 @@
 import ArgumentParser
 import Glibc
 import Testing
+import VirtIO
 @testable import RealmVMM
 @testable import realm_run
 
@@ -97,6 +98,34 @@ import Testing
     #expect(usageError(["--kernel", "k", "--boot-entry", "rescue"])?.contains("drop --kernel") == true)
     #expect(usageError(["--disk", "d.img", "--boot-entry", "../x"]) != nil)
     #expect(usageError(["--kernel", "k", "--pmu-counters", "32"])?.contains("from 0 to 31") == true)
+    // A negative number is a bad value, not a missing one.
+    #expect(usageError(["-m", "-5", "--kernel", "k"])?.contains("'-5' is not a memory size") == true)
+    #expect(usageError(["-c", "-1", "--kernel", "k"])?.contains("--cpus -1") == true)
+    // A command line the kernel would cut is refused, with the limit named.
+    let long = String(repeating: "a", count: 2040)
+    #expect(usageError(["--kernel", "k", "--params", long])?.contains("at most 2047 bytes of command line") == true)
+    #expect(usageError(["--kernel", "k", "--params", String(long.prefix(2030))]) == nil)
+  }
+
+  @Test func helpForAnUnknownSubcommandIsAnError() {
+    #expect(RealmRun.unknownHelpTopic(["help", "bogus"]) == "help: no subcommand 'bogus' (there are: run, image, measure, host-info)")
+    #expect(RealmRun.unknownHelpTopic(["help", "image", "create"]) == nil)
+    #expect(RealmRun.unknownHelpTopic(["help"]) == nil)
+    #expect(RealmRun.unknownHelpTopic(["--kernel", "help"]) == nil)
+  }
+
+  @Test func measureRefusesDisksThatCannotBeOpened() throws {
+    for (disk, message) in [("/nonexistent/d.img", "disk image /nonexistent/d.img does not exist"),
+                            ("/tmp", "disk image /tmp is not a regular file or block device")] {
+      #expect(throws: BlockFileError.self) { try BlockFile.check(path: disk) }
+      do {
+        try BlockFile.check(path: disk)
+      } catch {
+        #expect(error.description == message)
+      }
+      // Checked before any RIM is computed (the kernel here does not even exist).
+      #expect(throws: ExitStatus.vmmError) { try MeasureCommand.parse(["--kernel", "/nonexistent/k", "--disk", disk]).run() }
+    }
   }
 }
 

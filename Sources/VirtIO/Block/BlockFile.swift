@@ -76,7 +76,7 @@ public final class BlockFile: @unchecked Sendable {
       throw .system(path: path, action: "stat", errno: error)
     }
     let kind = info.st_mode & S_IFMT
-    guard kind == S_IFREG || kind == S_IFBLK else {
+    guard Self.isDisk(info) else {
       close(fd)
       throw .notADisk(path: path)
     }
@@ -106,6 +106,30 @@ public final class BlockFile: @unchecked Sendable {
 
   deinit {
     close(fd)  // also drops the locks
+  }
+
+  /// Checks that `path` names a disk image realm-run could open (it exists, is a regular file or a
+  /// block device, and can be read), without opening it as a disk or locking it: what `measure`
+  /// needs of its `--disk` options.
+  public static func check(path: String) throws(BlockFileError) {
+    let fd = open(path, O_RDONLY | O_CLOEXEC)
+    guard fd >= 0 else {
+      switch errno {
+      case ENOENT: throw .missing(path: path)
+      case EACCES, EPERM: throw .permission(path: path, readOnly: true)
+      case let error: throw .system(path: path, action: "open", errno: error)
+      }
+    }
+    defer { close(fd) }
+    var info = stat()
+    guard fstat(fd, &info) == 0 else { throw .system(path: path, action: "stat", errno: errno) }
+    guard isDisk(info) else { throw .notADisk(path: path) }
+  }
+
+  /// Whether a file of this kind can back a disk.
+  static func isDisk(_ info: stat) -> Bool {
+    let kind = info.st_mode & S_IFMT
+    return kind == S_IFREG || kind == S_IFBLK
   }
 
   /// The device and inode numbers of the file at `path`, or nil if it cannot be stat'ed (opening it
