@@ -1,8 +1,8 @@
 /// The boot files read and placed, ready to copy into guest RAM: everything that can be wrong with
 /// the user's files is found here, before any KVM object exists.
 struct BootImages {
-  var image: [UInt8]
-  var initrd: [UInt8]?
+  var image: MappedImage
+  var initrd: MappedImage?
   var layout: BootLayout
   var bootArguments: String?
 
@@ -10,19 +10,19 @@ struct BootImages {
     let ramBase = MemoryMap.ramBase
     switch config.boot {
     case .kernel(let path, let initrdPath):
-      image = try readFile(path, what: "the kernel", limit: config.memorySize)
+      image = try MappedImage(path, what: "the kernel", limit: config.memorySize)
       let header: KernelImageHeader
       do {
-        header = try KernelImageHeader(parsing: image)
+        header = try KernelImageHeader(parsing: image.bytes)  // reads the first page only
       } catch {
         throw .invalidImage(path: path, reason: error.description)
       }
       if let initrdPath {
-        initrd = try readFile(initrdPath, what: "the initrd", limit: config.memorySize)
+        initrd = try MappedImage(initrdPath, what: "the initrd", limit: config.memorySize)
       }
       do {
         layout = try BootLayout.kernel(
-          header: header, initrdSize: initrd.map { UInt64($0.count) }, ramBase: ramBase,
+          header: header, initrdSize: initrd.map { UInt64($0.bytes.count) }, ramBase: ramBase,
           ramSize: config.memorySize)
       } catch {
         throw .placement(error)
@@ -30,11 +30,11 @@ struct BootImages {
       let console = config.console == .virtio ? "console=hvc0" : "console=ttyS0"
       bootArguments = [console, config.kernelParameters].compactMap { $0 }.joined(separator: " ")
     case .firmware(let path):
-      image = try readFile(path, what: "the firmware", limit: config.memorySize)
-      guard !image.isEmpty else { throw .invalidImage(path: path, reason: "the firmware file is empty") }
+      image = try MappedImage(path, what: "the firmware", limit: config.memorySize)
+      guard !image.bytes.isEmpty else { throw .invalidImage(path: path, reason: "the firmware file is empty") }
       do {
         layout = try BootLayout.firmware(
-          size: UInt64(image.count), header: try? KernelImageHeader(parsing: image), ramBase: ramBase,
+          size: UInt64(image.bytes.count), header: try? KernelImageHeader(parsing: image.bytes), ramBase: ramBase,
           ramSize: config.memorySize)
       } catch {
         throw .placement(error)

@@ -4,31 +4,41 @@ import Glibc
 import Musl
 #endif
 
-/// Reads a whole regular file, refusing directories and anything larger than `limit` bytes.
-func readFile(_ path: String, what: String, limit: UInt64) throws(VMMError) -> [UInt8] {
-  let fd = open(path, O_RDONLY | O_CLOEXEC)
-  guard fd >= 0 else { throw .file(path: path, errno: errno, action: "open \(what)") }
-  defer { close(fd) }
-  var status = stat()
-  guard fstat(fd, &status) == 0 else { throw .file(path: path, errno: errno, action: "read \(what)") }
-  guard status.st_mode & S_IFMT == S_IFREG else {
-    throw .invalidImage(path: path, reason: "\(what) is not a regular file")
-  }
-  let size = UInt64(status.st_size)
-  guard size <= limit else {
-    throw .invalidImage(path: path, reason: "\(what) is \(size >> 20) MiB, larger than guest RAM (\(limit >> 20) MiB); raise --mem")
-  }
-  var bytes = [UInt8](repeating: 0, count: Int(size))
-  var done = 0
-  while done < bytes.count {
-    let count = bytes.withUnsafeMutableBytes { read(fd, $0.baseAddress! + done, $0.count - done) }
-    if count < 0 && errno == EINTR { continue }
-    guard count > 0 else {
-      throw .file(path: path, errno: count < 0 ? errno : EIO, action: "read \(what)")
+/// A boot file (kernel, initrd, firmware) mapped read-only: its size is checked against `limit`
+/// before anything is read, its header can be checked by touching one page, and its bytes go from
+/// the page cache straight into guest RAM instead of through a copy in realm-run's own memory.
+public final class MappedImage: @unchecked Sendable {  // immutable after init
+  public let path: String
+  /// The file's bytes (empty for an empty file).
+  public let bytes: UnsafeRawBufferPointer
+
+  /// Maps the regular file at `path`; `what` names it in errors ("the kernel").
+  init(_ path: String, what: String, limit: UInt64) throws(VMMError) {
+    self.path = path
+    let fd = open(path, O_RDONLY | O_CLOEXEC)
+    guard fd >= 0 else { throw .file(path: path, errno: errno, action: "open \(what)") }
+    defer { close(fd) }  // the mapping stays valid without the descriptor
+    var status = stat()
+    guard fstat(fd, &status) == 0 else { throw .file(path: path, errno: errno, action: "read \(what)") }
+    guard status.st_mode & S_IFMT == S_IFREG else {
+      throw .invalidImage(path: path, reason: "\(what) is not a regular file")
     }
-    done += count
+    let size = UInt64(status.st_size)
+    guard size <= limit else {
+      throw .invalidImage(path: path, reason: "\(what) is \(size >> 20) MiB, larger than guest RAM (\(limit >> 20) MiB); raise --mem")
+    }
+    guard size > 0 else {
+      bytes = UnsafeRawBufferPointer(start: nil, count: 0)
+      return
+    }
+    let address = mmap(nil, Int(size), PROT_READ, MAP_PRIVATE, fd, 0)
+    guard let address, address != MAP_FAILED else { throw .file(path: path, errno: errno, action: "map \(what)") }
+    bytes = UnsafeRawBufferPointer(start: address, count: Int(size))
   }
-  return bytes
+
+  deinit {
+    if let base = bytes.baseAddress { munmap(UnsafeMutableRawPointer(mutating: base), bytes.count) }
+  }
 }
 
 /// Writes `bytes` to `path` (created or truncated).

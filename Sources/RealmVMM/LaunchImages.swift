@@ -5,11 +5,42 @@
 /// so `realm-run measure` builds the same value to predict the measurement.
 public struct LaunchImages: Sendable {
   /// One range of guest RAM with initial contents.
-  public struct Region: Sendable, Equatable {
+  public struct Region: Sendable {
     /// Guest address of the first byte (4 KiB aligned).
     public var address: UInt64
-    /// The contents, zero-padded to whole 4 KiB granules.
-    public var bytes: [UInt8]
+    /// The region's size: whole 4 KiB granules, zeros around the contents.
+    public var size: UInt64
+    /// Where the contents start within the region.
+    public var contentOffset: Int
+    /// What the region holds at `contentOffset`.
+    public var contents: Contents
+
+    /// A boot file, mapped; or bytes built in memory (the DTB).
+    public enum Contents: Sendable {
+      case mapped(MappedImage)
+      case bytes([UInt8])
+
+      public func withBytes<R, E: Error>(_ body: (UnsafeRawBufferPointer) throws(E) -> R) throws(E) -> R {
+        switch self {
+        case .mapped(let image):
+          return try body(image.bytes)
+        case .bytes(let bytes):
+          // withUnsafeBytes cannot pass a typed error through: carry it out by hand.
+          var outcome: Result<R, E>!
+          bytes.withUnsafeBytes { buffer in outcome = Result { () throws(E) in try body(buffer) } }
+          return try outcome.get()
+        }
+      }
+    }
+
+    /// The whole region as bytes, zero padding included (a copy: for `measure`, which hashes it).
+    public var bytes: [UInt8] {
+      var all = [UInt8](repeating: 0, count: Int(size))
+      contents.withBytes { source in
+        all.withUnsafeMutableBytes { UnsafeMutableRawBufferPointer(rebasing: $0[contentOffset...]).copyMemory(from: source) }
+      }
+      return all
+    }
   }
 
   public let layout: BootLayout
@@ -31,25 +62,24 @@ public struct LaunchImages: Sendable {
     } catch {
       throw .deviceTree(error)
     }
-    var regions = [Self.region(boot.image, at: boot.layout.imageAddress)]
+    var regions = [Self.region(.mapped(boot.image), count: boot.image.bytes.count, at: boot.layout.imageAddress)]
     if let initrd = boot.initrd, let range = boot.layout.initrd {
-      regions.append(Self.region(initrd, at: range.lowerBound))
+      regions.append(Self.region(.mapped(initrd), count: initrd.bytes.count, at: range.lowerBound))
     }
-    regions.append(Self.region(deviceTree, at: boot.layout.deviceTreeAddress))
+    regions.append(Self.region(.bytes(deviceTree), count: deviceTree.count, at: boot.layout.deviceTreeAddress))
     self.regions = regions.sorted { $0.address < $1.address }
-    for (first, second) in zip(self.regions, self.regions.dropFirst())
-    where first.address + UInt64(first.bytes.count) > second.address {
+    for (first, second) in zip(self.regions, self.regions.dropFirst()) where first.address + first.size > second.address {
       throw .placement(.overlap("images at 0x\(String(first.address, radix: 16)) and 0x\(String(second.address, radix: 16)) overlap"))
     }
   }
 
-  /// `bytes` placed at `address` rounded down to a granule, padded to whole granules (a Realm
-  /// populates whole 4 KiB granules; kvmtool aligns each region the same way).
-  static func region(_ bytes: [UInt8], at address: UInt64) -> Region {
+  /// `count` bytes of `contents` placed at `address`, in a region from `address` rounded down to
+  /// a granule to the end rounded up (a Realm populates whole 4 KiB granules; kvmtool aligns each
+  /// region the same way).
+  static func region(_ contents: Region.Contents, count: Int, at address: UInt64) -> Region {
     let start = alignDown(address, granule)
-    var padded = [UInt8](repeating: 0, count: Int(address - start))
-    padded += bytes
-    padded += [UInt8](repeating: 0, count: Int(alignUp(UInt64(padded.count), granule)) - padded.count)
-    return Region(address: start, bytes: padded)
+    return Region(
+      address: start, size: alignUp(address + UInt64(count), granule) - start, contentOffset: Int(address - start),
+      contents: contents)
   }
 }

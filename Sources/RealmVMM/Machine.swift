@@ -177,7 +177,9 @@ public final class Machine: @unchecked Sendable {
     //    memory, in ascending address order (the order `realm-run measure` assumes).
     do {
       for region in images.regions {
-        try memory.write(region.bytes, at: region.address)
+        try region.contents.withBytes { (bytes) throws(GuestMemoryError) in
+          try memory.write(bytes, at: region.address + UInt64(region.contentOffset))
+        }
       }
     } catch {
       throw .memory(error)
@@ -188,12 +190,12 @@ public final class Machine: @unchecked Sendable {
         try realm.initializeRIPAS(vm, base: memory.regions[0].base, size: memory.regions[0].size)
         let started = DispatchTime.now()
         for region in images.regions {
-          let source = try memory.slice(at: region.address, count: region.bytes.count)
-          try realm.populate(vm, base: region.address, size: UInt64(region.bytes.count), source: source.baseAddress!, measure: true)
+          let source = try memory.slice(at: region.address, count: Int(region.size))
+          try realm.populate(vm, base: region.address, size: region.size, source: source.baseAddress!, measure: true)
           // The shared view's copy is no longer needed; the guest sees zeros there if it ever shares the range.
           madvise(source.baseAddress!, source.count, MADV_DONTNEED)
         }
-        let bytes = images.regions.reduce(0) { $0 + $1.bytes.count }
+        let bytes = images.regions.reduce(0) { $0 + Int($1.size) }
         let seconds = Double(DispatchTime.now().uptimeNanoseconds - started.uptimeNanoseconds) / 1e9
         logger.info("populated \(bytes) bytes, measured, in \(Int(seconds * 1000)) ms (\(Int(Double(bytes) / 1e6 / max(seconds, 1e-9))) MB/s)")
       }
