@@ -15,12 +15,18 @@ final class CapturedOutput: ConsoleOutput {
 
   func make() -> (VirtioConsole, CapturedOutput, VirtioPCIDriverHarness) {
     let output = CapturedOutput()
+    let (console, driver) = make(output: output, memory: memory)
+    return (console, output, driver)
+  }
+
+  /// A console writing to `output`, behind the PCI transport, and a driver for it.
+  func make(output: any ConsoleOutput, memory: GuestMemory) -> (VirtioConsole, VirtioPCIDriverHarness) {
     let console = VirtioConsole(output: output)
     let line = RecordingInterruptLine()
     let transport = VirtioPCITransport(device: console, memory: memory, interrupt: line, barAddress: 0x5000_4000)
     let driver = VirtioPCIDriverHarness(
       transport: transport, memory: memory, interrupt: line, allocator: GuestAllocator(base: 0x8000_0000, size: 1 << 20))
-    return (console, output, driver)
+    return (console, driver)
   }
 
   @Test func identity() {
@@ -68,11 +74,7 @@ final class CapturedOutput: ConsoleOutput {
   @Test func transmitStreamsLongChainsInBoundedPieces() throws {
     let memory = try GuestMemory(ranges: [(0x8000_0000, 16 << 20)])
     let output = MeasuringOutput()
-    let console = VirtioConsole(output: output)
-    let line = RecordingInterruptLine()
-    let transport = VirtioPCITransport(device: console, memory: memory, interrupt: line, barAddress: 0x5000_4000)
-    let driver = VirtioPCIDriverHarness(
-      transport: transport, memory: memory, interrupt: line, allocator: GuestAllocator(base: 0x8000_0000, size: 1 << 20))
+    let (_, driver) = make(output: output, memory: memory)
     driver.start(queueCount: 2, size: 16)
     let whole = MockVirtQueueDriver.Buffer(address: 0x8000_0000, length: 16 << 20, writable: false)
     for _ in 0..<4 { driver.post(1, [whole, whole, whole, whole]) }  // the 16-entry ring holds four
