@@ -75,6 +75,12 @@ EOF
 #   not-image.img.gz  the primary GPT header's CRC and the kernel's ARM\x64 magic broken: the
 #                     firmware warns and boots from the backup GPT, then "/vmlinuz is not an arm64 Image"
 #   loop.img.gz       the kernel's first cluster linked to itself   "FAT cluster chain loops"
+predict_rim() {   # predict_rim REALM_RUN MEASURE-OPTIONS...: the RIM `realm-run measure` prints (dies without one)
+  local rim
+  rim=$("$1" measure "${@:2}" | grep -oE '[0-9a-f]{64,128}' | head -1) || die "realm-run measure ${*:2} failed"
+  [ -n "$rim" ] || die "realm-run measure ${*:2} printed no RIM"
+  echo "$rim"
+}
 build_failure_disks() {
   local dir=$1 rr=$2 kernel=$3 base=$1/failure-base.img sectors entry esp fat first off d
   mkdir -p "$dir"

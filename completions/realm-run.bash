@@ -188,7 +188,7 @@ _realm-run_run() {
     repeating_flags=()
     non_repeating_flags=(--realm --no-realm --pmu --print-rim --version -h --help)
     repeating_options=(--disk)
-    non_repeating_options=(-m --mem -c --cpus --kernel --initrd --params --firmware --measurement-algo --realm-pv --cca-abi --console --sve-vl --pmu-counters --boot-entry --timeout --console-log --dump-dtb --log-level)
+    non_repeating_options=(-m --mem -c --cpus --kernel --initrd --params --firmware --measurement-algo --realm-pv --cca-abi --console --sve-vl --pmu-counters --boot-entry --timeout --until --fail-on --console-log --dump-dtb --log-level)
     __realm-run_offer_flags_options 0
 
     # Offer option value completions
@@ -238,6 +238,12 @@ _realm-run_run() {
         return
         ;;
     '--timeout')
+        return
+        ;;
+    '--until')
+        return
+        ;;
+    '--fail-on')
         return
         ;;
     '--console-log')

@@ -23,7 +23,7 @@ function __realm-run_parse_tokens -S
         __realm-run_parse_subcommand 0 'version' 'h/help'
         switch $unparsed_tokens[1]
         case 'run'
-            __realm-run_parse_subcommand 0 'm/mem=' 'c/cpus=' 'kernel=' 'initrd=' 'params=' 'firmware=' 'disk=+' 'realm' 'no-realm' 'measurement-algo=' 'realm-pv=' 'cca-abi=' 'console=' 'sve-vl=' 'pmu' 'pmu-counters=' 'boot-entry=' 'timeout=' 'console-log=' 'dump-dtb=' 'log-level=' 'print-rim' 'version' 'h/help'
+            __realm-run_parse_subcommand 0 'm/mem=' 'c/cpus=' 'kernel=' 'initrd=' 'params=' 'firmware=' 'disk=+' 'realm' 'no-realm' 'measurement-algo=' 'realm-pv=' 'cca-abi=' 'console=' 'sve-vl=' 'pmu' 'pmu-counters=' 'boot-entry=' 'timeout=' 'until=' 'fail-on=' 'console-log=' 'dump-dtb=' 'log-level=' 'print-rim' 'version' 'h/help'
         case 'image'
             __realm-run_parse_subcommand 0 'version' 'h/help'
             switch $unparsed_tokens[1]
@@ -114,6 +114,8 @@ complete -c 'realm-run' -n '__realm-run_should_offer_completions_for_flags_or_op
 complete -c 'realm-run' -n '__realm-run_should_offer_completions_for_flags_or_options "realm-run run" pmu-counters' -l 'pmu-counters' -d 'The PMU\'s number of event counters (PMCR_EL0.N; implies --pmu). A Realm\'s count is measured.' -rfka ''
 complete -c 'realm-run' -n '__realm-run_should_offer_completions_for_flags_or_options "realm-run run" boot-entry' -l 'boot-entry' -d 'Boot this Boot Loader Specification entry (its file name without .conf) instead of the default; passed to the firmware in /chosen.' -rfka ''
 complete -c 'realm-run' -n '__realm-run_should_offer_completions_for_flags_or_options "realm-run run" timeout' -l 'timeout' -d 'Stop the guest after this many seconds (exit status 124).' -rfka ''
+complete -c 'realm-run' -n '__realm-run_should_offer_completions_for_flags_or_options "realm-run run" until' -l 'until' -d 'End the run when a console line matches this extended regular expression (grep -E): the guest is stopped and realm-run exits 0.' -rfka ''
+complete -c 'realm-run' -n '__realm-run_should_offer_completions_for_flags_or_options "realm-run run" fail-on' -l 'fail-on' -d 'End the run when a console line matches this extended regular expression, with exit status 5 and the line on stderr (e.g. \'Kernel panic|Oops\').' -rfka ''
 complete -c 'realm-run' -n '__realm-run_should_offer_completions_for_flags_or_options "realm-run run" console-log' -l 'console-log' -d 'Also write the guest\'s console output to this file.' -rfka ''
 complete -c 'realm-run' -n '__realm-run_should_offer_completions_for_flags_or_options "realm-run run" dump-dtb' -l 'dump-dtb' -d 'Write the device tree given to the guest to this file.' -rfka ''
 complete -c 'realm-run' -n '__realm-run_should_offer_completions_for_flags_or_options "realm-run run" log-level' -l 'log-level' -d 'Log level on stderr.' -rfka 'trace debug info notice warning error critical'

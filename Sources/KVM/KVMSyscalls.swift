@@ -57,7 +57,8 @@ public struct LinuxKVMSyscalls: KVMSyscalls {
 }
 
 extension KVMSyscalls {
-  /// `ioctl` with a typed struct argument; retries on EINTR where the kernel allows it.
+  /// `ioctl` with a typed struct argument. EINTR is not retried: it is how a kicked KVM_RUN
+  /// returns, and the caller decides what it means.
   @discardableResult
   func call<T>(_ fd: Int32, _ request: UInt, _ name: StaticString, _ argument: inout T) throws(KVMError) -> Int32 {
     let result = withUnsafeMutableBytes(of: &argument) { bytes in

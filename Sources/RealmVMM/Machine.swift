@@ -230,8 +230,17 @@ public final class Machine: @unchecked Sendable {
   #endif
 
   /// Runs every vCPU on its own thread until the guest powers off, resets or crashes, the user
-  /// quits, or `timeout` seconds pass; then stops every vCPU before returning.
-  public func run(timeout: Double?) throws(VMMError) -> Outcome {
+  /// quits, `timeout` seconds pass, or a console line matches `lines`; then stops every vCPU
+  /// before returning.
+  public func run(timeout: Double?, lines: ConsoleLineWatch? = nil) throws(VMMError) -> Outcome {
+    if let lines {
+      console.watch(lines) { [self] match in
+        switch match {
+        case .until(let line): finish(.success(.consoleMatched(line)))
+        case .failOn(let line): finish(.success(.consoleFailure(line)))
+        }
+      }
+    }
     KickSignal.install()
     let threads = vcpus.map { vcpu in
       startThread(name: "vcpu\(vcpu.id)") { [self] in runLoop(vcpu) }

@@ -22,9 +22,8 @@ public enum MemoryMap {
     gicDistributorBase - UInt64(cpus) * gicRedistributorStride
   }
 
-  /// PCI configuration space (ECAM), one bus.
+  /// PCI configuration space (ECAM), one bus: its size is the host bridge's (PCIHostBridge).
   public static let pciConfigBase: UInt64 = 0x4000_0000
-  public static let pciConfigSize: UInt64 = 0x1000_0000
   /// PCI memory window for BARs.
   public static let pciMemoryBase: UInt64 = 0x5000_0000
   public static let pciMemorySize: UInt64 = 0x3000_0000

@@ -22,6 +22,8 @@ public final class TerminalConsole: ConsoleOutput, @unchecked Sendable {
   private let inputFD: Int32
   private let stopping = Atomic<Bool>(false)
   private var inputThread: pthread_t?
+  /// `--until` / `--fail-on`, and what to do on the first match.
+  private let watch = Mutex<(lines: ConsoleLineWatch, matched: @Sendable (ConsoleLineWatch.Match) -> Void)?>(nil)
 
   /// `logPath`: a file that receives a copy of all guest output (created or truncated).
   public init(logPath: String? = nil, outputFD: Int32 = STDOUT_FILENO, inputFD: Int32 = STDIN_FILENO) throws(VMMError) {
@@ -44,6 +46,12 @@ public final class TerminalConsole: ConsoleOutput, @unchecked Sendable {
   public func write(_ bytes: UnsafeRawBufferPointer) {
     writeAll(outputFD, bytes)
     if let logFD { writeAll(logFD, bytes) }
+    if let (lines, matched) = watch.withLock({ $0 }), let match = lines.feed(bytes) { matched(match) }
+  }
+
+  /// Checks every complete line of output against `lines`; `matched` runs for each match.
+  func watch(_ lines: ConsoleLineWatch, matched: @escaping @Sendable (ConsoleLineWatch.Match) -> Void) {
+    watch.withLock { $0 = (lines, matched) }
   }
 
   /// Starts forwarding input to `deliver` (which returns how many bytes it took). `quit` runs when

@@ -66,6 +66,10 @@ public enum Outcome: Equatable, Sendable {
   case timedOut
   /// The user typed the console's quit sequence.
   case quit
+  /// A console line matched `--until` (the run's goal: the guest is stopped).
+  case consoleMatched(String)
+  /// A console line matched `--fail-on`.
+  case consoleFailure(String)
   /// realm-run was asked to stop by SIGINT, SIGTERM or SIGHUP (see ``TerminationSignals``).
   case signalled(Int32)
 

@@ -13,6 +13,8 @@ enum ExitStatus: Int32, Error, CaseIterable {
   case reset = 2
   case crashed = 3
   case firmwareFailed = 4
+  /// A console line matched --fail-on.
+  case consoleFailure = 5
   case usage = 64
   case timedOut = 124
   /// SIGHUP (128 + 1), as a shell reports a process the signal ended.
@@ -25,7 +27,8 @@ enum ExitStatus: Int32, Error, CaseIterable {
   /// The status for how a run ended.
   init(_ outcome: Outcome) {
     switch outcome {
-    case .poweredOff: self = .poweredOff
+    case .poweredOff, .consoleMatched: self = .poweredOff
+    case .consoleFailure: self = .consoleFailure
     case .reset: self = .reset
     case .crashed: self = .crashed
     case .firmwareFailed: self = .firmwareFailed

@@ -16,11 +16,12 @@ struct RealmRun: ParsableCommand {
       With no subcommand, realm-run runs a machine: see 'realm-run run --help'.
 
       EXIT STATUS
-        0    the guest powered off
+        0    the guest powered off, or a console line matched --until
         1    realm-run failed (KVM, files, host support); one line on stderr says why
         2    the guest asked for a reset
         3    the guest crashed or stopped in a way KVM could not continue
         4    the firmware could not boot the guest; one line on stderr says why
+        5    a console line matched --fail-on; one line on stderr gives it
         64   the command line was wrong
         124  --timeout passed before the guest finished
         129  SIGHUP stopped the guest (disks flushed, terminal restored)

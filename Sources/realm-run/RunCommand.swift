@@ -26,6 +26,16 @@ struct RunCommand: ParsableCommand {
   @Option(help: ArgumentHelp("Stop the guest after this many seconds (exit status 124).", valueName: "seconds"))
   var timeout: Double?
 
+  @Option(help: ArgumentHelp(
+    "End the run when a console line matches this extended regular expression (grep -E): the guest is stopped and realm-run exits 0.",
+    valueName: "regex"))
+  var until: String?
+
+  @Option(help: ArgumentHelp(
+    "End the run when a console line matches this extended regular expression, with exit status 5 and the line on stderr (e.g. 'Kernel panic|Oops').",
+    valueName: "regex"))
+  var failOn: String?
+
   @Option(help: ArgumentHelp("Also write the guest's console output to this file.", valueName: "file"))
   var consoleLog: String?
 
@@ -43,7 +53,16 @@ struct RunCommand: ParsableCommand {
     if let timeout, !(timeout > 0 && timeout.isFinite) {
       throw ValidationError("--timeout must be a positive number of seconds")
     }
+    for (flag, pattern) in [("--until", until), ("--fail-on", failOn)] {
+      guard let pattern else { continue }
+      do {
+        _ = try ConsolePattern(pattern)
+      } catch {
+        throw ValidationError("\(flag): \(error.description)")
+      }
+    }
     if printRim && !machine.realm {
+
       throw ValidationError("--print-rim is for Realms; drop --no-realm")
     }
   }
@@ -72,7 +91,7 @@ struct RunCommand: ParsableCommand {
       if let dumpDtb {
         try machine.writeDeviceTree(to: dumpDtb)
       }
-      let outcome = try machine.run(timeout: timeout)
+      let outcome = try machine.run(timeout: timeout, lines: try lineWatch())
       var usage = rusage()
       if getrusage(RUSAGE_SELF.rawValue, &usage) == 0 {
         logger.info("peak RSS \(usage.ru_maxrss / 1024) MiB (\(usage.ru_maxrss) KiB)")
@@ -96,11 +115,21 @@ struct RunCommand: ParsableCommand {
       return "the guest asked for a reset; not restarting it"
     case .firmwareFailed(let code, let reason):
       return "the firmware could not boot: " + (reason.isEmpty ? "failure code \(code), no reason given" : reason)
+    case .consoleFailure(let line):
+      return "a console line matched --fail-on: \(line)"
+    case .consoleMatched:
+      return nil
     case .signalled(let number):
       return "stopped by \(TerminationSignals.name(number)); the guest was stopped and its disks flushed"
     case .poweredOff, .quit:
       return nil
     }
+  }
+
+  /// What `--until` and `--fail-on` watch for (both checked by validate()).
+  func lineWatch() throws -> ConsoleLineWatch? {
+    guard until != nil || failOn != nil else { return nil }
+    return ConsoleLineWatch(until: try until.map(ConsolePattern.init), failOn: try failOn.map(ConsolePattern.init))
   }
 
   /// The machine configuration the options describe (files are checked when the machine is built).

@@ -103,6 +103,8 @@ import FirmwareCore
   @Test func survivesRandomCorruption() {
     let good = TestDTB.virt()
     var seed: UInt32 = 1
+    var parsed = 0
+    var refused = 0
     for _ in 0..<2000 {
       var b = good
       for _ in 0..<3 {
@@ -111,18 +113,23 @@ import FirmwareCore
         b[i] ^= UInt8(truncatingIfNeeded: seed)
       }
       if let tree = try? DeviceTree(blob: b) {
+        parsed += 1
         _ = try? PlatformDescription(tree: tree)
-        _ = tree.serialized()
+        // What was accepted serializes to a blob that parses again to the same bytes.
+        let again = tree.serialized()
+        #expect((try? DeviceTree(blob: again))?.serialized() == again)
+      } else {
+        refused += 1
       }
     }
+    #expect(parsed > 0 && refused > 0, "parsed \(parsed), refused \(refused) of 2000")
   }
 
   @Test func parsesQEMUVirtDTBWhenQEMUIsInstalled() throws {
     let scratch = ScratchDirectory()
     let path = scratch.path + "/virt.dtb"
-    guard let (status, _) = runTool("qemu-system-aarch64", ["-M", "virt,gic-version=3,dumpdtb=\(path)", "-cpu", "max",
-                                                             "-m", "512", "-nographic", "-nic", "none"]),
-          status == 0 else { return }
+    guard runToolSucceeding("qemu-system-aarch64", ["-M", "virt,gic-version=3,dumpdtb=\(path)", "-cpu", "max",
+                                                     "-m", "512", "-nographic", "-nic", "none"]) != nil else { return }
     let blob = scratch.read("virt.dtb")
     let p = try PlatformDescription(blob: blob)
     #expect(p.memory == [MemoryRange(base: 0x4000_0000, size: 512 << 20)])

@@ -90,12 +90,13 @@ import DiskImage
   func readsMkfsFatVolumes(bits: Int) throws {
     let scratch = ScratchDirectory()
     let image = scratch.path + "/fat.img"
-    let sizeKiB = bits == 32 ? 40 * 1024 : 4 * 1024
-    guard let (s1, _) = runTool("mkfs.fat", ["-C", "-F", "\(bits)", image, "\(sizeKiB)"]), s1 == 0 else { return }
+    // mkfs.fat's smallest volumes of each kind with its default cluster sizes (FAT16 needs 4085 clusters).
+    let sizeKiB = [12: 4 * 1024, 16: 16 * 1024, 32: 40 * 1024][bits]!
+    guard runToolSucceeding("mkfs.fat", ["-C", "-F", "\(bits)", image, "\(sizeKiB)"]) != nil else { return }
     let payload = fakeKernel(size: 300_000)
     let src = scratch.file("A Long File Name.bin", payload)
-    guard let (s2, _) = runTool("mmd", ["-i", image, "::/Sub Dir"]), s2 == 0,
-          let (s3, _) = runTool("mcopy", ["-i", image, src, "::/Sub Dir/A Long File Name.bin"]), s3 == 0
+    guard runToolSucceeding("mmd", ["-i", image, "::/Sub Dir"]) != nil,
+          runToolSucceeding("mcopy", ["-i", image, src, "::/Sub Dir/A Long File Name.bin"]) != nil
     else { return }
     var fat = try FATVolume(device: MemoryBlockDevice(bytes: scratch.read("fat.img")))
     #expect(fat.kind == (bits == 12 ? .fat12 : bits == 16 ? .fat16 : .fat32))
@@ -242,28 +243,57 @@ import DiskImage
     #expect(throws: FATError.badGeometry) { try FATVolume(device: MemoryBlockDevice(bytes: badRoot)) }
   }
 
+  /// Random bit flips in the partition table, boot sector, FAT and directories: every read either
+  /// fails with a typed error or returns exactly as many bytes as the directory entry says, and
+  /// an untouched kernel reads back byte for byte. Both outcomes occur (the flips reach the
+  /// checks, and some images stay readable).
   @Test func survivesRandomCorruptionOfMetadata() throws {
-    let (_, disk, _) = try Self.makeDisk(kernelSize: 64 << 10)
+    let (_, disk, kernel) = try Self.makeDisk(kernelSize: 64 << 10)
     let layout = try Self.espLayout(disk)
-    let region = Array(disk[0..<(layout.dataOffset + 64 * layout.clusterBytes)])
+    // Flips land up to the end of the kernel's clusters (the files come first in the data area);
+    // each round's flips are undone after it, so the 64 MiB disk is never copied.
+    let metadataEnd = layout.dataOffset + (kernel.count / layout.clusterBytes + 64) * layout.clusterBytes
+    var b = disk
     var seed: UInt32 = 7
+    var refused = 0
+    var intact = 0
     for _ in 0..<300 {
-      var b = region
-      for _ in 0..<8 {
+      var flipped: [(index: Int, byte: UInt8)] = []
+      defer { for flip in flipped.reversed() { b[flip.index] = flip.byte } }
+      seed = seed &* 1_664_525 &+ 1_013_904_223
+      for _ in 0..<(1 + Int(seed >> 29)) {  // 1 to 8 flips
         seed = seed &* 1_664_525 &+ 1_013_904_223
         let pick = Int(seed >> 4)
-        // Half the flips land in the first sectors (MBR, GPT, BPB), half in FAT/directories.
-        let i = pick % 2 == 0 ? pick % (40 * 512) : layout.espOffset + pick % (b.count - layout.espOffset)
+        // A flip lands in the first sectors (MBR, GPT), the ESP's boot sector, reserved sectors and
+        // the start of its first FAT (where the files' entries are), or the directories and files.
+        let i = switch pick % 3 {
+        case 0: pick % (40 * 512)
+        case 1: layout.espOffset + pick % (64 << 10)
+        default: layout.dataOffset + pick % (metadataEnd - layout.dataOffset)
+        }
+        flipped.append((i, b[i]))
         b[i] ^= UInt8(truncatingIfNeeded: seed >> 24) | 1
       }
       var device = MemoryBlockDevice(bytes: b)
       guard let gpt = try? GUIDPartitionTable(device: &device), let esp = try? gpt.efiSystemPartition(),
-            var fat = try? FATVolume(device: PartitionBlockDevice(base: device, partition: esp)) else { continue }
-      if let dir = try? fat.lookup(Array("/loader/entries".utf8)), let entries = try? fat.entries(of: dir) {
-        for e in entries { _ = try? fat.readFile(e, limit: 1 << 16) }
+            var fat = try? FATVolume(device: PartitionBlockDevice(base: device, partition: esp))
+      else {
+        refused += 1
+        continue
       }
-      if let k = try? fat.lookup(Array("/vmlinuz".utf8)) { _ = try? fat.readFile(k, limit: 1 << 20) }
+      if let dir = try? fat.lookup(Array("/loader/entries".utf8)), let entries = try? fat.entries(of: dir) {
+        for e in entries {
+          if let bytes = try? fat.readFile(e, limit: 1 << 16) { #expect(bytes.count == Int(e.size)) }
+        }
+      }
+      guard let k = try? fat.lookup(Array("/vmlinuz".utf8)), let bytes = try? fat.readFile(k, limit: 1 << 20) else {
+        refused += 1
+        continue
+      }
+      #expect(bytes.count == Int(k.size))
+      if bytes == kernel { intact += 1 }
     }
+    #expect(refused > 0 && intact > 0, "refused \(refused), intact \(intact) of 300")
   }
 
   @Test func sgdiskAndFsckAcceptTheImage() throws {

@@ -107,6 +107,19 @@ import VirtIO
     #expect(usageError(["--kernel", "k", "--params", String(long.prefix(2030))]) == nil)
   }
 
+  @Test func consolePatterns() throws {
+    let command = try parse(["--kernel", "k", "--until", "^login:", "--fail-on", "Kernel panic|Oops"])
+    let watch = try #require(try command.lineWatch())
+    #expect(watch.until?.source == "^login:" && watch.failOn?.source == "Kernel panic|Oops")
+    #expect(try parse(["--kernel", "k"]).lineWatch() == nil)
+    #expect(usageError(["--kernel", "k", "--until", "(oops"])?.contains("--until: '(oops' is not an extended regular expression") == true)
+    #expect(usageError(["--kernel", "k", "--fail-on", "a{2,1}"])?.contains("--fail-on:") == true)
+    #expect(ExitStatus(.consoleMatched("login:")).rawValue == 0)
+    #expect(ExitStatus(.consoleFailure("Oops")).rawValue == 5)
+    #expect(RunCommand.message(for: .consoleFailure("[ 2.1] Kernel panic"), timeout: nil)
+      == "a console line matched --fail-on: [ 2.1] Kernel panic")
+  }
+
   @Test func helpForAnUnknownSubcommandIsAnError() {
     #expect(RealmRun.unknownHelpTopic(["help", "bogus"]) == "help: no subcommand 'bogus' (there are: run, image, measure, host-info)")
     #expect(RealmRun.unknownHelpTopic(["help", "image", "create"]) == nil)

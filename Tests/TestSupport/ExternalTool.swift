@@ -31,3 +31,15 @@ public func findTool(_ tool: String) -> String? {
   }
   return executable
 }
+
+/// Runs a system tool that must succeed: its output, or `nil` when it is not installed (see
+/// ``findTool(_:)``) or when it failed, which is recorded as a test failure with what it printed.
+/// A check built on the tool's work then cannot pass without it having run.
+public func runToolSucceeding(_ tool: String, _ arguments: [String]) -> String? {
+  guard let (status, output) = runTool(tool, arguments) else { return nil }
+  guard status == 0 else {
+    Issue.record("\(tool) \(arguments.joined(separator: " ")) failed with status \(status): \(output)")
+    return nil
+  }
+  return output
+}
