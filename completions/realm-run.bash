@@ -284,7 +284,7 @@ _realm-run_image() {
 
 _realm-run_image_create() {
     repeating_flags=()
-    non_repeating_flags=(--version -h --help)
+    non_repeating_flags=(--force --version -h --help)
     repeating_options=(--initrd)
     non_repeating_options=(--kernel --params --title --rootfs -o --output)
     __realm-run_offer_flags_options 0

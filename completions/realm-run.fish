@@ -28,7 +28,7 @@ function __realm-run_parse_tokens -S
             __realm-run_parse_subcommand 0 'version' 'h/help'
             switch $unparsed_tokens[1]
             case 'create'
-                __realm-run_parse_subcommand 0 'kernel=' 'initrd=+' 'params=' 'title=' 'rootfs=' 'o/output=' 'version' 'h/help'
+                __realm-run_parse_subcommand 0 'kernel=' 'initrd=+' 'params=' 'title=' 'rootfs=' 'o/output=' 'force' 'version' 'h/help'
             end
         case 'measure'
             __realm-run_parse_subcommand 0 'm/mem=' 'c/cpus=' 'kernel=' 'initrd=' 'params=' 'firmware=' 'disk=+' 'realm' 'no-realm' 'measurement-algo=' 'realm-pv=' 'cca-abi=' 'console=' 'sve-vl=' 'pmu' 'pmu-counters=' 'boot-entry=' 'rules=' 'lpa2' 'no-lpa2' 'breakpoints=' 'watchpoints=' 'from-host' 'json' 'version' 'h/help'
@@ -131,6 +131,7 @@ complete -c 'realm-run' -n '__realm-run_should_offer_completions_for_flags_or_op
 complete -c 'realm-run' -n '__realm-run_should_offer_completions_for_flags_or_options "realm-run image create" title' -l 'title' -d 'The boot entry title.' -rfka ''
 complete -c 'realm-run' -n '__realm-run_should_offer_completions_for_flags_or_options "realm-run image create" rootfs' -l 'rootfs' -d 'A root file system image to append as the second partition.' -rfka ''
 complete -c 'realm-run' -n '__realm-run_should_offer_completions_for_flags_or_options "realm-run image create" o output' -s 'o' -l 'output' -d 'The disk image to write.' -rfka ''
+complete -c 'realm-run' -n '__realm-run_should_offer_completions_for_flags_or_options "realm-run image create" force' -l 'force' -d 'Replace the output if it exists.'
 complete -c 'realm-run' -n '__realm-run_should_offer_completions_for_flags_or_options "realm-run image create" version' -l 'version' -d 'Show the version.'
 complete -c 'realm-run' -n '__realm-run_should_offer_completions_for_flags_or_options "realm-run image create" h help' -s 'h' -l 'help' -d 'Show help information.'
 complete -c 'realm-run' -n '__realm-run_should_offer_completions_for_flags_or_options "realm-run measure" m mem' -s 'm' -l 'mem' -d 'Guest RAM: MiB, or a number with K, M, G or T.' -rfka ''

@@ -48,12 +48,32 @@ public struct BootDiskImage: Sendable {
 
   static func initrdName(_ i: Int) -> String { "initrd\(i).img" }
 
-  /// Writes the image to `path` (created or truncated).
-  public func write(to path: String) throws(DiskImageError) {
+  /// Writes the image to `path`, which must not exist unless `replacing` (then the file there, or
+  /// the one a symbolic link there points to, is replaced).
+  ///
+  /// Nothing at `path` changes until the image is complete and on disk: the image is written to a
+  /// new file in the same directory and renamed over `path` at the end, and a failure removes it.
+  /// `path` must not be the same file as any input, even when `replacing`: it would be destroyed
+  /// before (or while) it is read. The rootfs is copied as large as it was when opened, holes kept;
+  /// `progress` gets the bytes of it copied so far and its size.
+  public func write(to path: String, replacing: Bool = false,
+                    progress: (_ copied: UInt64, _ total: UInt64) -> Void = { _, _ in }) throws(DiskImageError) {
     guard !title.contains("\n"), !commandLine.contains("\n") else {
       throw .invalidText(field: title.contains("\n") ? "title" : "command line")
     }
-    let kernelBytes = try BootDiskImage.readFile(kernel)
+    // Every input is opened and checked against the output before anything is read or written;
+    // an input named as the output is named as such, not as an output that `replacing` would allow.
+    let out = try OutputFile(path: path)
+    defer { out.finish() }
+    let kernelFile = try InputFile(path: kernel, role: "kernel")
+    let initrdFiles = try initrds.map { (p) throws(DiskImageError) in try InputFile(path: p, role: "initrd") }
+    let rootFile = try rootFilesystem.map { (p) throws(DiskImageError) in try InputFile(path: p, role: "rootfs") }
+    for input in [kernelFile] + initrdFiles + (rootFile.map { [$0] } ?? []) where input.identity == out.existing {
+      throw .outputIsInput(output: path, role: input.role, input: input.path)
+    }
+    guard out.existing == nil || replacing else { throw .outputExists(path: path) }
+
+    let kernelBytes = try kernelFile.readAll()
     do throws(KernelImageError) {
       _ = try ArmImageHeader(bytes: Array(kernelBytes.prefix(64)), fileSize: UInt64(kernelBytes.count))
     } catch { throw .notAnArm64Image(path: kernel, reason: error.description) }
@@ -62,7 +82,7 @@ public struct BootDiskImage: Sendable {
     fat.addFile("/loader/entries/\(BootDiskImage.entryID).conf", contents: Array(entryText.utf8))
     fat.addFile("/vmlinuz", contents: kernelBytes)
     fat.addFile("/EFI/BOOT/BOOTAA64.EFI", contents: kernelBytes)
-    for (i, p) in initrds.enumerated() { fat.addFile("/" + BootDiskImage.initrdName(i), contents: try BootDiskImage.readFile(p)) }
+    for (i, file) in initrdFiles.enumerated() { fat.addFile("/" + BootDiskImage.initrdName(i), contents: try file.readAll()) }
 
     let mib: UInt64 = 1 << 20
     let payload = UInt64(fat.payloadBytes)
@@ -84,9 +104,8 @@ public struct BootDiskImage: Sendable {
                             unique: GPTWriter.guid(seed: Array("esp\(volumeID)".utf8)),
                             firstLBA: espStart, lastLBA: espStart + espSectors - 1, name: "EFI system partition")]
     var nextLBA = espStart + espSectors
-    var rootSize: UInt64 = 0
-    if let rootFilesystem {
-      rootSize = try BootDiskImage.fileSize(rootFilesystem)
+    let rootSize = rootFile?.size ?? 0
+    if rootFile != nil {
       let sectors = max(1, (rootSize + mib - 1) / mib * mib / 512)
       entries.append(GPTEntry(type: GUIDPartitionTable.linuxFilesystemType,
                               unique: GPTWriter.guid(seed: Array("root\(volumeID)\(rootSize)".utf8)),
@@ -100,84 +119,18 @@ public struct BootDiskImage: Sendable {
     let last = totalSectors - 1
     let backupArrayLBA = last - GPTWriter.arraySectors
 
-    let out = try OutputFile(path: path)
-    defer { out.finish() }
-    try out.truncate(bytes: totalSectors * 512)
+    try out.create(size: totalSectors * 512)
     try out.write(GPTWriter.protectiveMBR(totalSectors: totalSectors), at: 0)
     try out.write(GPTWriter.header(myLBA: 1, alternateLBA: last, arrayLBA: 2, totalSectors: totalSectors,
                                    diskGUID: diskGUID, arrayCRC: arrayCRC), at: 512)
     try out.write(array, at: 2 * 512)
     try out.write(esp, at: espStart * 512)
-    if let rootFilesystem { try out.copy(from: rootFilesystem, at: entries[1].firstLBA * 512) }
+    if let rootFile {
+      try out.copy(rootFile, at: entries[1].firstLBA * 512) { progress($0, rootSize) }
+    }
     try out.write(array, at: backupArrayLBA * 512)
     try out.write(GPTWriter.header(myLBA: last, alternateLBA: 1, arrayLBA: backupArrayLBA, totalSectors: totalSectors,
                                    diskGUID: diskGUID, arrayCRC: arrayCRC), at: last * 512)
-  }
-
-  static func readFile(_ path: String) throws(DiskImageError) -> [UInt8] {
-    let fd = open(path, O_RDONLY)
-    guard fd >= 0 else { throw .cannotRead(path: path, reason: String(cString: strerror(errno))) }
-    defer { _ = close(fd) }
-    var st = stat()
-    guard fstat(fd, &st) == 0 else { throw .cannotRead(path: path, reason: String(cString: strerror(errno))) }
-    guard (st.st_mode & S_IFMT) == S_IFREG else { throw .cannotRead(path: path, reason: "not a regular file") }
-    guard st.st_size < 1 << 32 else { throw .tooLarge(path: path) }
-    var bytes = [UInt8](repeating: 0, count: Int(st.st_size))
-    var done = 0
-    while done < bytes.count {
-      let n = bytes.withUnsafeMutableBytes { read(fd, $0.baseAddress! + done, $0.count - done) }
-      guard n > 0 else { throw .cannotRead(path: path, reason: n == 0 ? "unexpected end of file" : String(cString: strerror(errno))) }
-      done += n
-    }
-    return bytes
-  }
-
-  static func fileSize(_ path: String) throws(DiskImageError) -> UInt64 {
-    var st = stat()
-    guard stat(path, &st) == 0 else { throw .cannotRead(path: path, reason: String(cString: strerror(errno))) }
-    guard (st.st_mode & S_IFMT) == S_IFREG else { throw .cannotRead(path: path, reason: "not a regular file") }
-    return UInt64(st.st_size)
-  }
-}
-
-/// A file written at explicit offsets (POSIX pwrite), sparse where nothing is written.
-final class OutputFile {
-  let path: String
-  let fd: Int32
-
-  init(path: String) throws(DiskImageError) {
-    self.path = path
-    fd = open(path, O_WRONLY | O_CREAT | O_TRUNC, 0o644)
-    guard fd >= 0 else { throw .cannotWrite(path: path, reason: String(cString: strerror(errno))) }
-  }
-
-  func finish() { _ = close(fd) }
-
-  func truncate(bytes: UInt64) throws(DiskImageError) {
-    guard ftruncate(fd, off_t(bytes)) == 0 else { throw .cannotWrite(path: path, reason: String(cString: strerror(errno))) }
-  }
-
-  func write(_ bytes: [UInt8], at offset: UInt64) throws(DiskImageError) {
-    var done = 0
-    while done < bytes.count {
-      let n = bytes.withUnsafeBytes { pwrite(fd, $0.baseAddress! + done, $0.count - done, off_t(offset) + off_t(done)) }
-      guard n > 0 else { throw .cannotWrite(path: path, reason: String(cString: strerror(errno))) }
-      done += n
-    }
-  }
-
-  func copy(from source: String, at offset: UInt64) throws(DiskImageError) {
-    let src = open(source, O_RDONLY)
-    guard src >= 0 else { throw .cannotRead(path: source, reason: String(cString: strerror(errno))) }
-    defer { _ = close(src) }
-    var buffer = [UInt8](repeating: 0, count: 4 << 20)
-    var position = offset
-    while true {
-      let n = buffer.withUnsafeMutableBytes { read(src, $0.baseAddress!, $0.count) }
-      guard n >= 0 else { throw .cannotRead(path: source, reason: String(cString: strerror(errno))) }
-      if n == 0 { break }
-      try write(Array(buffer[0..<n]), at: position)
-      position += UInt64(n)
-    }
+    try out.commit()
   }
 }

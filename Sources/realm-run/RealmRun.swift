@@ -62,8 +62,12 @@ struct RealmRun: ParsableCommand {
 
   /// Prints `realm-run: message` as one line on stderr.
   static func report(_ message: String) {
-    let line = "realm-run: " + message.split(separator: "\n").joined(separator: " ") + "\n"
-    var bytes = Array(line.utf8)
+    writeStandardError("realm-run: " + message.split(separator: "\n").joined(separator: " ") + "\n")
+  }
+
+  /// Writes `text` to stderr as it is, unbuffered (so it shows before a crash or an exit).
+  static func writeStandardError(_ text: String) {
+    var bytes = Array(text.utf8)
     _ = write(STDERR_FILENO, &bytes, bytes.count)
   }
 }

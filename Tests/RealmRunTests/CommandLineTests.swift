@@ -1,4 +1,5 @@
 import ArgumentParser
+import Foundation
 import Glibc
 import Testing
 import VirtIO
@@ -182,5 +183,54 @@ import VirtIO
     #expect(BundledFirmware.candidates(executable: "/usr/local/bin/realm-run") == [
       "/usr/local/bin/realm-fw.bin", "/usr/local/share/realm-run/realm-fw.bin",
     ])
+  }
+}
+
+@Suite struct ImageCreateTests {
+  /// A scratch directory with a file that passes for an arm64 Image.
+  final class Scratch {
+    let path = NSTemporaryDirectory() + "image-create-\(UUID().uuidString)"
+    init() { try? FileManager.default.createDirectory(atPath: path, withIntermediateDirectories: true) }
+    deinit { try? FileManager.default.removeItem(atPath: path) }
+    func file(_ name: String, _ bytes: [UInt8]) -> String {
+      FileManager.default.createFile(atPath: path + "/" + name, contents: Data(bytes))
+      return path + "/" + name
+    }
+    func read(_ name: String) -> [UInt8] { Array(FileManager.default.contents(atPath: path + "/" + name) ?? Data()) }
+    var kernel: String {
+      var k = [UInt8](repeating: 0, count: 4096)
+      k.replaceSubrange(16..<24, with: [0, 0x10, 0, 0, 0, 0, 0, 0])  // image_size 4096
+      k.replaceSubrange(56..<60, with: [0x41, 0x52, 0x4D, 0x64])  // "ARM\x64"
+      return file("Image", k)
+    }
+  }
+
+  @Test func existingOutputNeedsForce() throws {
+    let s = Scratch()
+    let k = s.kernel
+    let out = s.file("disk.img", [1, 2, 3])
+    var create = try ImageCommand.Create.parse(["--kernel", k, "-o", out])
+    #expect(throws: ExitStatus.vmmError) { try create.run() }
+    let kept = s.read("disk.img") == [1, 2, 3]  // a Bool: a failed array == would diff 65 MiB
+    #expect(kept, "disk.img was replaced without --force")
+    create = try ImageCommand.Create.parse(["--kernel", k, "-o", out, "--force"])
+    try create.run()
+    #expect(s.read("disk.img").count > 1 << 20)
+  }
+
+  @Test func progressShowsOnATerminalForLargeCopiesOnly() {
+    var lines: [String] = []
+    let total = CopyProgress.threshold * 2
+    var shown = CopyProgress(isTerminal: true) { lines.append($0) }
+    for copied in stride(from: 0, through: total, by: Int(total / 4)) { shown.update(copied: UInt64(copied), total: total) }
+    #expect(lines == ["\rcopying rootfs: 0/512 MiB", "\rcopying rootfs: 128/512 MiB", "\rcopying rootfs: 256/512 MiB",
+                      "\rcopying rootfs: 384/512 MiB", "\rcopying rootfs: 512/512 MiB", "\n"])
+    lines = []
+    var piped = CopyProgress(isTerminal: false) { lines.append($0) }
+    piped.update(copied: total, total: total)
+    var small = CopyProgress(isTerminal: true) { lines.append($0) }
+    small.update(copied: 1 << 20, total: 1 << 20)
+    small.endLine()
+    #expect(lines == [])
   }
 }
