@@ -69,6 +69,19 @@ final class CapturedOutput: ConsoleOutput {
     #expect(try memory.read(at: second, count: 2) == Array("xy".utf8))
   }
 
+  /// Host input waits for the guest's receive buffers in at most 4 KiB: more is refused, not held.
+  @Test func heldInputIsBounded() throws {
+    let (console, _, driver) = make()
+    #expect(console.receive([UInt8](repeating: 0x41, count: 10_000)) == 4096)
+    #expect(console.receive([0x42]) == 0)
+    driver.start(queueCount: 2, size: 16)
+    let buffer = driver.allocate(8192)
+    driver.post(0, [.init(address: buffer, length: 8192, writable: true)])
+    driver.notify(0)
+    #expect(driver.popUsed(0)?.length == 4096)
+    #expect(console.receive([0x43]) == 1)  // room again once the guest took it
+  }
+
   /// A guest that queues chains as long as its RAM (descriptors may repeat buffers) has them
   /// streamed to the output in bounded pieces: realm-run copies none of it into host memory.
   @Test func transmitStreamsLongChainsInBoundedPieces() throws {
