@@ -48,6 +48,10 @@ public final class Machine: @unchecked Sendable {
 
   /// Builds the machine. `kvm` replaces `/dev/kvm` (tests pass one over recorded system calls;
   /// the host architecture check is then skipped).
+  ///
+  /// The steps, in order; each throws its own error. Everything about the user's files is checked
+  /// before any KVM object exists, and the images are loaded (and, for a Realm, measured) in the
+  /// order `realm-run measure` assumes.
   public init(
     config: MachineConfig, console: TerminalConsole, logger: Logger = Logger(label: "realm-run"),
     kvm: KVMSystem? = nil
@@ -55,126 +59,168 @@ public final class Machine: @unchecked Sendable {
     self.config = config
     self.console = console
     self.logger = logger
-
-    // 1. Open KVM; for a Realm, find the host's CCA UAPI generation (a host without CCA is told
-    //    so at once, before any file is read).
-    guard kvm != nil || Self.hostIsArm64 else {
-      throw .unsupportedHost("realm-run runs arm64 guests with KVM on an arm64 host; this host is not arm64")
-    }
-    if let kvm {
-      system = kvm
-    } else {
-      do {
-        system = try KVMSystem()
-      } catch {
-        throw .kvm(error)
-      }
-    }
-    realm = try config.realm ? Self.realmLifecycle(config.realmOptions, system, probeAsArm64: kvm != nil || Self.hostIsArm64) : nil
-    // 2. Read and place the boot images, build the DTB, open the disks: a bad file fails here,
-    //    before the VM exists.
+    // 1. KVM; for a Realm, this host's CCA UAPI generation (a host without CCA is told so at once,
+    //    before any file is read).
+    let system = try Self.openKVM(kvm)
+    let realm = try config.realm ? Self.realmLifecycle(config.realmOptions, system, probeAsArm64: kvm != nil || Self.hostIsArm64) : nil
+    (self.system, self.realm) = (system, realm)
+    // 2. The boot images read and placed, the DTB built, the disks opened: a bad file fails here.
     let images = try LaunchImages(config: config)
     layout = images.layout
     deviceTree = images.deviceTree
-    let diskFiles: [BlockFile]
-    do {
-      diskFiles = try MachineDevices.openDisks(config)
-    } catch {
-      throw .device(error)
+    let disks = try Self.openDisks(config)
+    let ipa = try Self.ipaLayout(config, maxIPABits: system.maxIPABits)
+    self.ipa = ipa
+    // 3. The VM, sized to the IPA space the memory map needs (a Realm's doubled for the shared half).
+    let vm = try Self.kvm { () throws(KVMError) in try system.createVM(type: realm?.vmType(ipaBits: ipa.bits) ?? UInt(ipa.bits)) }
+    self.vm = vm
+    canInjectAborts = vm.checkExtension(UInt(CKVM_CAP_ARM_INJECT_EXT_DABT)) > 0 || realm != nil
+    // 4. Guest RAM and its memory slot (a Realm's backed by guest_memfd).
+    (memory, guestMemfd) = try Self.createRAM(config, vm: vm, realm: realm)
+    // 5. The interrupt controller, before the vCPUs as KVM requires for GICv3.
+    let gic = try Self.kvm { () throws(KVMError) in
+      try VGICv3(vm: vm, distributor: MemoryMap.gicDistributorBase, redistributors: MemoryMap.gicRedistributorBase(cpus: config.cpus))
     }
-
-    let ramEnd = MemoryMap.ramBase + config.memorySize
-    ipa = IPALayout(bits: IPALayout.minimumBits(reaching: ramEnd, realm: config.realm), isRealm: config.realm)
-    guard ipa.bits <= system.maxIPABits else {
-      throw .unsupportedHost("\(config.memorySize >> 20) MiB of RAM needs \(ipa.bits) IPA bits; this host allows \(system.maxIPABits); lower --mem")
-    }
-
-    do {
-      // 3. The VM, sized to the IPA space the memory map needs (a Realm's doubled for the shared half).
-      vm = try system.createVM(type: realm?.vmType(ipaBits: ipa.bits) ?? UInt(ipa.bits))
-      canInjectAborts = vm.checkExtension(UInt(CKVM_CAP_ARM_INJECT_EXT_DABT)) > 0 || realm != nil
-
-      // 4. Guest RAM and its memory slot. A Realm's RAM is guest_memfd memory; the ordinary mapping
-      //    stays as its shared view (the unprotected alias is served from it).
-      do {
-        memory = try GuestMemory(ranges: [(MemoryMap.ramBase, config.memorySize)])
-      } catch {
-        throw VMMError.memory(error)
-      }
-      let region = memory.regions[0]
-      var slot = VirtualMachine.MemorySlot(
-        slot: 0, guestAddress: region.base, size: region.size, hostAddress: UInt64(UInt(bitPattern: region.host)))
-      if let realm {
-        try Self.lockRealmMemory(region)
-        guestMemfd = try vm.createGuestMemfd(size: region.size)
-        slot.guestMemfd = (guestMemfd!, 0)
-        try vm.setMemorySlot(slot)
-        if realm.privateBeforePopulate {
-          try vm.setMemoryAttributes(address: region.base, size: region.size, private: true)
-        }
-      } else {
-        guestMemfd = nil
-        try vm.setMemorySlot(slot)
-      }
-
-      // 5. The interrupt controller (before the vCPUs, as KVM requires for GICv3).
-      gic = try VGICv3(
-        vm: vm, distributor: MemoryMap.gicDistributorBase,
-        redistributors: MemoryMap.gicRedistributorBase(cpus: config.cpus))
-
-      // 6. vCPUs, PSCI 0.2; all but the boot CPU start powered off, for PSCI CPU_ON. On generation
-      //    A hosts a Realm's vCPUs are RECs from KVM_ARM_VCPU_INIT on.
-      let target = try vm.preferredTarget().target
-      var vcpus: [VCPU] = []
-      for id in 0..<config.cpus {
-        let vcpu = try vm.createVCPU(id: id)
-        var features = [Int32(CKVM_ARM_VCPU_PSCI_0_2)]
-        if id > 0 { features.append(Int32(CKVM_ARM_VCPU_POWER_OFF)) }
-        if config.sveVectorLength != nil { features.append(Int32(CKVM_ARM_VCPU_SVE)) }
-        if config.pmu { features.append(Int32(CKVM_ARM_VCPU_PMU_V3)) }
-        try Self.initialize(vcpu, target: target, features: features, realm: realm)
-        if let vectorLength = config.sveVectorLength {
-          try vcpu.configureSVE(vectorLength: vectorLength)
-        }
-        vcpus.append(vcpu)
-      }
-      self.vcpus = vcpus
-
-      // 7. The GIC is initialised once every vCPU exists; then each vCPU's PMU, which needs it.
+    self.gic = gic
+    // 6. The vCPUs (on generation A hosts, RECs from KVM_ARM_VCPU_INIT on).
+    let vcpus = try Self.kvm { () throws(KVMError) in try Self.createVCPUs(config, vm: vm, realm: realm) }
+    self.vcpus = vcpus
+    // 7. The GIC initialised once every vCPU exists; then each vCPU's PMU, which needs it.
+    try Self.kvm { () throws(KVMError) in
       try gic.initialize(interruptCount: MemoryMap.gicInterruptCount)
       if config.pmu {
         for vcpu in vcpus { try vcpu.configurePMU(interrupt: 16 + MemoryMap.pmuPPI, counters: config.pmuCounters) }
       }
-    } catch let error as KVMError {
-      throw .kvm(error)
-    } catch let error as VMMError {
-      throw error
-    } catch {
-      throw .guest("\(error)")
     }
-
-    // 8. Devices on the MMIO bus.
-    let vm = self.vm
+    // 8. The devices, on the MMIO bus.
     uart = UART8250(output: console, interrupt: SPILine(vm: vm, number: MemoryMap.uartSPI))
+    devices = try Self.createDevices(config, disks: disks, memory: memory, console: console, ipa: ipa, vm: vm, logger: logger)
+    bus = try Self.mmioBus([
+      (uart, MemoryMap.uartBase, MemoryMap.uartWindow), (bootStatus, MemoryMap.bootStatusBase, BootStatus.size),
+    ], devices: devices)
+    // 9. The images and the DTB copied into RAM; a Realm has them measured into protected memory,
+    //    in ascending address order.
+    try Self.load(images, into: memory, realm: realm, vm: vm, config: config, logger: logger)
+    // 10. The boot CPU's entry registers: PC, x0 = DTB (arm64 boot protocol). On generation A hosts
+    //     the RECs are then created in vCPU order, the Realm activated and its RAM made private.
+    try Self.enter(layout, vcpus: vcpus, realm: realm, vm: vm, ram: memory.regions[0])
+    logger.debug("machine ready", metadata: [
+      "cpus": "\(config.cpus)", "ram": "\(config.memorySize >> 20) MiB", "ipa-bits": "\(ipa.bits)",
+      "entry": "0x\(String(layout.entry, radix: 16))", "dtb": "0x\(String(layout.deviceTreeAddress, radix: 16))",
+    ])
+  }
+
+  // MARK: the steps of init
+
+  /// A KVM call of a building step, its error reported as KVM's.
+  static func kvm<T>(_ body: () throws(KVMError) -> T) throws(VMMError) -> T {
     do {
-      devices = try MachineDevices.make(
-        config: config, disks: diskFiles, memory: memory, output: console, ipa: ipa,
-        interrupt: { SPILine(vm: vm, number: $0) }, log: { [logger] in logger.warning("\($0)") })
+      return try body()
+    } catch {
+      throw .kvm(error)
+    }
+  }
+
+  static func openKVM(_ given: KVMSystem?) throws(VMMError) -> KVMSystem {
+    if let given { return given }
+    guard hostIsArm64 else {
+      throw .unsupportedHost("realm-run runs arm64 guests with KVM on an arm64 host; this host is not arm64")
+    }
+    return try kvm { () throws(KVMError) in try KVMSystem() }
+  }
+
+  static func openDisks(_ config: MachineConfig) throws(VMMError) -> [BlockFile] {
+    do {
+      return try MachineDevices.openDisks(config)
     } catch {
       throw .device(error)
     }
+  }
+
+  static func ipaLayout(_ config: MachineConfig, maxIPABits: Int) throws(VMMError) -> IPALayout {
+    let ramEnd = MemoryMap.ramBase + config.memorySize
+    let ipa = IPALayout(bits: IPALayout.minimumBits(reaching: ramEnd, realm: config.realm), isRealm: config.realm)
+    guard ipa.bits <= maxIPABits else {
+      throw .unsupportedHost("\(config.memorySize >> 20) MiB of RAM needs \(ipa.bits) IPA bits; this host allows \(maxIPABits); lower --mem")
+    }
+    return ipa
+  }
+
+  /// Guest RAM and its memory slot. A Realm's RAM is guest_memfd memory, locked; the ordinary
+  /// mapping stays as its shared view (the unprotected alias is served from it).
+  static func createRAM(_ config: MachineConfig, vm: VirtualMachine, realm: RealmLifecycle?) throws(VMMError)
+    -> (GuestMemory, guestMemfd: Int32?)
+  {
+    let memory: GuestMemory
+    do {
+      memory = try GuestMemory(ranges: [(MemoryMap.ramBase, config.memorySize)])
+    } catch {
+      throw .memory(error)
+    }
+    let region = memory.regions[0]
+    var slot = VirtualMachine.MemorySlot(
+      slot: 0, guestAddress: region.base, size: region.size, hostAddress: UInt64(UInt(bitPattern: region.host)))
+    guard let realm else {
+      try kvm { () throws(KVMError) in try vm.setMemorySlot(slot) }
+      return (memory, nil)
+    }
+    try lockRealmMemory(region)
+    let guestMemfd = try kvm { () throws(KVMError) in try vm.createGuestMemfd(size: region.size) }
+    slot.guestMemfd = (guestMemfd, 0)
+    try kvm { () throws(KVMError) in
+      try vm.setMemorySlot(slot)
+      if realm.privateBeforePopulate {
+        try vm.setMemoryAttributes(address: region.base, size: region.size, private: true)
+      }
+    }
+    return (memory, guestMemfd)
+  }
+
+  /// vCPUs with PSCI 0.2; all but the boot CPU start powered off, for PSCI CPU_ON.
+  static func createVCPUs(_ config: MachineConfig, vm: VirtualMachine, realm: RealmLifecycle?) throws(KVMError) -> [VCPU] {
+    let target = try vm.preferredTarget().target
+    var vcpus: [VCPU] = []
+    for id in 0..<config.cpus {
+      let vcpu = try vm.createVCPU(id: id)
+      try initialize(vcpu, target: target, features: config.vcpuFeatures(id: id), realm: realm)
+      if let vectorLength = config.sveVectorLength {
+        try vcpu.configureSVE(vectorLength: vectorLength)
+      }
+      vcpus.append(vcpu)
+    }
+    return vcpus
+  }
+
+  static func createDevices(
+    _ config: MachineConfig, disks: [BlockFile], memory: GuestMemory, console: TerminalConsole, ipa: IPALayout,
+    vm: VirtualMachine, logger: Logger
+  ) throws(VMMError) -> MachineDevices {
+    do {
+      return try MachineDevices.make(
+        config: config, disks: disks, memory: memory, output: console, ipa: ipa,
+        interrupt: { SPILine(vm: vm, number: $0) }, log: { logger.warning("\($0)") })
+    } catch {
+      throw .device(error)
+    }
+  }
+
+  /// The bus with `fixed` devices and the PCI devices on it.
+  static func mmioBus(_ fixed: [(any MMIODevice, UInt64, UInt64)], devices: MachineDevices) throws(VMMError) -> MMIOBus {
     var bus = MMIOBus()
     do {
-      try bus.register(uart, at: MemoryMap.uartBase, size: MemoryMap.uartWindow)
-      try bus.register(bootStatus, at: MemoryMap.bootStatusBase, size: BootStatus.size)
+      for (device, base, size) in fixed { try bus.register(device, at: base, size: size) }
       try devices.register(on: &bus)
     } catch {
-      throw .guest("device layout: \(error)")
+      throw .deviceLayout(error)
     }
-    self.bus = bus
+    return bus
+  }
 
-    // 9. The images and the DTB copied into RAM. A Realm then has them measured into protected
-    //    memory, in ascending address order (the order `realm-run measure` assumes).
+  /// Copies the images into RAM; a Realm then has them populated, measured, in address order.
+  static func load(
+    _ images: LaunchImages, into memory: GuestMemory, realm: RealmLifecycle?, vm: VirtualMachine, config: MachineConfig,
+    logger: Logger
+  ) throws(VMMError) {
     do {
       for region in images.regions {
         try region.contents.withBytes { (bytes) throws(GuestMemoryError) in
@@ -184,43 +230,43 @@ public final class Machine: @unchecked Sendable {
     } catch {
       throw .memory(error)
     }
-    do {
-      if let realm {
-        try realm.configure(vm, algorithm: config.realmOptions.algorithm, personalization: config.realmOptions.personalization)
-        try realm.initializeRIPAS(vm, base: memory.regions[0].base, size: memory.regions[0].size)
-        let started = DispatchTime.now()
-        for region in images.regions {
-          let source = try memory.slice(at: region.address, count: Int(region.size))
-          try realm.populate(vm, base: region.address, size: region.size, source: source.baseAddress!, measure: true)
-          // The shared view's copy is no longer needed; the guest sees zeros there if it ever shares the range.
-          madvise(source.baseAddress!, source.count, MADV_DONTNEED)
-        }
-        let bytes = images.regions.reduce(0) { $0 + Int($1.size) }
-        let seconds = Double(DispatchTime.now().uptimeNanoseconds - started.uptimeNanoseconds) / 1e9
-        logger.info("populated \(bytes) bytes, measured, in \(Int(seconds * 1000)) ms (\(Int(Double(bytes) / 1e6 / max(seconds, 1e-9))) MB/s)")
-      }
-
-      // 10. The boot CPU's entry registers: PC, x0 = DTB (arm64 boot protocol). On generation A
-      //     hosts the RECs are then created in vCPU order, the Realm activated and its RAM made private.
-      try vcpus[0].setEntry(pc: layout.entry, x0: layout.deviceTreeAddress)
-      if let realm {
-        for vcpu in vcpus { try realm.finalize(vcpu) }
-        try realm.activate(vm)
-        if !realm.privateBeforePopulate && realm.usesVMMemoryAttributes {
-          try vm.setMemoryAttributes(address: memory.regions[0].base, size: memory.regions[0].size, private: true)
-        }
-      }
-    } catch let error as KVMError {
-      throw .kvm(error)
-    } catch let error as GuestMemoryError {
-      throw .memory(error)
-    } catch {
-      throw .guest("\(error)")
+    guard let realm else { return }
+    let started = DispatchTime.now()
+    try kvm { () throws(KVMError) in
+      try realm.configure(vm, algorithm: config.realmOptions.algorithm, personalization: config.realmOptions.personalization)
+      try realm.initializeRIPAS(vm, base: memory.regions[0].base, size: memory.regions[0].size)
     }
-    logger.debug("machine ready", metadata: [
-      "cpus": "\(config.cpus)", "ram": "\(config.memorySize >> 20) MiB", "ipa-bits": "\(ipa.bits)",
-      "entry": "0x\(String(layout.entry, radix: 16))", "dtb": "0x\(String(layout.deviceTreeAddress, radix: 16))",
-    ])
+    for region in images.regions {
+      let source: UnsafeMutableRawBufferPointer
+      do {
+        source = try memory.slice(at: region.address, count: Int(region.size))
+      } catch {
+        throw .memory(error)
+      }
+      try kvm { () throws(KVMError) in
+        try realm.populate(vm, base: region.address, size: region.size, source: source.baseAddress!, measure: true)
+      }
+      // The shared view's copy is no longer needed; the guest sees zeros there if it ever shares the range.
+      madvise(source.baseAddress!, source.count, MADV_DONTNEED)
+    }
+    let bytes = images.regions.reduce(0) { $0 + Int($1.size) }
+    let seconds = Double(DispatchTime.now().uptimeNanoseconds - started.uptimeNanoseconds) / 1e9
+    logger.info("populated \(bytes) bytes, measured, in \(Int(seconds * 1000)) ms (\(Int(Double(bytes) / 1e6 / max(seconds, 1e-9))) MB/s)")
+  }
+
+  /// The boot CPU's entry registers; on generation A, the RECs, activation and private RAM.
+  static func enter(_ layout: BootLayout, vcpus: [VCPU], realm: RealmLifecycle?, vm: VirtualMachine, ram: GuestRegion)
+    throws(VMMError)
+  {
+    try kvm { () throws(KVMError) in
+      try vcpus[0].setEntry(pc: layout.entry, x0: layout.deviceTreeAddress)
+      guard let realm else { return }
+      for vcpu in vcpus { try realm.finalize(vcpu) }
+      try realm.activate(vm)
+      if !realm.privateBeforePopulate && realm.usesVMMemoryAttributes {
+        try vm.setMemoryAttributes(address: ram.base, size: ram.size, private: true)
+      }
+    }
   }
 
   #if arch(arm64)

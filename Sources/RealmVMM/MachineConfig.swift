@@ -1,3 +1,4 @@
+import CKVM
 import KVM
 
 /// Everything that describes a machine, validated by the CLI before anything is created.
@@ -24,6 +25,16 @@ public struct MachineConfig: Sendable, Equatable {
   /// Extra kernel command line (appended after the VMM's `console=` for a kernel boot; passed to
   /// firmware in /chosen/bootargs).
   public var kernelParameters: String?
+  /// KVM_ARM_VCPU_INIT features of vCPU `id`: PSCI 0.2; all but the boot CPU powered off (they
+  /// wait for PSCI CPU_ON); SVE and PMUv3 as configured. (A Realm's REC bit is the lifecycle's.)
+  public func vcpuFeatures(id: Int) -> [Int32] {
+    var features = [Int32(CKVM_ARM_VCPU_PSCI_0_2)]
+    if id > 0 { features.append(Int32(CKVM_ARM_VCPU_POWER_OFF)) }
+    if sveVectorLength != nil { features.append(Int32(CKVM_ARM_VCPU_SVE)) }
+    if pmu { features.append(Int32(CKVM_ARM_VCPU_PMU_V3)) }
+    return features
+  }
+
   /// An arm64 kernel's COMMAND_LINE_SIZE (the terminating NUL included): longer command lines
   /// are cut, so realm-run refuses them.
   public static let commandLineLimit = 2048

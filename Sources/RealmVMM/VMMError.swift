@@ -20,9 +20,12 @@ public enum VMMError: Error, CustomStringConvertible {
   case deviceTree(DeviceTreeError)
   /// A device could not be created (a disk image missing, unreadable or locked; the I/O thread).
   case device(MachineDevicesError)
+  /// Two devices' MMIO windows overlap (realm-run's own memory map is wrong).
+  case deviceLayout(BusError)
   case unsupportedHost(String)
   /// `--realm` on a host whose kernel offers no CCA support.
   case noRealmSupport(String)
+  /// Something the guest did that realm-run cannot go on from.
   case guest(String)
 
   public var description: String {
@@ -41,6 +44,8 @@ public enum VMMError: Error, CustomStringConvertible {
       return error.description
     case .device(let error):
       return error.description
+    case .deviceLayout(let error):
+      return "device layout: \(error)"
     case .unsupportedHost(let what):
       return what
     case .noRealmSupport(let why):
