@@ -15,7 +15,7 @@ public enum AsyncIOError: Error, Equatable, CustomStringConvertible {
   public var description: String {
     switch self {
     case .eventfd(let errno): return "cannot create an eventfd for the I/O thread: \(String(cString: strerror(errno)))"
-    case .thread(let status): return "cannot start the I/O thread: \(String(cString: strerror(status)))"
+    case .thread(let status): return "cannot start a thread: \(String(cString: strerror(status)))"
     }
   }
 }
@@ -178,17 +178,7 @@ public final class IOLoop: @unchecked Sendable {
   /// Starts the thread.
   public func start() throws(AsyncIOError) {
     guard thread == nil else { return }
-    let box = Unmanaged.passRetained(self).toOpaque()
-    var handle = pthread_t()
-    let status = pthread_create(&handle, nil, { context in
-      let loop = Unmanaged<IOLoop>.fromOpaque(context!).takeRetainedValue()
-      loop.run()
-      return nil
-    }, box)
-    guard status == 0 else {
-      Unmanaged<IOLoop>.fromOpaque(box).release()
-      throw .thread(status: status)
-    }
+    let handle = try startThread { [self] in run() }
     thread = handle
   }
 

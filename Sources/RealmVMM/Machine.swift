@@ -289,7 +289,7 @@ public final class Machine: @unchecked Sendable {
     }
     KickSignal.install()
     let threads = vcpus.map { vcpu in
-      startThread(name: "vcpu\(vcpu.id)") { [self] in runLoop(vcpu) }
+      startThread { [self] in runLoop(vcpu) }
     }
     console.startInput(
       deliver: { [uart, devices] byte in

@@ -59,7 +59,7 @@ public final class TerminalConsole: ConsoleOutput, @unchecked Sendable {
   public func startInput(deliver: @escaping @Sendable (UInt8) -> Bool, quit: @escaping @Sendable () -> Void) {
     if isatty(inputFD) == 1 { TerminalMode.enterRaw(inputFD) }
     let input = inputFD
-    inputThread = startThread(name: "console-in") { [self] in
+    inputThread = startThread { [self] in
       var sawEscape = false
       var byte: UInt8 = 0
       while !stopping.load(ordering: .relaxed) {
@@ -169,7 +169,7 @@ public enum TerminationSignals {
     guard !started.exchange(true, ordering: .acquiringAndReleasing) else { return }
     var set = signalSet()
     pthread_sigmask(SIG_BLOCK, &set, nil)
-    _ = startThread(name: "signals") {
+    _ = startThread {
       var set = signalSet()
       while true {
         var number: Int32 = 0

@@ -1,25 +1,19 @@
+import AsyncIO
+
 #if canImport(Glibc)
 import Glibc
 #elseif canImport(Musl)
 import Musl
 #endif
 
-private final class ThreadBody {
-  let run: @Sendable () -> Void
-  init(_ run: @escaping @Sendable () -> Void) { self.run = run }
-}
-
-/// Starts a POSIX thread (vCPUs need their `pthread_t` to be kicked out of `KVM_RUN` by a signal).
-func startThread(name: String, _ body: @escaping @Sendable () -> Void) -> pthread_t {
-  let context = Unmanaged.passRetained(ThreadBody(body)).toOpaque()
-  var thread = pthread_t()
-  let status = pthread_create(&thread, nil, { context in
-    let body = Unmanaged<ThreadBody>.fromOpaque(context!).takeRetainedValue()
-    body.run()
-    return nil
-  }, context)
-  precondition(status == 0, "pthread_create failed: \(status)")  // only on resource exhaustion
-  return thread
+/// ``AsyncIO/startThread(_:)`` where a thread that cannot start is the host running out of
+/// resources, not something realm-run can report and go on from.
+func startThread(_ body: @escaping @Sendable () -> Void) -> pthread_t {
+  do {
+    return try AsyncIO.startThread(body)
+  } catch {
+    preconditionFailure("\(error)")
+  }
 }
 
 /// The signal that kicks a vCPU thread out of `KVM_RUN`. Its handler does nothing: the point is
