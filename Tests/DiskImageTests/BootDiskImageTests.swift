@@ -9,16 +9,7 @@ import Glibc
 #endif
 
 @Suite struct BootDiskImageTests {
-  final class Scratch {
-    let path = NSTemporaryDirectory() + "diskimage-\(UUID().uuidString)"
-    init() { try? FileManager.default.createDirectory(atPath: path, withIntermediateDirectories: true) }
-    deinit { try? FileManager.default.removeItem(atPath: path) }
-    func file(_ name: String, _ bytes: [UInt8]) -> String {
-      FileManager.default.createFile(atPath: path + "/" + name, contents: Data(bytes))
-      return path + "/" + name
-    }
-    func read(_ name: String) -> [UInt8] { Array(FileManager.default.contents(atPath: path + "/" + name) ?? Data()) }
-  }
+  typealias Scratch = ScratchDirectory
 
   static func kernel(_ size: Int) -> [UInt8] {
     var k = [UInt8](repeating: 0xA5, count: size)

@@ -99,21 +99,3 @@ struct CountingBlockDevice<Base: BlockDevice>: BlockDevice {
     try base.read(lba: lba, into: buffer)
   }
 }
-
-/// A scratch directory removed at deinit.
-final class ScratchDirectory {
-  let path: String
-  init() {
-    path = NSTemporaryDirectory() + "fwcore-\(UUID().uuidString)"
-    try? FileManager.default.createDirectory(atPath: path, withIntermediateDirectories: true)
-  }
-  deinit { try? FileManager.default.removeItem(atPath: path) }
-  func file(_ name: String, _ bytes: [UInt8]) -> String {
-    let p = path + "/" + name
-    FileManager.default.createFile(atPath: p, contents: Data(bytes))
-    return p
-  }
-  func read(_ name: String) -> [UInt8] { Array(FileManager.default.contents(atPath: path + "/" + name) ?? Data()) }
-}
-
-/// Runs a tool if it exists; returns (status, output) or nil when the tool is not installed.

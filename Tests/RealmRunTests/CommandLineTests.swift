@@ -2,6 +2,7 @@ import ArgumentParser
 import Foundation
 import Glibc
 import Testing
+import TestSupport
 import VirtIO
 @testable import RealmVMM
 @testable import realm_run
@@ -187,23 +188,7 @@ import VirtIO
 }
 
 @Suite struct ImageCreateTests {
-  /// A scratch directory with a file that passes for an arm64 Image.
-  final class Scratch {
-    let path = NSTemporaryDirectory() + "image-create-\(UUID().uuidString)"
-    init() { try? FileManager.default.createDirectory(atPath: path, withIntermediateDirectories: true) }
-    deinit { try? FileManager.default.removeItem(atPath: path) }
-    func file(_ name: String, _ bytes: [UInt8]) -> String {
-      FileManager.default.createFile(atPath: path + "/" + name, contents: Data(bytes))
-      return path + "/" + name
-    }
-    func read(_ name: String) -> [UInt8] { Array(FileManager.default.contents(atPath: path + "/" + name) ?? Data()) }
-    var kernel: String {
-      var k = [UInt8](repeating: 0, count: 4096)
-      k.replaceSubrange(16..<24, with: [0, 0x10, 0, 0, 0, 0, 0, 0])  // image_size 4096
-      k.replaceSubrange(56..<60, with: [0x41, 0x52, 0x4D, 0x64])  // "ARM\x64"
-      return file("Image", k)
-    }
-  }
+  typealias Scratch = ScratchDirectory
 
   @Test func existingOutputNeedsForce() throws {
     let s = Scratch()
@@ -232,5 +217,15 @@ import VirtIO
     small.update(copied: 1 << 20, total: 1 << 20)
     small.endLine()
     #expect(lines == [])
+  }
+}
+
+extension ScratchDirectory {
+  /// A file in the directory that passes for an arm64 Image.
+  var kernel: String {
+    var k = [UInt8](repeating: 0, count: 4096)
+    k.replaceSubrange(16..<24, with: [0, 0x10, 0, 0, 0, 0, 0, 0])  // image_size 4096
+    k.replaceSubrange(56..<60, with: [0x41, 0x52, 0x4D, 0x64])  // "ARM\x64"
+    return file("Image", k)
   }
 }

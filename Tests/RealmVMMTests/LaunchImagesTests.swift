@@ -2,6 +2,7 @@ import Foundation
 import Testing
 
 @testable import RealmVMM
+import TestSupport
 
 #if canImport(Glibc)
 import Glibc
@@ -9,13 +10,6 @@ import Glibc
 
 /// Boot files are checked by their header and size before they are read, and mapped, not copied.
 @Suite struct LaunchImagesTests {
-  /// A scratch directory, removed with the value.
-  final class Scratch {
-    let directory = FileManager.default.temporaryDirectory.appendingPathComponent("launch-\(UUID().uuidString)")
-    init() throws { try FileManager.default.createDirectory(at: directory, withIntermediateDirectories: true) }
-    deinit { try? FileManager.default.removeItem(at: directory) }
-    func path(_ name: String) -> String { directory.appendingPathComponent(name).path }
-  }
 
   /// How many of the file's pages are in the page cache (mincore over a fresh mapping).
   static func cachedPages(_ path: String) -> Int {
@@ -35,7 +29,7 @@ import Glibc
   /// A 1 GiB "kernel" (sparse, no Image header) with 2 GiB of RAM: refused by its header after one
   /// page is read; the old code read all of it (4 GiB took 20 s and 4.2 GB) before refusing.
   @Test func aHugeFileThatIsNoImageIsRefusedWithoutReadingIt() throws {
-    let scratch = try Scratch()
+    let scratch = ScratchDirectory()
     let path = scratch.path("big-kernel")
     let fd = open(path, O_RDWR | O_CREAT, 0o644)
     #expect(ftruncate(fd, 1 << 30) == 0)
@@ -53,7 +47,7 @@ import Glibc
   /// A real-looking Image and an initrd: the regions hold exactly their bytes at the placed
   /// addresses, zero-padded to whole granules.
   @Test func regionsHoldTheFilesBytes() throws {
-    let scratch = try Scratch()
+    let scratch = ScratchDirectory()
     let kernel = KernelImageTests.header(imageSize: 0x10_0000) + (0..<5000).map { UInt8(truncatingIfNeeded: $0) }
     let initrd = [UInt8](repeating: 0x5A, count: 777)
     FileManager.default.createFile(atPath: scratch.path("Image"), contents: Data(kernel))
