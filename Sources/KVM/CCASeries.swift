@@ -154,3 +154,33 @@ extension CCASeries {
     self = row
   }
 }
+
+extension CCASeries {
+  /// The table of series in README.md's "Realms" section, one line per row of ``all`` (a unit test
+  /// checks that README.md holds exactly this).
+  public static var markdownTable: String {
+    var lines = [
+      "| `--cca-abi` | series | capability | realm VM type | REC bit at VCPU_INIT | populate | activation | RAM private | `measure` rules |",
+      "|---|---|---|---|---|---|---|---|---|",
+    ]
+    for row in all {
+      let capability = "`\(row.family == .rme ? "KVM_CAP_ARM_RME" : "KVM_CAP_ARM_RMI")` \(row.capability)"
+      let vmType = row.realmVMType == 1 << 30 ? "`1<<30 \\| IPA bits`" : "`0x\(String(row.realmVMType, radix: 16)) \\| IPA bits`"
+      let rec = row.recFeature.map { row.recOnlyAtFinalize ? "\($0), taken only at FINALIZE" : "\($0), then FINALIZE" } ?? "none"
+      let populate: String
+      switch row.populate {
+      case .enableCap: populate = "`ENABLE_CAP` POPULATE (from the shared view)"
+      case .returnsBytes: populate = "`KVM_ARM_RMI_POPULATE` `_IOW` (returns bytes)"
+      case .advancesRequest: populate = "`KVM_ARM_RMI_POPULATE` `_IOWR` (loop until size 0)"
+      }
+      let activation = row.family == .rme ? "`ENABLE_CAP` ACTIVATE" : "first `KVM_RUN`"
+      let ram =
+        row.privateBeforePopulate ? "before populate" : row.setsVMMemoryAttributes ? "after activation" : "guest_memfd (no attributes)"
+      var rules = row.rimRules == .rmm1_0 ? "RMM 1.0" : "RMM 2.0"
+      if row.rimRules == .rmm1_0 { rules += row.ripasOrder == .beforeData ? ", INIT_RIPAS first" : ", INIT_RIPAS after the REC" }
+      if row.setsLPA2 { rules += ", LPA2" }
+      lines.append("| \(row.name) | \(row.series) | \(capability) | \(vmType) | \(rec) | \(populate) | \(activation) | \(ram) | \(rules) |")
+    }
+    return lines.joined(separator: "\n")
+  }
+}
