@@ -85,12 +85,12 @@ public struct RealmOptions: Sendable, Equatable {
   /// Up to 64 bytes, zero-padded by the RMM (the Realm Personalization Value).
   public var personalization: [UInt8]?
   /// `--cca-abi`: the series to assume; `nil` probes the host.
-  public var generation: CCAGeneration?
+  public var series: CCASeries?
 
-  public init(algorithm: MeasurementAlgorithm = .sha256, personalization: [UInt8]? = nil, generation: CCAGeneration? = nil) {
+  public init(algorithm: MeasurementAlgorithm = .sha256, personalization: [UInt8]? = nil, series: CCASeries? = nil) {
     self.algorithm = algorithm
     self.personalization = personalization
-    self.generation = generation
+    self.series = series
   }
 }
 

@@ -12,21 +12,21 @@ import Musl
 extension Machine {
   /// The lifecycle for this host: the `--cca-abi` series if given, else what the probe finds.
   static func realmLifecycle(_ options: RealmOptions, _ system: KVMSystem, probeAsArm64: Bool) throws(VMMError) -> RealmLifecycle {
-    if let generation = options.generation {
-      return RealmLifecycle(generation: generation)
+    if let series = options.series {
+      return RealmLifecycle(series: series)
     }
     guard probeAsArm64 else {
       throw .noRealmSupport("this host is not arm64, so it has no Arm CCA")
     }
-    guard let generation = CCAGeneration.probe(system, isArm64: true) else {
+    guard let series = CCASeries.probe(system, isArm64: true) else {
       throw .noRealmSupport(
         "this host's KVM has no Arm CCA support (no KVM_CAP_ARM_RMI or KVM_CAP_ARM_RME that takes a realm VM; see 'realm-run host-info')")
     }
-    return RealmLifecycle(generation: generation)
+    return RealmLifecycle(series: series)
   }
 
-  /// Initialises a vCPU; on generation A it also becomes a REC. Series v5 kernels take the REC bit
-  /// only at finalize time, so a refused REC bit is retried without it (and finalize adds it).
+  /// Initialises a vCPU; on generation A it also becomes a REC. Some series (v5) take the REC bit
+  /// only at finalize time, so there a refused REC bit is retried without it (and finalize adds it).
   static func initialize(_ vcpu: VCPU, target: UInt32, features: [Int32], realm: RealmLifecycle?) throws(KVMError) {
     guard let rec = realm?.recFeature else {
       try vcpu.initialize(target: target, features: features)
@@ -34,7 +34,7 @@ extension Machine {
     }
     do {
       try vcpu.initialize(target: target, features: features + [rec])
-    } catch let error where error.errno == EINVAL && realm?.generation == .rme(capability: 300) {
+    } catch let error where error.errno == EINVAL && realm?.series.recOnlyAtFinalize == true {
       try vcpu.initialize(target: target, features: features)
     }
   }

@@ -25,7 +25,7 @@ struct HostInfoCommand: ParsableCommand {
     #else
     let architecture = "not arm64 (realm-run needs an arm64 host)"
     #endif
-    let cca = CCAGeneration.probe(system).map(\.description) ?? "none (no KVM_CAP_ARM_RMI or KVM_CAP_ARM_RME)"
+    let cca = CCASeries.probe(system).map(\.description) ?? "none (no KVM_CAP_ARM_RMI or KVM_CAP_ARM_RME)"
     print("""
       kvm:              \(device), API version \(CKVM_API_VERSION)
       host:             \(architecture)

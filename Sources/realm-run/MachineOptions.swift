@@ -44,7 +44,7 @@ struct MachineOptions: ParsableArguments {
   var realmPv: String?
 
   @Option(help: ArgumentHelp(
-    "KVM CCA host UAPI series to speak instead of probing: \(CCAGeneration.namedSeries.map(\.name).joined(separator: ", ")).",
+    "KVM CCA host UAPI series to speak instead of probing: \(CCASeries.all.map(\.name).joined(separator: ", ")).",
     valueName: "series"))
   var ccaAbi: String?
 
@@ -109,8 +109,8 @@ struct MachineOptions: ParsableArguments {
     if let realmPv, realmPv.utf8.count > 64 {
       throw ValidationError("--realm-pv: \(realmPv.utf8.count) bytes; at most 64")
     }
-    if let ccaAbi, CCAGeneration(seriesName: ccaAbi) == nil {
-      throw ValidationError("--cca-abi \(ccaAbi): not one of \(CCAGeneration.namedSeries.map(\.name).joined(separator: ", "))")
+    if let ccaAbi, CCASeries(name: ccaAbi) == nil {
+      throw ValidationError("--cca-abi \(ccaAbi): not one of \(CCASeries.all.map(\.name).joined(separator: ", "))")
     }
     if !realm && (realmPv != nil || ccaAbi != nil || measurementAlgo != .sha256) {
       throw ValidationError("--measurement-algo, --realm-pv and --cca-abi are for Realms; drop --no-realm")
@@ -146,7 +146,7 @@ struct MachineOptions: ParsableArguments {
     let disks = disk.compactMap { try? DiskConfig(parsing: $0) }
     let realmOptions = RealmOptions(
       algorithm: measurementAlgo.algorithm, personalization: realmPv.map { Array($0.utf8) },
-      generation: ccaAbi.flatMap(CCAGeneration.init(seriesName:)))
+      series: ccaAbi.flatMap(CCASeries.init(name:)))
     return MachineConfig(
       memorySize: (try? MemorySize(parsing: memory).bytes) ?? 0, cpus: cpus, boot: boot,
       kernelParameters: params, disks: disks, realm: realm, realmOptions: realmOptions,

@@ -70,9 +70,9 @@ struct MeasureCommand: ParsableCommand {
       for disk in config.disks { try BlockFile.check(path: disk.path) }
       var profile: RealmHostProfile
       if fromHost {
-        profile = try RealmHostProfile.probeHost(generation: config.realmOptions.generation)
+        profile = try RealmHostProfile.probeHost(series: config.realmOptions.series)
       } else {
-        profile = RealmHostProfile.defaults(for: config.realmOptions.generation)
+        profile = RealmHostProfile.defaults(for: config.realmOptions.series)
       }
       if let rules, rules != profile.rules {
         profile.rules = rules
@@ -129,50 +129,40 @@ struct RealmHostProfile: Equatable {
     rules: .rmm2_0, ripasOrder: .afterREC, lpa2: true, breakpoints: 5, watchpoints: 3, fixedAlgorithm: .sha256,
     hostDescription: "series v13+")
 
-  /// The defaults for a host of `generation` (`nil`: the emulated v13 host).
-  static func defaults(for generation: CCAGeneration?) -> RealmHostProfile {
+  /// The defaults for a host of `series` (`nil`: the emulated v13 host), from its row: the RMM
+  /// rules and INIT_RIPAS order of its hosts, LPA2 on where the kernel sets the flag (as the
+  /// emulated v13 host does), and SHA-256 fixed where the VMM cannot choose (generation B).
+  static func defaults(for series: CCASeries?) -> RealmHostProfile {
+    guard let series else { return emulatedV13 }
     var profile = emulatedV13
-    switch generation {
-    case nil:
-      break
-    case .rmi(let capability) where capability <= 247:
-      // Series v12 with TF-RMM 0.8.0: RMM 1.0 rules, INIT_RIPAS after the REC; no LPA2 flag.
-      profile.rules = .rmm1_0
-      profile.lpa2 = false
-      profile.hostDescription = "series v12"
-    case .rmi:
-      break
-    case .rme:
-      // Generation A (series v5-v11, RMM 1.0): the VMM sets the algorithm and asks for
-      // INIT_RIPAS over all RAM before populating. Not checked on a real host.
-      profile.rules = .rmm1_0
-      profile.ripasOrder = .beforeData
-      profile.lpa2 = false
-      profile.fixedAlgorithm = nil
-      profile.hostDescription = "series v5-v11"
-    }
+    profile.rules = series.rimRules == .rmm1_0 ? .rmm1_0 : .rmm2_0
+    profile.ripasOrder = series.ripasOrder == .beforeData ? .beforeData : .afterREC
+    profile.lpa2 = series.setsLPA2
+    profile.fixedAlgorithm = series.family == .rmi ? .sha256 : nil
+    profile.hostDescription = "series \(series.series)"
     return profile
   }
 
-  /// The profile of the host realm-run runs on: its generation (or `generation` if given), and
-  /// the breakpoint and watchpoint fields of a probe Realm VM's vCPU (`KVM_GET_ONE_REG` of
+  /// The profile of the host realm-run runs on: its series (or `series` if given), and the
+  /// breakpoint and watchpoint fields of a probe Realm VM's vCPU (`KVM_GET_ONE_REG` of
   /// ID_AA64DFR0_EL1, which the CCA kernels fill from the RMM's feature register). LPA2 is
-  /// inferred: with 4 KiB pages KVM caps the IPA size at 48 bits unless the kernel runs with LPA2,
-  /// so a 52-bit limit means LPA2 is on; a host with LPA2 but a smaller PA range needs `--lpa2`.
-  static func probeHost(generation given: CCAGeneration?) throws(KVMError) -> RealmHostProfile {
+  /// inferred where the series' kernels set the flag: with 4 KiB pages KVM caps the IPA size at 48
+  /// bits unless the kernel runs with LPA2, so a 52-bit limit means LPA2 is on; a host with LPA2 but
+  /// a smaller PA range needs `--lpa2`.
+  static func probeHost(series given: CCASeries?) throws(KVMError) -> RealmHostProfile {
     let system = try KVMSystem()
-    guard let generation = given ?? CCAGeneration.probe(system) else {
+    guard let series = given ?? CCASeries.probe(system) else {
       throw .unsupported("this host's KVM has no Arm CCA support (see 'realm-run host-info')")
     }
-    var profile = defaults(for: generation)
-    if case .rmi(let capability) = generation, capability >= 248 {
+    var profile = defaults(for: series)
+    if series.setsLPA2 {
       profile.lpa2 = system.maxIPABits >= 52 && Self.hostPageSize == 4096
     }
-    let vm = try system.createVM(type: generation.realmVMType | 33)
+    let vm = try system.createVM(type: series.realmVMType | 33)
     let vcpu = try vm.createVCPU(id: 0)
     let target = try vm.preferredTarget()
     var features = [Int32(CKVM_ARM_VCPU_PSCI_0_2)]
-    if let rec = RealmLifecycle(generation: generation).recFeature { features.append(rec) }
+    if let rec = series.recFeature { features.append(rec) }
     try vcpu.initialize(target: target.target, features: features)
     let dfr0 = try vcpu.register(Self.sysreg(op0: 3, op1: 0, crn: 0, crm: 5, op2: 0))
     profile.breakpoints = UInt8((dfr0 >> 12) & 0xf)
@@ -220,11 +210,10 @@ struct RIMPrediction {
   }
 
   /// The RIM `config` gets on this host (`run --print-rim`): the profile read from the host
-  /// (its generation, or `hostGeneration` if given, picks the rules: v12 and generation A
-  /// RMM 1.0, v13+ RMM 2.0), else the defaults for that generation; and the algorithm the
-  /// host's kernel really asks for.
-  init(config: MachineConfig, hostGeneration: CCAGeneration?) throws {
-    let profile = (try? RealmHostProfile.probeHost(generation: hostGeneration)) ?? RealmHostProfile.defaults(for: hostGeneration)
+  /// (its series, or `hostSeries` if given, picks the rules from its row), else the defaults for
+  /// that series; and the algorithm the host's kernel really asks for.
+  init(config: MachineConfig, hostSeries: CCASeries?) throws {
+    let profile = (try? RealmHostProfile.probeHost(series: hostSeries)) ?? RealmHostProfile.defaults(for: hostSeries)
     try self.init(config: config, profile: profile, algorithmOverride: profile.fixedAlgorithm)
   }
 

@@ -145,7 +145,7 @@ struct RunCommand: ParsableCommand {
   /// `--print-rim`: the RIM `realm-run measure --from-host` would print, as one line on stderr.
   private func printPredictedRIM(_ config: MachineConfig) {
     do {
-      let prediction = try RIMPrediction(config: config, hostGeneration: config.realmOptions.generation)
+      let prediction = try RIMPrediction(config: config, hostSeries: config.realmOptions.series)
       RealmRun.report("predicted RIM \(prediction.rim.hex)")
     } catch {
       RealmRun.report("cannot predict the RIM: \(error)")

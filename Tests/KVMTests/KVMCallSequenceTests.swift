@@ -134,39 +134,39 @@ import Testing
 func le32(_ value: UInt32) -> [UInt8] { (0..<4).map { UInt8(truncatingIfNeeded: value >> (8 * $0)) } }
 func le64(_ value: UInt64) -> [UInt8] { (0..<8).map { UInt8(truncatingIfNeeded: value >> (8 * $0)) } }
 
-/// CCA generation probing: a capability number counts only when the kernel also takes a realm VM.
+/// CCA series probing: a capability number counts only when the kernel also takes a realm VM.
 @Suite struct CCAProbeTests {
   @Test func aCapabilityWithoutRealmVMsIsNotCCA() throws {
     // A stock 7.3 kernel answers capability 251 (something else there) and refuses realm VM types.
     let syscalls = RecordingKVMSyscalls(capabilities: [251: 1], value: { _, request, value in
       request == 0xAE01 && value & ~0xFF != 0 ? -22 : nil
     })
-    #expect(CCAGeneration.probe(try KVMSystem(syscalls: syscalls), isArm64: true) == nil)
+    #expect(CCASeries.probe(try KVMSystem(syscalls: syscalls), isArm64: true) == nil)
     let creates = syscalls.calls.filter { $0.request == 0xAE01 }.map(\.value)
     #expect(creates == [1 << 30 | 33])  // 251 is a v15 number: realm type 1 << 30
   }
 
   @Test func seriesV13() throws {
     let syscalls = RecordingKVMSyscalls(capabilities: [248: 1])
-    let generation = CCAGeneration.probe(try KVMSystem(syscalls: syscalls), isArm64: true)
-    #expect(generation == .rmi(capability: 248))
+    let series = CCASeries.probe(try KVMSystem(syscalls: syscalls), isArm64: true)
+    #expect(series?.name == "v13" && series?.capability == 248 && series?.family == .rmi)
     #expect(syscalls.calls.filter { $0.request == 0xAE01 }.map(\.value) == [0x121])
   }
 
   @Test func seriesV14UsesTheNewVMType() throws {
     let syscalls = RecordingKVMSyscalls(capabilities: [249: 1])
-    #expect(CCAGeneration.probe(try KVMSystem(syscalls: syscalls), isArm64: true) == .rmi(capability: 249))
+    #expect(CCASeries.probe(try KVMSystem(syscalls: syscalls), isArm64: true)?.capability == 249)
     #expect(syscalls.calls.filter { $0.request == 0xAE01 }.map(\.value) == [1 << 30 | 33])
   }
 
   @Test func generationA() throws {
     let syscalls = RecordingKVMSyscalls(capabilities: [243: 1])
-    #expect(CCAGeneration.probe(try KVMSystem(syscalls: syscalls), isArm64: true) == .rme(capability: 243))
+    #expect(CCASeries.probe(try KVMSystem(syscalls: syscalls), isArm64: true) == CCASeries(name: "v9"))
   }
 
   @Test func notAskedOffArm64() throws {
     let syscalls = RecordingKVMSyscalls(capabilities: [248: 1])
-    #expect(CCAGeneration.probe(try KVMSystem(syscalls: syscalls), isArm64: false) == nil)
+    #expect(CCASeries.probe(try KVMSystem(syscalls: syscalls), isArm64: false) == nil)
     #expect(syscalls.calls.count == 1)  // only the API version
   }
 }

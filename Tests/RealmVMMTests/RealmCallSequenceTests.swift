@@ -195,6 +195,34 @@ import Testing
     #expect(recording.calls(Self.enableCap).allSatisfy { $0.bytes!.le(UInt32.self, at: 0) == 300 })
   }
 
+  /// Every row of the table, probed from its own capability, builds the machine its row describes:
+  /// its VM type, its populate calls, its RECs and when RAM is made private.
+  @Test(arguments: CCASeries.all) func everySeriesBuildsAsItsRowSays(row: CCASeries) throws {
+    let recording = try Self.build(capabilities: [UInt(row.capability): 1, 231: 1, 165: 48])
+    #expect(recording.machine.realm?.series == row)
+    let type = row.realmVMType | 33
+    #expect(recording.calls(Self.createVM).map(\.value) == [type, type])
+    let populates: [UInt64]
+    switch row.populate {
+    case .enableCap:
+      populates = recording.capabilityArguments.filter { $0.0 == 3 }.map { $0.1.le(UInt64.self, at: 0) }
+    case .returnsBytes:
+      populates = recording.calls(Self.populate12).map { $0.bytes!.le(UInt64.self, at: 0) }
+    case .advancesRequest:
+      populates = recording.calls(Self.populate13).map { $0.bytes!.le(UInt64.self, at: 0) }
+    }
+    #expect(populates == Self.regions.map(\.base))
+    #expect(recording.calls(Self.finalize).map { Int32($0.bytes!.le(UInt32.self, at: 0)) } == (row.recFeature.map { [$0, $0] } ?? []))
+    let realmCalls = recording.requests(Self.realmCalls)
+    let attributes = realmCalls.firstIndex(of: Self.setAttributes)
+    // Generation B: the first populate; generation A: ACTIVATE, the last ENABLE_CAP (after POPULATE).
+    let landmark = realmCalls.firstIndex { [Self.populate12, Self.populate13].contains($0) } ?? realmCalls.lastIndex(of: Self.enableCap)
+    #expect(realmCalls.filter { $0 == Self.setAttributes }.count == (row.setsVMMemoryAttributes ? 1 : 0))
+    if let attributes, let landmark {
+      #expect((attributes < landmark) == row.privateBeforePopulate)
+    }
+  }
+
   @Test func aHostWithoutCCASaysSo() {
     do {
       _ = try Self.build(capabilities: [231: 1, 165: 48])
