@@ -10,7 +10,7 @@ import VirtIO
 
 let ramBase: UInt64 = 0x4000_0000
 let ramSize = 64 << 10
-nonisolated(unsafe) let memory = try! GuestMemory(ranges: [(ramBase, UInt64(ramSize))])
+let memory = try! GuestMemory(ranges: [(ramBase, UInt64(ramSize))])
 
 @_cdecl("LLVMFuzzerTestOneInput")
 public func fuzzOneInput(_ data: UnsafePointer<UInt8>, _ size: Int) -> Int32 {
