@@ -173,3 +173,22 @@ load_assets() {
   # shellcheck disable=SC1091
   . "$NESTED_DIR/assets.env"
 }
+
+# fuzz_summary TARGET LOG: one line from a finished libFuzzer run's log (its final "#N DONE cov: C
+# ft: F corp: K/..." and "Done N runs" lines):
+#   fuzz: TARGET: N executions, cov C, ft F, corpus K, 0 crashes
+# Fails (and says so) when the log has no final statistics.
+fuzz_summary() {
+  local target=$1 log=$2 done_line runs cov ft corp
+  done_line=$(grep -E '^#[0-9]+[[:space:]]+DONE ' "$log" | tail -n 1 || true)
+  runs=$(sed -n 's/^Done \([0-9]*\) runs.*/\1/p' "$log" | tail -n 1)
+  [ -n "$runs" ] || runs=$(sed -n 's/^stat::number_of_executed_units: *\([0-9]*\).*/\1/p' "$log" | tail -n 1)
+  cov=$(sed -n 's/.* cov: \([0-9]*\).*/\1/p' <<<"$done_line")
+  ft=$(sed -n 's/.* ft: \([0-9]*\).*/\1/p' <<<"$done_line")
+  corp=$(sed -n 's/.* corp: \([0-9]*\).*/\1/p' <<<"$done_line")
+  if [ -z "$runs" ] || [ -z "$cov" ]; then
+    echo "fuzz: $target: no final statistics in $log"
+    return 1
+  fi
+  echo "fuzz: $target: $runs executions, cov $cov, ft ${ft:-?}, corpus ${corp:-?}, 0 crashes"
+}

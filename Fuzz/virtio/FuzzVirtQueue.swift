@@ -1,14 +1,16 @@
-// libFuzzer entry for the virtqueue and the virtio-blk request parser (Scripts/fuzz-virtio builds
-// it with `swiftc -sanitize=fuzzer,address` over the GuestMemory and VirtIO queue sources).
+// libFuzzer entry for the virtqueue and the virtio-blk request parser (`Scripts/fuzz-devices
+// --target virtio` builds it with `swiftc -sanitize=fuzzer,address` over the GuestMemory and VirtIO
+// modules).
 //
 // Input: [0] log2 queue size, [1] flags (bit 0 EVENT_IDX, bit 1 INDIRECT_DESC), [2..<14] three
 // little-endian u32 offsets of the descriptor table, available and used rings from the RAM base
 // (any value: they may point outside RAM), [14...] the first bytes of guest RAM.
 import GuestMemory
+import VirtIO
 
 let ramBase: UInt64 = 0x4000_0000
 let ramSize = 64 << 10
-nonisolated(unsafe) let memory = try! GuestMemory(ranges: [(ramBase, UInt64(ramSize))])
+let memory = try! GuestMemory(ranges: [(ramBase, UInt64(ramSize))])
 
 @_cdecl("LLVMFuzzerTestOneInput")
 public func fuzzOneInput(_ data: UnsafePointer<UInt8>, _ size: Int) -> Int32 {

@@ -82,6 +82,9 @@ public final class UART8250: MMIODevice {
   /// Whether the receive FIFO can take more input.
   public var canReceive: Bool { state.withLock { !$0.receive.isFull } }
 
+  /// Bytes waiting in the receive FIFO (never more than its capacity; checked by the fuzzer).
+  var receivedCount: Int { state.withLock { $0.receive.count } }
+
   public func read(offset: UInt64, size: Int) -> UInt64 {
     let (value, level) = state.withLock { state -> (UInt8, Bool?) in
       let value = Self.readRegister(offset, &state)

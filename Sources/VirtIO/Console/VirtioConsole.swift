@@ -82,6 +82,9 @@ public final class VirtioConsole: VirtioDevice {
     if queue == Self.transmitQueue { transmit() } else if queue == Self.receiveQueue { deliverInput() }
   }
 
+  /// Host input held for the guest (never more than ``inputCapacity``; checked by the fuzzer).
+  var heldInputCount: Int { state.withLock { $0.input.count } }
+
   /// Queues host input for the guest; returns how many bytes were taken.
   @discardableResult
   public func receive(_ bytes: some Collection<UInt8>) -> Int {
