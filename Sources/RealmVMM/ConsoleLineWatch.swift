@@ -21,10 +21,12 @@ public final class ConsolePattern: @unchecked Sendable {  // regexec on a compil
     self.source = source
     let status = regcomp(&compiled, source, REG_EXTENDED | REG_NOSUB)
     guard status == 0 else {
-      var message = [CChar](repeating: 0, count: 256)
-      regerror(status, &compiled, &message, message.count)
+      var message = [UInt8](repeating: 0, count: 256)
+      message.withUnsafeMutableBufferPointer { buffer in
+        buffer.withMemoryRebound(to: CChar.self) { _ = regerror(status, &compiled, $0.baseAddress, $0.count) }
+      }
       regfree(&compiled)
-      throw InvalidPattern(description: "'\(source)' is not an extended regular expression: \(String(cString: message))")
+      throw InvalidPattern(description: "'\(source)' is not an extended regular expression: \(String(decoding: message.prefix { $0 != 0 }, as: UTF8.self))")
     }
   }
 
