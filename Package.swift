@@ -21,18 +21,18 @@ let package = Package(
     .systemLibrary(name: "CLibFDT", providers: [.apt(["libfdt-dev"])]),
 
     .target(name: "GuestMemory"),
-    .target(name: "KVM", dependencies: ["CKVM", "GuestMemory"]),
-    .target(name: "DeviceTree", dependencies: ["CLibFDT"]),
-    .target(name: "Devices", dependencies: ["GuestMemory"]),
+    .target(name: "KVM", dependencies: ["CKVM", "GuestMemory", "FirmwareCore"]),
+    .target(name: "DeviceTree", dependencies: ["CLibFDT", "FirmwareCore"]),
+    .target(name: "Devices", dependencies: ["GuestMemory", "FirmwareCore"]),
     // libaio: module map only (bookworm's libaio-dev has no pkg-config file).
     .systemLibrary(name: "CLibAIO", providers: [.apt(["libaio-dev"])]),
     .target(name: "AsyncIO", dependencies: ["CLibAIO"]),
-    .target(name: "VirtIO", dependencies: ["Devices", "GuestMemory", "AsyncIO"]),
+    .target(name: "VirtIO", dependencies: ["Devices", "GuestMemory", "AsyncIO", "FirmwareCore"]),
     .executableTarget(name: "virtio-bench", dependencies: ["VirtIO", "AsyncIO", "Devices", "GuestMemory", "TestSupport"]),
     .target(
       name: "RealmVMM",
       dependencies: [
-        "KVM", "GuestMemory", "DeviceTree", "Devices", "VirtIO", "AsyncIO",
+        "KVM", "GuestMemory", "DeviceTree", "Devices", "VirtIO", "AsyncIO", "FirmwareCore",
         .product(name: "Logging", package: "swift-log"),
       ]),
     .executableTarget(
@@ -48,11 +48,13 @@ let package = Package(
 
     // The firmware's pure logic, compiled here too so that every parser it runs on untrusted input
     // is unit-tested and fuzzed on the host (Firmware/ builds the same sources for bare metal).
+    // The host shares its primitives: byte-order readers, the arm64 Image header, the virtio
+    // register names; one implementation of each.
     .target(name: "FirmwareCore", path: "Firmware/Sources/FirmwareCore"),
     // Bootable disk images (GPT, FAT32 ESP, BLS entries) for `realm-run image create`.
     .target(name: "DiskImage", dependencies: ["FirmwareCore"]),
 
-    .target(name: "TestSupport", dependencies: ["GuestMemory", "KVM", "Devices", "VirtIO"], path: "Tests/TestSupport"),
+    .target(name: "TestSupport", dependencies: ["GuestMemory", "KVM", "Devices", "VirtIO", "FirmwareCore"], path: "Tests/TestSupport"),
     .testTarget(name: "KVMTests", dependencies: ["KVM", "CKVM", "TestSupport"]),
     .testTarget(name: "GuestMemoryTests", dependencies: ["GuestMemory"]),
     .testTarget(name: "DeviceTreeTests", dependencies: ["DeviceTree", "CLibFDT"]),

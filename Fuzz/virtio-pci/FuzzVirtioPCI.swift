@@ -24,6 +24,7 @@
 import Devices
 import GuestMemory
 @testable import VirtIO
+import FirmwareCore
 
 let barBase: UInt64 = 0x1000_0000
 let sharedBit: UInt64 = 1 << 40

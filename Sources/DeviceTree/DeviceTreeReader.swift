@@ -1,4 +1,5 @@
 import CLibFDT
+import FirmwareCore
 
 /// Reads a flattened device tree blob through libfdt: nodes by path, their properties and children.
 /// Used to check what ``DeviceTreeWriter`` produced and to inspect `--dump-dtb` output.
@@ -67,7 +68,7 @@ public struct DeviceTreeReader {
   /// A property as big-endian 32-bit cells.
   public func cells(_ name: String, at path: String) -> [UInt32]? {
     guard let bytes = property(name, at: path), bytes.count % 4 == 0 else { return nil }
-    return stride(from: 0, to: bytes.count, by: 4).map { UInt32(bigEndianBytes: bytes[$0..<$0 + 4]) }
+    return stride(from: 0, to: bytes.count, by: 4).map { bytes.be32(at: $0)! }
   }
 
   /// A property as a list of NUL-terminated strings.
@@ -82,6 +83,6 @@ public struct DeviceTreeReader {
   /// The total size a blob's header records (its `totalsize` field, big-endian at offset 4): the
   /// used part of a blob padded to a larger slot. The blob must hold at least the header's 8 bytes.
   public static func totalSize(of blob: [UInt8]) -> Int {
-    Int(UInt32(bigEndianBytes: blob[4..<8]))
+    Int(blob.be32(at: 4)!)
   }
 }

@@ -1,4 +1,5 @@
 import CLibFDT
+import FirmwareCore
 
 /// Why a device tree could not be built or read.
 public enum DeviceTreeError: Error, Equatable, CustomStringConvertible {
@@ -112,15 +113,5 @@ public struct DeviceTreeWriter {
   private func check(_ status: Int32, _ operation: @autoclosure () -> String) throws(DeviceTreeError) {
     if status == -FDT_ERR_NOSPACE { throw .tooLarge(capacity: buffer.count) }
     if status < 0 { throw .libfdt(code: status, operation: operation()) }
-  }
-}
-
-extension UInt32 {
-  var bigEndianBytes: [UInt8] {
-    [UInt8(self >> 24), UInt8(truncatingIfNeeded: self >> 16), UInt8(truncatingIfNeeded: self >> 8), UInt8(truncatingIfNeeded: self)]
-  }
-
-  init(bigEndianBytes bytes: some Collection<UInt8>) {
-    self = bytes.prefix(4).reduce(0) { $0 << 8 | UInt32($1) }
   }
 }

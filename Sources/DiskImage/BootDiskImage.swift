@@ -75,7 +75,7 @@ public struct BootDiskImage: Sendable {
 
     let kernelBytes = try kernelFile.readAll()
     do throws(KernelImageError) {
-      _ = try ArmImageHeader(bytes: Array(kernelBytes.prefix(64)), fileSize: UInt64(kernelBytes.count))
+      _ = try ArmImageHeader(bytes: kernelBytes, fileSize: UInt64(kernelBytes.count))
     } catch { throw .notAnArm64Image(path: kernel, reason: error.description) }
     var fat = FAT32Builder()
     fat.addFile("/loader/loader.conf", contents: Array("default \(BootDiskImage.entryID)\ntimeout 0\n".utf8))

@@ -1,4 +1,5 @@
 import CKVM
+import FirmwareCore
 
 /// Why `KVM_RUN` returned to the VMM.
 public enum VCPUExit: Equatable, Sendable {
@@ -31,10 +32,7 @@ public enum VCPUExit: Equatable, Sendable {
     switch Int(run.exit_reason) {
     case Int(CKVM_EXIT_MMIO):
       let size = Int(min(run.mmio.len, 8))
-      var data: UInt64 = 0
-      withUnsafeBytes(of: run.mmio.data) { bytes in
-        for index in 0..<size { data |= UInt64(bytes[index]) << (8 * UInt64(index)) }
-      }
+      let data = withUnsafeBytes(of: run.mmio.data) { $0.unsignedInteger(at: 0, width: size) } ?? 0
       self = .mmio(address: run.mmio.phys_addr, size: size, isWrite: run.mmio.is_write != 0, data: data)
     case Int(CKVM_EXIT_SYSTEM_EVENT):
       switch Int(run.system_event.type) {

@@ -42,10 +42,10 @@ public struct RealmInitialMeasurement: Sendable, Equatable {
   /// - Parameter contents: exactly 4096 bytes, or `nil` for `RMI_NO_MEASURE_CONTENT`.
   public mutating func extendData(ipa: UInt64, contents: ArraySlice<UInt8>?) throws(RIMError) {
     var descriptor = header(.data)
-    descriptor.storeLittleEndian(ipa, at: 0x50)
+    descriptor.storeLE(ipa, at: 0x50, width: 8)
     if let contents {
       guard contents.count == 4096, ipa % 4096 == 0 else { throw .unalignedData(address: ipa, size: contents.count) }
-      descriptor.storeLittleEndian(1, at: 0x58)
+      descriptor.storeLE(1, at: 0x58, width: 8)
       descriptor.replaceSubrange(0x60..<0xa0, with: Self.hashField(contents, algorithm))
     } else {
       guard ipa % 4096 == 0 else { throw .unalignedData(address: ipa, size: 4096) }
@@ -68,8 +68,8 @@ public struct RealmInitialMeasurement: Sendable, Equatable {
   /// top @0x58 = base + the entry's size at its RTT level.
   public mutating func extendRIPAS(base: UInt64, top: UInt64) {
     var descriptor = header(.ripas)
-    descriptor.storeLittleEndian(base, at: 0x50)
-    descriptor.storeLittleEndian(top, at: 0x58)
+    descriptor.storeLE(base, at: 0x50, width: 8)
+    descriptor.storeLE(top, at: 0x58, width: 8)
     field = Self.hashField(descriptor, algorithm)
   }
 
@@ -86,7 +86,7 @@ public struct RealmInitialMeasurement: Sendable, Equatable {
   private func header(_ type: DescriptorType) -> [UInt8] {
     var descriptor = [UInt8](repeating: 0, count: 0x100)
     descriptor[0] = type.rawValue
-    descriptor.storeLittleEndian(0x100, at: 0x08)
+    descriptor.storeLE(0x100, at: 0x08, width: 8)
     descriptor.replaceSubrange(0x10..<0x50, with: field)
     return descriptor
   }

@@ -1,3 +1,5 @@
+internal import FirmwareCore
+
 /// The hash algorithm a Realm measures itself with (`RmiHashAlgorithm`, DEN0137 B4.4.13).
 public enum RIMHashAlgorithm: String, Sendable, CaseIterable, Codable {
   case sha256
@@ -60,9 +62,7 @@ public struct RealmParameters: Sendable, Equatable, Codable {
   /// from 0x800 on are ignored, as the RMM ignores them when it measures.
   public init(rmiRealmParams image: [UInt8]) throws(RIMError) {
     guard image.count == 4096 else { throw .badRealmParams("\(image.count) bytes, not 4096") }
-    func word(_ offset: Int) -> UInt64 {
-      (0..<8).reduce(UInt64(0)) { $0 | UInt64(image[offset + $1]) << (8 * UInt64($1)) }
-    }
+    func word(_ offset: Int) -> UInt64 { image.le64(at: offset)! }  // offsets < 4088, count checked
     func byte(_ offset: Int, _ name: String) throws(RIMError) -> UInt8 {
       guard let value = UInt8(exactly: word(offset)) else { throw .badRealmParams("\(name) 0x\(String(word(offset), radix: 16))") }
       return value
@@ -88,13 +88,13 @@ public struct RealmParameters: Sendable, Equatable, Codable {
   /// B4.4.12 offsets, each a little-endian 64-bit word, and zero everywhere else.
   public var measuredImage: [UInt8] {
     var image = [UInt8](repeating: 0, count: 4096)
-    image.storeLittleEndian(flags, at: 0x00)
-    image.storeLittleEndian(UInt64(ipaBits), at: 0x08)
-    image.storeLittleEndian(UInt64(sveVectorLength), at: 0x10)
-    image.storeLittleEndian(UInt64(breakpoints), at: 0x18)
-    image.storeLittleEndian(UInt64(watchpoints), at: 0x20)
-    image.storeLittleEndian(UInt64(pmuCounters), at: 0x28)
-    image.storeLittleEndian(UInt64(hashAlgorithm.rmiValue), at: 0x30)
+    image.storeLE(flags, at: 0x00, width: 8)
+    image.storeLE(UInt64(ipaBits), at: 0x08, width: 8)
+    image.storeLE(UInt64(sveVectorLength), at: 0x10, width: 8)
+    image.storeLE(UInt64(breakpoints), at: 0x18, width: 8)
+    image.storeLE(UInt64(watchpoints), at: 0x20, width: 8)
+    image.storeLE(UInt64(pmuCounters), at: 0x28, width: 8)
+    image.storeLE(UInt64(hashAlgorithm.rmiValue), at: 0x30, width: 8)
     return image
   }
 }
@@ -123,10 +123,10 @@ public struct RECParameters: Sendable, Equatable, Codable {
   /// The 4096-byte image whose hash goes into the REC descriptor.
   public var measuredImage: [UInt8] {
     var image = [UInt8](repeating: 0, count: 4096)
-    image.storeLittleEndian(runnable ? 1 : 0, at: 0x000)
-    image.storeLittleEndian(pc, at: 0x200)
+    image.storeLE(runnable ? 1 : 0, at: 0x000, width: 8)
+    image.storeLE(pc, at: 0x200, width: 8)
     for (index, value) in gprs.enumerated() {
-      image.storeLittleEndian(value, at: 0x300 + 8 * index)
+      image.storeLE(value, at: 0x300 + 8 * index, width: 8)
     }
     return image
   }
@@ -159,15 +159,6 @@ public enum RIMError: Error, Equatable, Sendable, CustomStringConvertible {
     case .badRAM(let base, let size): return "RAM 0x\(String(base, radix: 16))+0x\(String(size, radix: 16)) is not whole granules in the protected IPA half"
     case .badIPAWidth(let bits): return "IPA width \(bits) is not one an RMM accepts (32-52)"
     case .badRealmParams(let what): return "RmiRealmParams: \(what)"
-    }
-  }
-}
-
-extension [UInt8] {
-  /// Writes `value` little-endian at `offset`.
-  mutating func storeLittleEndian(_ value: UInt64, at offset: Int) {
-    for byte in 0..<8 {
-      self[offset + byte] = UInt8(truncatingIfNeeded: value >> (8 * UInt64(byte)))
     }
   }
 }

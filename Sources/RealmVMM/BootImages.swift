@@ -1,3 +1,5 @@
+import FirmwareCore
+
 /// The boot files read and placed, ready to copy into guest RAM: everything that can be wrong with
 /// the user's files is found here, before any KVM object exists.
 struct BootImages {
@@ -11,11 +13,11 @@ struct BootImages {
     switch config.boot {
     case .kernel(let path, let initrdPath):
       image = try MappedImage(path, what: "the kernel", limit: config.memorySize)
-      let header: KernelImageHeader
+      let header: ArmImageHeader
       do {
-        header = try KernelImageHeader(parsing: image.bytes)  // reads the first page only
+        header = try ArmImageHeader(bytes: image.bytes, fileSize: UInt64(image.bytes.count))  // reads the first page only
       } catch {
-        throw .invalidImage(path: path, reason: error.description)
+        throw .invalidImage(path: path, reason: "not an arm64 Linux Image: \(error)")
       }
       if let initrdPath {
         initrd = try MappedImage(initrdPath, what: "the initrd", limit: config.memorySize)
@@ -34,7 +36,7 @@ struct BootImages {
       guard !image.bytes.isEmpty else { throw .invalidImage(path: path, reason: "the firmware file is empty") }
       do {
         layout = try BootLayout.firmware(
-          size: UInt64(image.bytes.count), header: try? KernelImageHeader(parsing: image.bytes), ramBase: ramBase,
+          size: UInt64(image.bytes.count), header: try? ArmImageHeader(bytes: image.bytes, fileSize: UInt64(image.bytes.count)), ramBase: ramBase,
           ramSize: config.memorySize)
       } catch {
         throw .placement(error)

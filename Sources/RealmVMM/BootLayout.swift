@@ -1,3 +1,5 @@
+import FirmwareCore
+
 /// Where the boot images and the DTB go in guest RAM, as kvmtool places them (arm/kvm.c), so that
 /// what it measures for a Realm is what `realm-run measure` predicts.
 public struct BootLayout: Equatable, Sendable {
@@ -35,7 +37,7 @@ public struct BootLayout: Equatable, Sendable {
 
   /// Places a Linux kernel: at RAM base + text_offset, the DTB 2 MiB-aligned near the top of low
   /// memory, the initrd just below the DTB (page aligned, so no two images share a Realm granule).
-  public static func kernel(header: KernelImageHeader, initrdSize: UInt64?, ramBase: UInt64, ramSize: UInt64) throws(PlacementError) -> BootLayout {
+  public static func kernel(header: ArmImageHeader, initrdSize: UInt64?, ramBase: UInt64, ramSize: UInt64) throws(PlacementError) -> BootLayout {
     let imageAddress = ramBase + header.textOffset
     let imageEnd = imageAddress + header.imageSize
     guard imageEnd <= ramBase + ramSize else {
@@ -67,7 +69,7 @@ public struct BootLayout: Equatable, Sendable {
   /// "Load FDT at the end of DRAM with firmware"), leaving the rest of RAM to the firmware.
   /// Firmware with an arm64 Image header (like realm-run's own) is placed as the header asks: at
   /// RAM base + text_offset, with image_size bytes of memory (its BSS, stack and heap).
-  public static func firmware(size: UInt64, header: KernelImageHeader? = nil, ramBase: UInt64, ramSize: UInt64) throws(PlacementError) -> BootLayout {
+  public static func firmware(size: UInt64, header: ArmImageHeader? = nil, ramBase: UInt64, ramSize: UInt64) throws(PlacementError) -> BootLayout {
     let deviceTree = try deviceTreeAddress(below: ramBase + ramSize, ramBase: ramBase)
     let address = ramBase + (header?.textOffset ?? 0)
     let memorySize = max(header?.imageSize ?? 0, size)

@@ -1,5 +1,6 @@
 import GuestMemory
 import Synchronization
+import FirmwareCore
 
 /// One buffer of a descriptor chain: guest address (already canonical), length, direction.
 public struct VirtqDescriptor: Sendable, Equatable {

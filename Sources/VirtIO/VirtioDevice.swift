@@ -1,4 +1,5 @@
 import GuestMemory
+import FirmwareCore
 
 /// What a device gets when the driver sets DRIVER_OK: the negotiated features, its queues (ready
 /// ones validated) and the way back to the driver.

@@ -1,6 +1,7 @@
 import Devices
 import GuestMemory
 import Synchronization
+import FirmwareCore
 
 /// The virtio-pci modern transport (virtio 1.x, 4.1): a PCI function with one 64-bit memory BAR
 /// holding the common configuration, ISR, device configuration and notification regions, each
@@ -14,35 +15,7 @@ public final class VirtioPCITransport: PCIFunction {
     public static let device: UInt64 = 0x2000
     public static let notify: UInt64 = 0x3000
     public static let notifyMultiplier: UInt32 = 4
-    static let commonLength: UInt32 = 0x38
-  }
-
-  /// Capability `cfg_type`s.
-  enum CapabilityType {
-    static let common: UInt8 = 1
-    static let notify: UInt8 = 2
-    static let isr: UInt8 = 3
-    static let device: UInt8 = 4
-  }
-
-  /// Common configuration register offsets.
-  enum Common {
-    static let deviceFeatureSelect: UInt64 = 0x00
-    static let deviceFeature: UInt64 = 0x04
-    static let driverFeatureSelect: UInt64 = 0x08
-    static let driverFeature: UInt64 = 0x0C
-    static let msixConfig: UInt64 = 0x10
-    static let numQueues: UInt64 = 0x12
-    static let deviceStatus: UInt64 = 0x14
-    static let configGeneration: UInt64 = 0x15
-    static let queueSelect: UInt64 = 0x16
-    static let queueSize: UInt64 = 0x18
-    static let queueMSIXVector: UInt64 = 0x1A
-    static let queueEnable: UInt64 = 0x1C
-    static let queueNotifyOff: UInt64 = 0x1E
-    static let queueDesc: UInt64 = 0x20
-    static let queueDriver: UInt64 = 0x28
-    static let queueDevice: UInt64 = 0x30
+    static let commonLength: UInt32 = VirtioPCICommonConfig.size
   }
 
   static let noVector: UInt16 = 0xFFFF
@@ -96,21 +69,21 @@ public final class VirtioPCITransport: PCIFunction {
     config.addMemoryBAR64(index: 0, size: Layout.barSize, address: barAddress)
     func capability(_ type: UInt8, offset: UInt64, length: UInt32, extra: [UInt8] = []) -> [UInt8] {
       let capLength = UInt8(16 + extra.count)
-      return [capLength, type, 0, 0, 0, 0] + le32(UInt32(offset)) + le32(length) + extra
+      return [capLength, type, 0, 0, 0, 0] + UInt32(offset).littleEndianBytes + length.littleEndianBytes + extra
     }
-    config.addCapability(id: 0x09, body: capability(CapabilityType.common, offset: Layout.common, length: Layout.commonLength))
-    config.addCapability(id: 0x09, body: capability(
-      CapabilityType.notify, offset: Layout.notify, length: UInt32(max(1, device.queueCount)) * Layout.notifyMultiplier,
-      extra: le32(Layout.notifyMultiplier)))
-    config.addCapability(id: 0x09, body: capability(CapabilityType.isr, offset: Layout.isr, length: 1))
+    config.addCapability(id: VirtioPCICapability.id, body: capability(VirtioPCICapability.common, offset: Layout.common, length: Layout.commonLength))
+    config.addCapability(id: VirtioPCICapability.id, body: capability(
+      VirtioPCICapability.notify, offset: Layout.notify, length: UInt32(max(1, device.queueCount)) * Layout.notifyMultiplier,
+      extra: Layout.notifyMultiplier.littleEndianBytes))
+    config.addCapability(id: VirtioPCICapability.id, body: capability(VirtioPCICapability.isr, offset: Layout.isr, length: 1))
     if device.configSize > 0 {
-      config.addCapability(id: 0x09, body: capability(CapabilityType.device, offset: Layout.device, length: UInt32(device.configSize)))
+      config.addCapability(id: VirtioPCICapability.id, body: capability(VirtioPCICapability.device, offset: Layout.device, length: UInt32(device.configSize)))
     }
     let queues = (0..<device.queueCount).map { _ in VirtQueue(maxSize: device.maxQueueSize) }
     state = Mutex(State(config: config, queues: queues))
   }
 
-  /// Vendor 0x1AF4, modern device id 0x1040 + type, revision 1, class by type.
+  /// The virtio vendor, the modern device id of `type`, revision 1, class by type.
   public static func identity(_ type: VirtioDeviceType) -> PCIIdentity {
     let classCode: UInt32
     switch type {
@@ -118,8 +91,8 @@ public final class VirtioPCITransport: PCIFunction {
     case .console: classCode = 0x07_80_00  // communication, other
     }
     return PCIIdentity(
-      vendorID: 0x1AF4, deviceID: 0x1040 + type.rawValue, revision: 1, classCode: classCode,
-      subsystemVendorID: 0x1AF4, subsystemID: type.rawValue)
+      vendorID: VirtioPCIID.vendor, deviceID: VirtioPCIID.modernDevice(type), revision: 1, classCode: classCode,
+      subsystemVendorID: VirtioPCIID.vendor, subsystemID: type.rawValue)
   }
 
   // MARK: PCIFunction
@@ -191,41 +164,41 @@ public final class VirtioPCITransport: PCIFunction {
     }
     let value: UInt64?
     switch offset {
-    case Common.deviceFeatureSelect: value = field(UInt64(state.deviceFeatureSelect), width: 4)
-    case Common.deviceFeature:
+    case VirtioPCICommonConfig.deviceFeatureSelect: value = field(UInt64(state.deviceFeatureSelect), width: 4)
+    case VirtioPCICommonConfig.deviceFeature:
       let word: UInt64 = switch state.deviceFeatureSelect {
       case 0: offeredFeatures & 0xFFFF_FFFF
       case 1: offeredFeatures >> 32
       default: 0
       }
       value = field(word, width: 4)
-    case Common.driverFeatureSelect: value = field(UInt64(state.driverFeatureSelect), width: 4)
-    case Common.driverFeature:
+    case VirtioPCICommonConfig.driverFeatureSelect: value = field(UInt64(state.driverFeatureSelect), width: 4)
+    case VirtioPCICommonConfig.driverFeature:
       let word: UInt64 = switch state.driverFeatureSelect {
       case 0: state.driverFeatures & 0xFFFF_FFFF
       case 1: state.driverFeatures >> 32
       default: 0
       }
       value = field(word, width: 4)
-    case Common.msixConfig: value = field(UInt64(Self.noVector), width: 2)
-    case Common.numQueues: value = field(UInt64(state.queues.count), width: 2)
-    case Common.deviceStatus:
+    case VirtioPCICommonConfig.msixConfig: value = field(UInt64(Self.noVector), width: 2)
+    case VirtioPCICommonConfig.numQueues: value = field(UInt64(state.queues.count), width: 2)
+    case VirtioPCICommonConfig.deviceStatus:
       // After a reset, reads stay non-zero until requests from before it are finished in the host.
       let draining = state.status == 0 && state.resetPending && !device.isQuiescent
       if state.resetPending && !draining { state.resetPending = false }
       value = field(draining ? UInt64(VirtioStatus.acknowledge) : UInt64(state.status), width: 1)
-    case Common.configGeneration: value = field(UInt64(state.configGeneration), width: 1)
-    case Common.queueSelect: value = field(UInt64(state.queueSelect), width: 2)
-    case Common.queueSize: value = field(UInt64(queue?.size ?? 0), width: 2)
-    case Common.queueMSIXVector: value = field(UInt64(Self.noVector), width: 2)
-    case Common.queueEnable: value = field(queue?.isReady == true ? 1 : 0, width: 2)
-    case Common.queueNotifyOff: value = field(UInt64(selected < state.queues.count ? selected : 0), width: 2)
-    case Common.queueDesc, Common.queueDesc + 4, Common.queueDriver, Common.queueDriver + 4,
-      Common.queueDevice, Common.queueDevice + 4:
+    case VirtioPCICommonConfig.configGeneration: value = field(UInt64(state.configGeneration), width: 1)
+    case VirtioPCICommonConfig.queueSelect: value = field(UInt64(state.queueSelect), width: 2)
+    case VirtioPCICommonConfig.queueSize: value = field(UInt64(queue?.size ?? 0), width: 2)
+    case VirtioPCICommonConfig.queueMSIXVector: value = field(UInt64(Self.noVector), width: 2)
+    case VirtioPCICommonConfig.queueEnable: value = field(queue?.isReady == true ? 1 : 0, width: 2)
+    case VirtioPCICommonConfig.queueNotifyOff: value = field(UInt64(selected < state.queues.count ? selected : 0), width: 2)
+    case VirtioPCICommonConfig.queueDesc, VirtioPCICommonConfig.queueDesc + 4, VirtioPCICommonConfig.queueDriver, VirtioPCICommonConfig.queueDriver + 4,
+      VirtioPCICommonConfig.queueDevice, VirtioPCICommonConfig.queueDevice + 4:
       let base = offset & ~7
       let address: UInt64 = switch base {
-      case Common.queueDesc: queue?.descriptorTable ?? 0
-      case Common.queueDriver: queue?.availableRing ?? 0
+      case VirtioPCICommonConfig.queueDesc: queue?.descriptorTable ?? 0
+      case VirtioPCICommonConfig.queueDriver: queue?.availableRing ?? 0
       default: queue?.usedRing ?? 0
       }
       if size == 8 && offset == base {
@@ -246,9 +219,9 @@ public final class VirtioPCITransport: PCIFunction {
       let selected = Int(state.queueSelect)
       let configurable = state.status & VirtioStatus.driverOK == 0 && selected < state.queues.count
       switch (offset, size) {
-      case (Common.deviceFeatureSelect, 4): state.deviceFeatureSelect = UInt32(truncatingIfNeeded: value)
-      case (Common.driverFeatureSelect, 4): state.driverFeatureSelect = UInt32(truncatingIfNeeded: value)
-      case (Common.driverFeature, 4):
+      case (VirtioPCICommonConfig.deviceFeatureSelect, 4): state.deviceFeatureSelect = UInt32(truncatingIfNeeded: value)
+      case (VirtioPCICommonConfig.driverFeatureSelect, 4): state.driverFeatureSelect = UInt32(truncatingIfNeeded: value)
+      case (VirtioPCICommonConfig.driverFeature, 4):
         guard state.status & VirtioStatus.featuresOK == 0 else { break }
         let word = value & 0xFFFF_FFFF
         switch state.driverFeatureSelect {
@@ -256,15 +229,15 @@ public final class VirtioPCITransport: PCIFunction {
         case 1: state.driverFeatures = state.driverFeatures & 0xFFFF_FFFF | word << 32
         default: break
         }
-      case (Common.deviceStatus, 1):
+      case (VirtioPCICommonConfig.deviceStatus, 1):
         action = setStatus(&state, UInt8(truncatingIfNeeded: value))
-      case (Common.queueSelect, 2): state.queueSelect = UInt16(truncatingIfNeeded: value)
-      case (Common.queueSize, 2):
+      case (VirtioPCICommonConfig.queueSelect, 2): state.queueSelect = UInt16(truncatingIfNeeded: value)
+      case (VirtioPCICommonConfig.queueSize, 2):
         if configurable { state.queues[selected].size = UInt16(truncatingIfNeeded: value) }
-      case (Common.queueEnable, 2):
+      case (VirtioPCICommonConfig.queueEnable, 2):
         if configurable && value & 1 == 1 { state.queues[selected].isReady = true }
-      case (Common.queueDesc, _), (Common.queueDesc + 4, 4), (Common.queueDriver, _), (Common.queueDriver + 4, 4),
-        (Common.queueDevice, _), (Common.queueDevice + 4, 4):
+      case (VirtioPCICommonConfig.queueDesc, _), (VirtioPCICommonConfig.queueDesc + 4, 4), (VirtioPCICommonConfig.queueDriver, _), (VirtioPCICommonConfig.queueDriver + 4, 4),
+        (VirtioPCICommonConfig.queueDevice, _), (VirtioPCICommonConfig.queueDevice + 4, 4):
         guard configurable, size == 4 || size == 8 else { break }
         let base = offset & ~7
         func merge(_ old: UInt64) -> UInt64 {
@@ -272,8 +245,8 @@ public final class VirtioPCITransport: PCIFunction {
           return offset == base ? old & 0xFFFF_FFFF_0000_0000 | value & 0xFFFF_FFFF : old & 0xFFFF_FFFF | value << 32
         }
         switch base {
-        case Common.queueDesc: state.queues[selected].descriptorTable = merge(state.queues[selected].descriptorTable)
-        case Common.queueDriver: state.queues[selected].availableRing = merge(state.queues[selected].availableRing)
+        case VirtioPCICommonConfig.queueDesc: state.queues[selected].descriptorTable = merge(state.queues[selected].descriptorTable)
+        case VirtioPCICommonConfig.queueDriver: state.queues[selected].availableRing = merge(state.queues[selected].availableRing)
         default: state.queues[selected].usedRing = merge(state.queues[selected].usedRing)
         }
       default:
@@ -380,8 +353,4 @@ public final class VirtioPCITransport: PCIFunction {
   private func drive(_ level: Bool?) {
     if let level { interruptLine?.set(level: level) }
   }
-}
-
-func le32(_ value: UInt32) -> [UInt8] {
-  (0..<4).map { UInt8(truncatingIfNeeded: value >> (8 * UInt32($0))) }
 }

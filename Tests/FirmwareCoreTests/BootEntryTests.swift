@@ -73,16 +73,35 @@ import FirmwareCore
 
   @Test func rejectsBadImages() {
     var k = fakeKernel(size: 4096)
-    #expect(throws: KernelImageError.tooSmall) { try ArmImageHeader(bytes: Array(k[0..<60]), fileSize: 60) }
+    #expect(throws: KernelImageError.tooSmall(fileSize: 60)) { try ArmImageHeader(bytes: Array(k[0..<60]), fileSize: 60) }
+    #expect(throws: KernelImageError.badMagic) {
+      let script = Array("#!/bin/sh\necho this is a shell script, a text file and not a kernel Image\n".utf8)
+      return try ArmImageHeader(bytes: script, fileSize: UInt64(script.count))
+    }
     k[56] = 0
     #expect(throws: KernelImageError.badMagic) { try ArmImageHeader(bytes: k, fileSize: 4096) }
     var be = fakeKernel(size: 4096)
     be[24] |= 1
     #expect(throws: KernelImageError.bigEndian) { try ArmImageHeader(bytes: be, fileSize: 4096) }
     let small = fakeKernel(size: 4096, imageSize: 100)
-    #expect(throws: KernelImageError.badSize) { try ArmImageHeader(bytes: small, fileSize: 4096) }
+    #expect(throws: KernelImageError.imageSizeTooSmall(imageSize: 100, fileSize: 4096)) {
+      try ArmImageHeader(bytes: small, fileSize: 4096)
+    }
     let odd = fakeKernel(size: 4096, textOffset: 0x123)
-    #expect(throws: KernelImageError.badSize) { try ArmImageHeader(bytes: odd, fileSize: 4096) }
+    #expect(throws: KernelImageError.implausibleLayout(textOffset: 0x123, imageSize: 0x11000)) {
+      try ArmImageHeader(bytes: odd, fileSize: 4096)
+    }
+  }
+
+  /// Only the header is needed: a mapped file's first page, a slice or an array.
+  @Test func readsTheHeaderFromAnyByteCollection() throws {
+    let k = fakeKernel(size: 4096, textOffset: 0x8_0000, imageSize: 0x300_0000)
+    let fromSlice = try ArmImageHeader(bytes: k[0..<64], fileSize: 4096)
+    let fromBuffer = try k.withUnsafeBytes { (b) throws(KernelImageError) in try ArmImageHeader(bytes: b, fileSize: 4096) }
+    #expect(fromSlice == fromBuffer && fromSlice.textOffset == 0x8_0000 && fromSlice.imageSize == 0x300_0000)
+    // A slice not starting at 0: offsets count from its start.
+    let shifted = [UInt8](repeating: 0xEE, count: 7) + k
+    #expect(try ArmImageHeader(bytes: shifted[7...], fileSize: 4096) == fromSlice)
   }
 }
 

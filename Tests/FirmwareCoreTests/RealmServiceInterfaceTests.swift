@@ -55,7 +55,7 @@ struct FakeRealmMonitor: SMCConduit {
       if a[0] >= 1 {
         // A REM: its value little-endian in x1...x8, zero-padded to 64 bytes.
         let value = rem(Int(a[0]) - 1) + [UInt8](repeating: 0, count: 64 - rem(Int(a[0]) - 1).count)
-        return [0] + (0..<8).map { w in (0..<8).reduce(UInt64(0)) { $0 | UInt64(value[w * 8 + $1]) << (8 * UInt64($1)) } }
+        return [0] + (0..<8).map { value.le64(at: $0 * 8)! }
       }
       return [0] + (1...8).map { UInt64($0) * 0x0101_0101_0101_0101 }
     case RSIFunction.measurementExtend:

@@ -131,8 +131,6 @@ import Testing
   }
 }
 
-func le32(_ value: UInt32) -> [UInt8] { (0..<4).map { UInt8(truncatingIfNeeded: value >> (8 * $0)) } }
-func le64(_ value: UInt64) -> [UInt8] { (0..<8).map { UInt8(truncatingIfNeeded: value >> (8 * $0)) } }
 
 /// CCA series probing: a capability number counts only when the kernel also takes a realm VM.
 @Suite struct CCAProbeTests {

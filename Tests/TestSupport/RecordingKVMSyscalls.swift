@@ -1,5 +1,6 @@
 import KVM
 import Synchronization
+import FirmwareCore
 
 /// A test double of the KVM system calls: records every call with its request number and the
 /// bytes of its argument (as they were when the call was made), and answers from a script.
@@ -104,8 +105,13 @@ public final class RecordingKVMSyscalls: KVMSyscalls, @unchecked Sendable {
 }
 
 extension Array where Element == UInt8 {
-  /// Little-endian integer at `offset` (for checking recorded struct bytes).
+  /// Little-endian integer at `offset` (for checking recorded struct bytes; traps when outside).
   public func le<T: FixedWidthInteger>(_ type: T.Type, at offset: Int) -> T {
-    (0..<MemoryLayout<T>.size).reduce(T(0)) { $0 | T(self[offset + $1]) << (8 * $1) }
+    T(truncatingIfNeeded: unsignedInteger(at: offset, width: MemoryLayout<T>.size)!)
   }
 }
+
+/// The 4 bytes of `value`, least significant first (expected struct bytes in call-sequence tests).
+public func le32(_ value: UInt32) -> [UInt8] { value.littleEndianBytes }
+/// The 8 bytes of `value`, least significant first.
+public func le64(_ value: UInt64) -> [UInt8] { value.littleEndianBytes }

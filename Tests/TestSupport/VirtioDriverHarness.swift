@@ -1,3 +1,4 @@
+import FirmwareCore
 import Devices
 import Dispatch
 import GuestMemory
@@ -201,22 +202,6 @@ public final class VirtioPCIDriverHarness {
   /// Where BAR0 is.
   public private(set) var bar: UInt64 = 0
 
-  enum Common {
-    static let deviceFeatureSelect: UInt64 = 0x00
-    static let deviceFeature: UInt64 = 0x04
-    static let driverFeatureSelect: UInt64 = 0x08
-    static let driverFeature: UInt64 = 0x0C
-    static let numQueues: UInt64 = 0x12
-    static let deviceStatus: UInt64 = 0x14
-    static let queueSelect: UInt64 = 0x16
-    static let queueSize: UInt64 = 0x18
-    static let queueEnable: UInt64 = 0x1C
-    static let queueNotifyOff: UInt64 = 0x1E
-    static let queueDesc: UInt64 = 0x20
-    static let queueDriver: UInt64 = 0x28
-    static let queueDevice: UInt64 = 0x30
-  }
-
   /// Offsets of the regions inside BAR0, found by walking the capability list as a driver does.
   public private(set) var regions: [UInt8: UInt64] = [:]
   public private(set) var notifyMultiplier: UInt32 = 0
@@ -231,7 +216,7 @@ public final class VirtioPCIDriverHarness {
     var visited = 0
     while pointer != 0 && visited < 48 {
       visited += 1
-      if transport.readConfig(offset: pointer, size: 1) == 0x09 {
+      if transport.readConfig(offset: pointer, size: 1) == UInt32(VirtioPCICapability.id) {
         let type = UInt8(transport.readConfig(offset: pointer + 3, size: 1))
         regions[type] = UInt64(transport.readConfig(offset: pointer + 8, size: 4))
         if type == 2 { notifyMultiplier = transport.readConfig(offset: pointer + 16, size: 4) }
@@ -243,28 +228,28 @@ public final class VirtioPCIDriverHarness {
   }
 
   public func readCommon(_ offset: UInt64, size: Int) -> UInt64 {
-    transport.readBAR(0, offset: (regions[1] ?? 0) + offset, size: size)
+    transport.readBAR(0, offset: (regions[VirtioPCICapability.common] ?? 0) + offset, size: size)
   }
 
   public func writeCommon(_ offset: UInt64, size: Int, value: UInt64) {
-    transport.writeBAR(0, offset: (regions[1] ?? 0) + offset, size: size, value: value)
+    transport.writeBAR(0, offset: (regions[VirtioPCICapability.common] ?? 0) + offset, size: size, value: value)
   }
 
   public func readDeviceConfig(_ offset: Int, size: Int) -> UInt64 {
-    transport.readBAR(0, offset: (regions[4] ?? 0) + UInt64(offset), size: size)
+    transport.readBAR(0, offset: (regions[VirtioPCICapability.device] ?? 0) + UInt64(offset), size: size)
   }
 
   /// Reads (and so clears) the ISR.
-  public func readISR() -> UInt8 { UInt8(truncatingIfNeeded: transport.readBAR(0, offset: regions[3] ?? 0, size: 1)) }
+  public func readISR() -> UInt8 { UInt8(truncatingIfNeeded: transport.readBAR(0, offset: regions[VirtioPCICapability.isr] ?? 0, size: 1)) }
 
-  public var status: UInt8 { UInt8(readCommon(Common.deviceStatus, size: 1)) }
-  public func setStatus(_ value: UInt8) { writeCommon(Common.deviceStatus, size: 1, value: UInt64(value)) }
+  public var status: UInt8 { UInt8(readCommon(VirtioPCICommonConfig.deviceStatus, size: 1)) }
+  public func setStatus(_ value: UInt8) { writeCommon(VirtioPCICommonConfig.deviceStatus, size: 1, value: UInt64(value)) }
 
   public var deviceFeatures: UInt64 {
-    writeCommon(Common.deviceFeatureSelect, size: 4, value: 0)
-    let low = readCommon(Common.deviceFeature, size: 4)
-    writeCommon(Common.deviceFeatureSelect, size: 4, value: 1)
-    return low | readCommon(Common.deviceFeature, size: 4) << 32
+    writeCommon(VirtioPCICommonConfig.deviceFeatureSelect, size: 4, value: 0)
+    let low = readCommon(VirtioPCICommonConfig.deviceFeature, size: 4)
+    writeCommon(VirtioPCICommonConfig.deviceFeatureSelect, size: 4, value: 1)
+    return low | readCommon(VirtioPCICommonConfig.deviceFeature, size: 4) << 32
   }
 
   /// Reset, ACKNOWLEDGE, DRIVER, features, FEATURES_OK; returns whether the device kept FEATURES_OK.
@@ -274,10 +259,10 @@ public final class VirtioPCIDriverHarness {
     setStatus(VirtioStatus.acknowledge)
     setStatus(VirtioStatus.acknowledge | VirtioStatus.driver)
     let wanted = features ?? deviceFeatures
-    writeCommon(Common.driverFeatureSelect, size: 4, value: 0)
-    writeCommon(Common.driverFeature, size: 4, value: wanted & 0xFFFF_FFFF)
-    writeCommon(Common.driverFeatureSelect, size: 4, value: 1)
-    writeCommon(Common.driverFeature, size: 4, value: wanted >> 32)
+    writeCommon(VirtioPCICommonConfig.driverFeatureSelect, size: 4, value: 0)
+    writeCommon(VirtioPCICommonConfig.driverFeature, size: 4, value: wanted & 0xFFFF_FFFF)
+    writeCommon(VirtioPCICommonConfig.driverFeatureSelect, size: 4, value: 1)
+    writeCommon(VirtioPCICommonConfig.driverFeature, size: 4, value: wanted >> 32)
     setStatus(VirtioStatus.acknowledge | VirtioStatus.driver | VirtioStatus.featuresOK)
     return status & VirtioStatus.featuresOK != 0
   }
@@ -285,13 +270,13 @@ public final class VirtioPCIDriverHarness {
   /// Lays out queue `index` with `size` entries and tells the device where it is.
   public func setUpQueue(_ index: Int, size: UInt16) {
     let queue = MockVirtQueueDriver(index: index, size: size, memory: memory, allocator: &allocator)
-    writeCommon(Common.queueSelect, size: 2, value: UInt64(index))
-    writeCommon(Common.queueSize, size: 2, value: UInt64(size))
-    writeCommon(Common.queueDesc, size: 4, value: queue.descriptorTable & 0xFFFF_FFFF)
-    writeCommon(Common.queueDesc + 4, size: 4, value: queue.descriptorTable >> 32)
-    writeCommon(Common.queueDriver, size: 8, value: queue.availableRing)
-    writeCommon(Common.queueDevice, size: 8, value: queue.usedRing)
-    writeCommon(Common.queueEnable, size: 2, value: 1)
+    writeCommon(VirtioPCICommonConfig.queueSelect, size: 2, value: UInt64(index))
+    writeCommon(VirtioPCICommonConfig.queueSize, size: 2, value: UInt64(size))
+    writeCommon(VirtioPCICommonConfig.queueDesc, size: 4, value: queue.descriptorTable & 0xFFFF_FFFF)
+    writeCommon(VirtioPCICommonConfig.queueDesc + 4, size: 4, value: queue.descriptorTable >> 32)
+    writeCommon(VirtioPCICommonConfig.queueDriver, size: 8, value: queue.availableRing)
+    writeCommon(VirtioPCICommonConfig.queueDevice, size: 8, value: queue.usedRing)
+    writeCommon(VirtioPCICommonConfig.queueEnable, size: 2, value: 1)
     while queues.count <= index { queues.append(queue) }
     queues[index] = queue
   }
@@ -309,7 +294,7 @@ public final class VirtioPCIDriverHarness {
 
   /// Rings queue `index`'s doorbell through the notify region.
   public func notify(_ index: Int) {
-    let offset = (regions[2] ?? 0) + UInt64(index) * UInt64(notifyMultiplier)
+    let offset = (regions[VirtioPCICapability.notify] ?? 0) + UInt64(index) * UInt64(notifyMultiplier)
     transport.writeBAR(0, offset: offset, size: 2, value: UInt64(index))
   }
 

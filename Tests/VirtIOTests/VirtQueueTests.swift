@@ -2,6 +2,7 @@ import GuestMemory
 import Testing
 import TestSupport
 import VirtIO
+import FirmwareCore
 
 @Suite struct VirtQueueTests {
   let memory = try! GuestMemory(ranges: [(0x8000_0000, 1 << 20)])

@@ -6,6 +6,7 @@ import GuestMemory
 import Testing
 import TestSupport
 import VirtIO
+import FirmwareCore
 
 @Suite struct VirtioBlockTests {
   @Test func readReturnsFileContents() throws {

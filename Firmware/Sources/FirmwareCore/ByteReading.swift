@@ -1,32 +1,37 @@
-/// Bounds-checked little- and big-endian reads from a byte array. Every accessor returns nil
-/// instead of trapping when the requested bytes are not all inside the array.
-extension Array where Element == UInt8 {
+/// Bounds-checked little- and big-endian reads from bytes: an array, a slice or a raw buffer
+/// (offsets count from the start of the collection). Every accessor returns nil instead of
+/// trapping when the requested bytes are not all inside. This is realm-run's one byte-order
+/// reader: the firmware's parsers, the host's device models and its measurement code all use it.
+extension RandomAccessCollection where Element == UInt8, Index == Int {
   /// The byte at `offset`, or nil when out of range.
   @inlinable public func byte(at offset: Int) -> UInt8? {
-    offset >= 0 && offset < count ? self[offset] : nil
+    offset >= 0 && offset < count ? self[startIndex + offset] : nil
   }
 
-  @inlinable func unsignedInteger(at offset: Int, width: Int, bigEndian: Bool) -> UInt64? {
-    guard offset >= 0, width <= count, offset <= count - width else { return nil }
+  /// The unsigned integer of `width` bytes (1 to 8) at `offset`, or nil when out of range.
+  @inlinable public func unsignedInteger(at offset: Int, width: Int, bigEndian: Bool = false) -> UInt64? {
+    guard offset >= 0, width >= 1, width <= 8, width <= count, offset <= count - width else { return nil }
     var value: UInt64 = 0
     for i in 0..<width {
-      let b = UInt64(self[bigEndian ? offset + i : offset + width - 1 - i])
+      let b = UInt64(self[startIndex + (bigEndian ? offset + i : offset + width - 1 - i)])
       value = (value << 8) | b
     }
     return value
   }
 
   /// Little-endian 16-bit value at `offset`.
-  @inlinable public func le16(at offset: Int) -> UInt16? { unsignedInteger(at: offset, width: 2, bigEndian: false).map { UInt16($0) } }
+  @inlinable public func le16(at offset: Int) -> UInt16? { unsignedInteger(at: offset, width: 2).map { UInt16($0) } }
   /// Little-endian 32-bit value at `offset`.
-  @inlinable public func le32(at offset: Int) -> UInt32? { unsignedInteger(at: offset, width: 4, bigEndian: false).map { UInt32($0) } }
+  @inlinable public func le32(at offset: Int) -> UInt32? { unsignedInteger(at: offset, width: 4).map { UInt32($0) } }
   /// Little-endian 64-bit value at `offset`.
-  @inlinable public func le64(at offset: Int) -> UInt64? { unsignedInteger(at: offset, width: 8, bigEndian: false) }
+  @inlinable public func le64(at offset: Int) -> UInt64? { unsignedInteger(at: offset, width: 8) }
   /// Big-endian 32-bit value at `offset`.
   @inlinable public func be32(at offset: Int) -> UInt32? { unsignedInteger(at: offset, width: 4, bigEndian: true).map { UInt32($0) } }
   /// Big-endian 64-bit value at `offset`.
   @inlinable public func be64(at offset: Int) -> UInt64? { unsignedInteger(at: offset, width: 8, bigEndian: true) }
+}
 
+extension Array where Element == UInt8 {
   /// A copy of `length` bytes at `offset`, or nil when out of range.
   @inlinable public func bytes(at offset: Int, length: Int) -> [UInt8]? {
     guard offset >= 0, length >= 0, length <= count, offset <= count - length else { return nil }
@@ -46,6 +51,22 @@ extension Array where Element == UInt8 {
   /// Writes `value` little-endian in `width` bytes at `offset` (must be in range).
   @inlinable public mutating func storeLE(_ value: UInt64, at offset: Int, width: Int) {
     for i in 0..<width { self[offset + i] = UInt8(truncatingIfNeeded: value >> (8 * UInt64(i))) }
+  }
+}
+
+extension FixedWidthInteger {
+  /// The value's bytes, least significant first.
+  @inlinable public var littleEndianBytes: [UInt8] {
+    var bytes: [UInt8] = []
+    bytes.appendLE(UInt64(truncatingIfNeeded: self), width: Self.bitWidth / 8)
+    return bytes
+  }
+
+  /// The value's bytes, most significant first.
+  @inlinable public var bigEndianBytes: [UInt8] {
+    var bytes: [UInt8] = []
+    bytes.appendBE(UInt64(truncatingIfNeeded: self), width: Self.bitWidth / 8)
+    return bytes
   }
 }
 

@@ -69,10 +69,13 @@ extension BootEntryError: CustomStringConvertible {
 extension KernelImageError: CustomStringConvertible {
   public var description: String {
     switch self {
-    case .tooSmall: return "file too small"
-    case .badMagic: return "no ARM\\x64 magic at offset 56"
-    case .bigEndian: return "big-endian image"
-    case .badSize: return "implausible text_offset or image_size"
+    case .tooSmall(let size): return "\(size) bytes, too short for the 64-byte header"
+    case .badMagic: return "no \"ARM\\x64\" magic at offset 56"
+    case .bigEndian: return "a big-endian kernel (not supported)"
+    case .imageSizeTooSmall(let imageSize, let fileSize):
+      return "header image_size \(imageSize) is smaller than the file (\(fileSize) bytes)"
+    case .implausibleLayout(let textOffset, let imageSize):
+      return "implausible header: text_offset 0x\(ByteString.hex(textOffset)), image_size 0x\(ByteString.hex(imageSize))"
     }
   }
 }

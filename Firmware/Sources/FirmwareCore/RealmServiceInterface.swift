@@ -122,11 +122,8 @@ public struct RealmServiceInterface<Conduit: SMCConduit> {
   public mutating func extendMeasurement(index: UInt64, value: [UInt8]) throws(RSIError) {
     guard index >= 1, index <= 4, value.count <= 64 else { throw .badMeasurement(index: index, size: value.count) }
     var args: [UInt64] = [index, UInt64(value.count)]
-    for word in 0..<8 {
-      var v: UInt64 = 0
-      for i in 0..<8 where word * 8 + i < value.count { v |= UInt64(value[word * 8 + i]) << (8 * UInt64(i)) }
-      args.append(v)
-    }
+    let padded = value + [UInt8](repeating: 0, count: 64 - value.count)
+    for word in 0..<8 { args.append(padded.le64(at: word * 8)!) }
     let r = invoke(RSIFunction.measurementExtend, args)
     guard r[0] == RSIConstant.success else { throw .status(function: RSIFunction.measurementExtend, code: r[0]) }
   }

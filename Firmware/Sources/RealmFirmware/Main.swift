@@ -57,7 +57,8 @@ public func firmwareMain(dtb: UInt64) {
   _ = fw_mmu_map(host.ecamBase | alias, host.ecamSize, 0)
   var bus = PCIBus(host: host, mmioAlias: alias)
   var disk: VirtioBlockDevice? = nil
-  for f in bus.functions() where f.vendorID == 0x1AF4 && (f.deviceID == 0x1042 || f.deviceID == 0x1001) {
+  for f in bus.functions() where f.vendorID == VirtioPCIID.vendor
+    && (f.deviceID == VirtioPCIID.modernDevice(.block) || f.deviceID == VirtioPCIID.transitionalBlock) {
     let bars = bus.configure(f)
     for case let b? in bars { _ = fw_mmu_map(b.cpuAddress | alias, b.size, 0) }
     let aliased = bars.map { $0.map { PCIBar(cpuAddress: $0.cpuAddress | alias, size: $0.size) } }

@@ -45,18 +45,19 @@ struct VirtioBlockDevice: BlockDevice {
   init(function f: PCIFunction, bars: [PCIBar?], pool: DMAPool, bounce: Bool) throws(VirtioError) {
     var common: UInt64 = 0, notifyBase: UInt64 = 0, device: UInt64 = 0
     var multiplier: UInt32 = 0
-    for cap in f.capabilities(id: 0x09) {
-      let type = f.read8(cap + 3)
-      let bar = Int(f.read8(cap + 4))
+    for cap in f.capabilities(id: VirtioPCICapability.id) {
+      let type = f.read8(cap + VirtioPCICapability.typeOffset)
+      let bar = Int(f.read8(cap + VirtioPCICapability.barOffset))
       guard bar < 6, let b = bars[bar] else { continue }
-      let offset = UInt64(f.read32(cap + 8))
-      let length = UInt64(f.read32(cap + 12))
+      let offset = UInt64(f.read32(cap + VirtioPCICapability.regionOffset))
+      let length = UInt64(f.read32(cap + VirtioPCICapability.lengthOffset))
       guard offset <= b.size, length <= b.size - offset else { continue }
       let address = b.cpuAddress + offset
       switch type {
-      case 1: if common == 0 { common = address }
-      case 2: if notifyBase == 0 { notifyBase = address; multiplier = f.read32(cap + 16) }
-      case 4: if device == 0 { device = address }
+      case VirtioPCICapability.common: if common == 0 { common = address }
+      case VirtioPCICapability.notify:
+        if notifyBase == 0 { notifyBase = address; multiplier = f.read32(cap + VirtioPCICapability.multiplierOffset) }
+      case VirtioPCICapability.device: if device == 0 { device = address }
       default: break
       }
     }
@@ -65,46 +66,53 @@ struct VirtioBlockDevice: BlockDevice {
     self.deviceConfig = device
     self.pool = pool
     self.bounce = bounce
+    typealias Register = VirtioPCICommonConfig
 
-    MMIO.write8(common + 0x14, 0)  // reset
-    var spins = 0
-    while MMIO.read8(common + 0x14) != 0 && spins < 1_000_000 { spins += 1 }
-    MMIO.write8(common + 0x14, 1)  // ACKNOWLEDGE
-    MMIO.write8(common + 0x14, 3)  // DRIVER
-    MMIO.write32(common + 0x00, 1)
-    let high = MMIO.read32(common + 0x04)
-    guard high & 1 != 0 else { throw .featuresRejected }  // VIRTIO_F_VERSION_1 (bit 32)
-    let accepted: UInt32 = 1 | (high & 2)  // + VIRTIO_F_ACCESS_PLATFORM (bit 33) when offered
-    MMIO.write32(common + 0x08, 0)
-    MMIO.write32(common + 0x0C, 0)
-    MMIO.write32(common + 0x08, 1)
-    MMIO.write32(common + 0x0C, accepted)
-    MMIO.write8(common + 0x14, 11)  // FEATURES_OK
-    guard MMIO.read8(common + 0x14) & 8 != 0 else { throw .featuresRejected }
+    Self.reset(common: common)
+    Self.setStatus(common, VirtioStatus.acknowledge)
+    Self.setStatus(common, VirtioStatus.acknowledge | VirtioStatus.driver)
+    MMIO.write32(common + Register.deviceFeatureSelect, 1)
+    let high = UInt64(MMIO.read32(common + Register.deviceFeature)) << 32
+    guard high & VirtioFeature.version1 != 0 else { throw .featuresRejected }
+    // ACCESS_PLATFORM when offered: a Realm's device may only use the buffers shared with it.
+    let accepted = VirtioFeature.version1 | high & VirtioFeature.accessPlatform
+    MMIO.write32(common + Register.driverFeatureSelect, 0)
+    MMIO.write32(common + Register.driverFeature, UInt32(truncatingIfNeeded: accepted))
+    MMIO.write32(common + Register.driverFeatureSelect, 1)
+    MMIO.write32(common + Register.driverFeature, UInt32(truncatingIfNeeded: accepted >> 32))
+    Self.setStatus(common, VirtioStatus.acknowledge | VirtioStatus.driver | VirtioStatus.featuresOK)
+    guard MMIO.read8(common + Register.deviceStatus) & VirtioStatus.featuresOK != 0 else { throw .featuresRejected }
 
-    MMIO.write16(common + 0x16, 0)
-    let max = MMIO.read16(common + 0x18)
+    MMIO.write16(common + Register.queueSelect, 0)
+    let max = MMIO.read16(common + Register.queueSize)
     guard max > 0 else { throw .noQueue }
     let size: UInt16 = Swift.min(max, 16)
     queueSize = size
-    MMIO.write16(common + 0x18, size)
+    MMIO.write16(common + Register.queueSize, size)
     // Zero the rings.
     if let p = UnsafeMutableRawPointer(bitPattern: UInt(pool.cpu)) { p.initializeMemory(as: UInt8.self, repeating: 0, count: 0x4000) }
-    MMIO.write64(common + 0x20, pool.device + VirtioBlockDevice.descOffset)
-    MMIO.write64(common + 0x28, pool.device + VirtioBlockDevice.availOffset)
-    MMIO.write64(common + 0x30, pool.device + VirtioBlockDevice.usedOffset)
-    let notifyOffset = UInt64(MMIO.read16(common + 0x1E))
+    MMIO.write64(common + Register.queueDesc, pool.device + VirtioBlockDevice.descOffset)
+    MMIO.write64(common + Register.queueDriver, pool.device + VirtioBlockDevice.availOffset)
+    MMIO.write64(common + Register.queueDevice, pool.device + VirtioBlockDevice.usedOffset)
+    let notifyOffset = UInt64(MMIO.read16(common + Register.queueNotifyOff))
     notifyAddress = notifyBase &+ notifyOffset &* UInt64(multiplier)  // device-provided: no trap on overflow
-    MMIO.write16(common + 0x1C, 1)  // queue_enable
-    MMIO.write8(common + 0x14, 15)  // DRIVER_OK
-    sectorCount = UInt64(MMIO.read32(device)) | UInt64(MMIO.read32(device + 4)) << 32
+    MMIO.write16(common + Register.queueEnable, 1)
+    Self.setStatus(common, VirtioStatus.acknowledge | VirtioStatus.driver | VirtioStatus.featuresOK | VirtioStatus.driverOK)
+    sectorCount = UInt64(MMIO.read32(device)) | UInt64(MMIO.read32(device + 4)) << 32  // capacity
+  }
+
+  private static func setStatus(_ common: UInt64, _ status: UInt8) {
+    MMIO.write8(common + VirtioPCICommonConfig.deviceStatus, status)
   }
 
   /// Returns the device to its reset state so the OS starts from scratch.
-  func reset() {
-    MMIO.write8(common + 0x14, 0)
+  func reset() { Self.reset(common: common) }
+
+  /// Writes 0 to `device_status` and waits (bounded) until the device reads back 0.
+  private static func reset(common: UInt64) {
+    setStatus(common, 0)
     var spins = 0
-    while MMIO.read8(common + 0x14) != 0 && spins < 1_000_000 { spins += 1 }
+    while MMIO.read8(common + VirtioPCICommonConfig.deviceStatus) != 0 && spins < 1_000_000 { spins += 1 }
   }
 
   func store<T>(_ value: T, at offset: UInt64, as: T.Type) {
@@ -138,15 +146,15 @@ struct VirtioBlockDevice: BlockDevice {
 
   /// One VIRTIO_BLK_T_IN request of `sectors` sectors into device-visible `deviceAddress`.
   mutating func transfer(lba: UInt64, sectors: UInt64, deviceAddress: UInt64) throws(BlockDeviceError) {
-    store(UInt32(0), at: VirtioBlockDevice.headerOffset, as: UInt32.self)  // VIRTIO_BLK_T_IN
+    store(BlockRequestType.read.rawValue, at: VirtioBlockDevice.headerOffset, as: UInt32.self)
     store(UInt32(0), at: VirtioBlockDevice.headerOffset + 4, as: UInt32.self)
     store(lba, at: VirtioBlockDevice.headerOffset + 8, as: UInt64.self)
     store(UInt8(0xFF), at: VirtioBlockDevice.statusOffset, as: UInt8.self)
     let head: UInt64 = 0  // one request in flight at a time: always descriptors 0, 1, 2
     let descriptors: [(UInt64, UInt32, UInt16)] = [
-      (pool.device + VirtioBlockDevice.headerOffset, 16, 1),  // NEXT
-      (deviceAddress, UInt32(sectors * 512), 1 | 2),  // NEXT | WRITE
-      (pool.device + VirtioBlockDevice.statusOffset, 1, 2),  // WRITE
+      (pool.device + VirtioBlockDevice.headerOffset, 16, VirtqDescriptorFlag.next),
+      (deviceAddress, UInt32(sectors * 512), VirtqDescriptorFlag.next | VirtqDescriptorFlag.write),
+      (pool.device + VirtioBlockDevice.statusOffset, 1, VirtqDescriptorFlag.write),
     ]
     for (i, d) in descriptors.enumerated() {
       let off = VirtioBlockDevice.descOffset + (head + UInt64(i)) * 16
@@ -171,6 +179,6 @@ struct VirtioBlockDevice: BlockDevice {
     }
     lastUsed &+= 1
     guard let status = load(at: VirtioBlockDevice.statusOffset, as: UInt8.self) else { throw .timeout }
-    guard status == 0 else { throw .ioError(status) }
+    guard status == BlockStatus.ok else { throw .ioError(status) }
   }
 }

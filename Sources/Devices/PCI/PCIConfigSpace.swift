@@ -1,3 +1,5 @@
+import FirmwareCore
+
 /// The identity registers of a type-0 PCI function.
 public struct PCIIdentity: Sendable, Equatable {
   public var vendorID: UInt16
@@ -202,15 +204,9 @@ public struct PCIConfigSpace: Sendable {
 
   // MARK: bytes
 
-  private func get16(_ offset: Int) -> UInt16 { UInt16(bytes[offset]) | UInt16(bytes[offset + 1]) << 8 }
-  private func get32(_ offset: Int) -> UInt32 {
-    UInt32(bytes[offset]) | UInt32(bytes[offset + 1]) << 8 | UInt32(bytes[offset + 2]) << 16 | UInt32(bytes[offset + 3]) << 24
-  }
-  private mutating func put16(_ offset: Int, _ value: UInt16) {
-    bytes[offset] = UInt8(truncatingIfNeeded: value)
-    bytes[offset + 1] = UInt8(truncatingIfNeeded: value >> 8)
-  }
-  private mutating func put32(_ offset: Int, _ value: UInt32) {
-    for index in 0..<4 { bytes[offset + index] = UInt8(truncatingIfNeeded: value >> (8 * UInt32(index))) }
-  }
+  // Offsets are in range by construction (register constants) or checked by the callers.
+  private func get16(_ offset: Int) -> UInt16 { bytes.le16(at: offset)! }
+  private func get32(_ offset: Int) -> UInt32 { bytes.le32(at: offset)! }
+  private mutating func put16(_ offset: Int, _ value: UInt16) { bytes.storeLE(UInt64(value), at: offset, width: 2) }
+  private mutating func put32(_ offset: Int, _ value: UInt32) { bytes.storeLE(UInt64(value), at: offset, width: 4) }
 }

@@ -1,18 +1,4 @@
-/// virtio-blk request types and status values (virtio 1.x, 5.2.6).
-public enum BlockRequestType: UInt32, Sendable {
-  case read = 0
-  case write = 1
-  case flush = 4
-  case getID = 8
-  case discard = 11
-  case writeZeroes = 13
-}
-
-public enum BlockStatus {
-  public static let ok: UInt8 = 0
-  public static let ioError: UInt8 = 1
-  public static let unsupported: UInt8 = 2
-}
+import FirmwareCore
 
 /// A guest byte range, already split from the chain's descriptors.
 public struct GuestSegment: Sendable, Equatable {
@@ -109,13 +95,8 @@ public struct BlockRange: Sendable, Equatable {
   public static let size = 16
 
   public init(bytes: ArraySlice<UInt8>) {
-    func word<T: FixedWidthInteger>(_ offset: Int, _ type: T.Type) -> T {
-      var value: T = 0
-      for index in 0..<MemoryLayout<T>.size { value |= T(bytes[bytes.startIndex + offset + index]) << (8 * index) }
-      return value
-    }
-    sector = word(0, UInt64.self)
-    sectors = word(8, UInt32.self)
-    unmap = word(12, UInt32.self) & 1 != 0
+    sector = bytes.le64(at: 0) ?? 0
+    sectors = bytes.le32(at: 8) ?? 0
+    unmap = (bytes.le32(at: 12) ?? 0) & 1 != 0
   }
 }

@@ -1,5 +1,6 @@
 import AsyncIO
 import CLibAIO
+import FirmwareCore
 import GuestMemory
 import Synchronization
 
@@ -80,9 +81,7 @@ public final class VirtioBlock: VirtioDevice {
     self.features = features
 
     var config = [UInt8](repeating: 0, count: Self.configSize)
-    func put(_ offset: Int, _ value: UInt64, _ width: Int) {
-      for index in 0..<width { config[offset + index] = UInt8(truncatingIfNeeded: value >> (8 * UInt64(index))) }
-    }
+    func put(_ offset: Int, _ value: UInt64, _ width: Int) { config.storeLE(value, at: offset, width: width) }
     put(0x00, capacity, 8)
     put(0x0C, UInt64(max(queueSize, 3)) - 2, 4)  // seg_max: header and status take two descriptors
     put(0x14, Self.sectorSize, 4)  // blk_size
@@ -109,10 +108,7 @@ public final class VirtioBlock: VirtioDevice {
   public var bounceHighWater: Int { bounceBuffers.highWater }
 
   public func readConfig(offset: Int, size: Int) -> UInt64 {
-    guard offset >= 0, size > 0, offset + size <= config.count else { return 0 }
-    var value: UInt64 = 0
-    for index in 0..<size { value |= UInt64(config[offset + index]) << (8 * UInt64(index)) }
-    return value
+    config.unsignedInteger(at: offset, width: size) ?? 0
   }
 
   public func writeConfig(offset: Int, size: Int, value: UInt64) {}  // writeback toggling not offered

@@ -1,6 +1,7 @@
 import Devices
 import GuestMemory
 import Synchronization
+import FirmwareCore
 
 /// virtio-console (virtio 1.x, 5.3) with one port, hvc0: what the guest writes goes to the same
 /// ``ConsoleOutput`` as the UART, and host input is delivered into its receive queue.
@@ -45,10 +46,7 @@ public final class VirtioConsole: VirtioDevice {
   public func readConfig(offset: Int, size: Int) -> UInt64 {
     // cols, rows (0: unknown), max_nr_ports = 1, emerg_wr.
     let bytes: [UInt8] = [0, 0, 0, 0, 1, 0, 0, 0, 0, 0, 0, 0]
-    guard offset >= 0, offset + size <= bytes.count else { return 0 }
-    var value: UInt64 = 0
-    for index in 0..<size { value |= UInt64(bytes[offset + index]) << (8 * UInt64(index)) }
-    return value
+    return bytes.unsignedInteger(at: offset, width: size) ?? 0
   }
 
   public func writeConfig(offset: Int, size: Int, value: UInt64) {
