@@ -21,7 +21,7 @@ let package = Package(
     .systemLibrary(name: "CLibFDT", providers: [.apt(["libfdt-dev"])]),
 
     .target(name: "GuestMemory"),
-    .target(name: "KVM", dependencies: ["CKVM", "GuestMemory"]),
+    .target(name: "KVM", dependencies: ["CKVM", "GuestMemory", "FirmwareCore"]),
     .target(name: "DeviceTree", dependencies: ["CLibFDT"]),
     .target(name: "Devices", dependencies: ["GuestMemory"]),
     // libaio: module map only (bookworm's libaio-dev has no pkg-config file).
@@ -32,13 +32,13 @@ let package = Package(
     .target(
       name: "RealmVMM",
       dependencies: [
-        "KVM", "GuestMemory", "DeviceTree", "Devices", "VirtIO", "AsyncIO",
+        "KVM", "GuestMemory", "DeviceTree", "Devices", "VirtIO", "AsyncIO", "FirmwareCore",
         .product(name: "Logging", package: "swift-log"),
       ]),
     .executableTarget(
       name: "realm-run",
       dependencies: [
-        "RealmVMM", "DiskImage", "KVM", "CKVM", "GuestMemory", "RealmMeasurement", "VirtIO",
+        "RealmVMM", "DiskImage", "KVM", "CKVM", "GuestMemory", "RealmMeasurement", "VirtIO", "FirmwareCore",
         .product(name: "ArgumentParser", package: "swift-argument-parser"),
         .product(name: "Logging", package: "swift-log"),
       ]),

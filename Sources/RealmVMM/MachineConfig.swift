@@ -1,4 +1,5 @@
 import CKVM
+import FirmwareCore
 import KVM
 
 /// Everything that describes a machine, validated by the CLI before anything is created.
@@ -81,13 +82,13 @@ public struct MachineConfig: Sendable, Equatable {
 /// How a Realm is built: its measurement algorithm, personalization value, and (optionally) which
 /// CCA UAPI series to speak instead of probing for one.
 public struct RealmOptions: Sendable, Equatable {
-  public var algorithm: MeasurementAlgorithm
+  public var algorithm: RealmHashAlgorithm
   /// Up to 64 bytes, zero-padded by the RMM (the Realm Personalization Value).
   public var personalization: [UInt8]?
   /// `--cca-abi`: the series to assume; `nil` probes the host.
   public var series: CCASeries?
 
-  public init(algorithm: MeasurementAlgorithm = .sha256, personalization: [UInt8]? = nil, series: CCASeries? = nil) {
+  public init(algorithm: RealmHashAlgorithm = .sha256, personalization: [UInt8]? = nil, series: CCASeries? = nil) {
     self.algorithm = algorithm
     self.personalization = personalization
     self.series = series

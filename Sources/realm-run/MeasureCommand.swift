@@ -1,5 +1,6 @@
 import ArgumentParser
 import CKVM
+import FirmwareCore
 import GuestMemory
 import KVM
 import RealmMeasurement
@@ -82,7 +83,7 @@ struct MeasureCommand: ParsableCommand {
       if let lpa2 { profile.lpa2 = lpa2 }
       if let breakpoints { profile.breakpoints = breakpoints }
       if let watchpoints { profile.watchpoints = watchpoints }
-      if let fixed = profile.fixedAlgorithm, fixed.rawValue != config.realmOptions.algorithm.rawValue {
+      if let fixed = profile.fixedAlgorithm, fixed != config.realmOptions.algorithm {
         RealmRun.report(
           "note: \(profile.hostDescription) kernels always ask the RMM for \(fixed.rawValue), so 'run' there gets a \(fixed.rawValue) RIM; this is the \(config.realmOptions.algorithm.rawValue) RIM asked for")
       }
@@ -119,7 +120,7 @@ struct RealmHostProfile: Equatable {
   var watchpoints: UInt8
   /// The algorithm the kernel always asks for, when the VMM cannot choose (series v12+ kernels
   /// never set `hash_algo`, so it is SHA-256).
-  var fixedAlgorithm: RIMHashAlgorithm?
+  var fixedAlgorithm: RealmHashAlgorithm?
   /// For messages: "series v13+", ...
   var hostDescription: String
 
@@ -187,11 +188,11 @@ struct RIMPrediction {
   let operations: [MeasuredOperation]
 
   /// - Parameter algorithmOverride: the algorithm the host really uses, if not the configured one.
-  init(config: MachineConfig, profile: RealmHostProfile, algorithmOverride: RIMHashAlgorithm?) throws {
+  init(config: MachineConfig, profile: RealmHostProfile, algorithmOverride: RealmHashAlgorithm?) throws {
     let images = try LaunchImages(config: config)
     let ramEnd = MemoryMap.ramBase + config.memorySize
     let bits = IPALayout.minimumBits(reaching: ramEnd, realm: true)
-    let algorithm = algorithmOverride ?? (config.realmOptions.algorithm == .sha256 ? .sha256 : .sha512)
+    let algorithm = algorithmOverride ?? config.realmOptions.algorithm
     // realm_create_rd(): with SVE the kernel sets the flag and sve_vl = VQ - 1 (vector length / 128 - 1).
     let parameters = RealmParameters(
       ipaBits: UInt8(bits), hashAlgorithm: algorithm, lpa2: profile.lpa2,
