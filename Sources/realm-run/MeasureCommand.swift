@@ -162,7 +162,7 @@ struct RealmHostProfile: Equatable {
     let vm = try system.createVM(type: series.realmVMType | 33)
     let vcpu = try vm.createVCPU(id: 0)
     let target = try vm.preferredTarget()
-    var features = [Int32(CKVM_ARM_VCPU_PSCI_0_2)]
+    var features = MachineConfig.vcpuFeatures(id: 0, sve: false, pmu: false)
     if let rec = series.recFeature { features.append(rec) }
     try vcpu.initialize(target: target.target, features: features)
     let dfr0 = try vcpu.register(Self.sysreg(op0: 3, op1: 0, crn: 0, crm: 5, op2: 0))
