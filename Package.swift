@@ -32,18 +32,19 @@ let package = Package(
     .target(
       name: "RealmVMM",
       dependencies: [
-        "KVM", "GuestMemory", "DeviceTree", "Devices", "VirtIO", "AsyncIO", "FirmwareCore",
+        "KVM", "GuestMemory", "DeviceTree", "Devices", "VirtIO", "AsyncIO", "FirmwareCore", "RealmMeasurement",
         .product(name: "Logging", package: "swift-log"),
       ]),
     .executableTarget(
       name: "realm-run",
       dependencies: [
-        "RealmVMM", "DiskImage", "KVM", "CKVM", "GuestMemory", "RealmMeasurement", "VirtIO",
+        "RealmVMM", "DiskImage", "KVM", "CKVM", "GuestMemory", "RealmMeasurement", "VirtIO", "FirmwareCore",
         .product(name: "ArgumentParser", package: "swift-argument-parser"),
         .product(name: "Logging", package: "swift-log"),
       ]),
 
-    // The Realm Initial Measurement as the RMM computes it (`realm-run measure`, `--print-rim`).
+    // The Realm Initial Measurement as the RMM computes it (RealmVMM predicts a machine's with it:
+    // `realm-run measure`, `--print-rim`).
     .target(name: "RealmMeasurement", dependencies: ["FirmwareCore"]),
 
     // The firmware's pure logic, compiled here too so that every parser it runs on untrusted input
@@ -61,7 +62,7 @@ let package = Package(
     .testTarget(name: "DevicesTests", dependencies: ["Devices", "TestSupport"]),
     .testTarget(name: "VirtIOTests", dependencies: ["VirtIO", "AsyncIO", "Devices", "GuestMemory", "TestSupport"]),
     .testTarget(name: "AsyncIOTests", dependencies: ["AsyncIO"]),
-    .testTarget(name: "RealmVMMTests", dependencies: ["RealmVMM", "TestSupport", "FirmwareCore"]),
+    .testTarget(name: "RealmVMMTests", dependencies: ["RealmVMM", "TestSupport", "FirmwareCore", "RealmMeasurement"]),
     .testTarget(
       name: "FirmwareCoreTests",
       dependencies: ["FirmwareCore", "DiskImage", "TestSupport", .product(name: "Crypto", package: "swift-crypto")]),

@@ -1,19 +1,11 @@
 import CKVM
+import FirmwareCore
 
 #if canImport(Glibc)
 import Glibc
 #elseif canImport(Musl)
 import Musl
 #endif
-
-/// The hash algorithm of a Realm's measurements (RMM `RmiHashAlgorithm`).
-public enum MeasurementAlgorithm: String, Sendable, CaseIterable {
-  case sha256
-  case sha512
-
-  /// The value the RMM and the generation-A UAPI use (0 SHA-256, 1 SHA-512).
-  public var rmmValue: UInt32 { self == .sha256 ? 0 : 1 }
-}
 
 /// The realm-specific KVM calls, which differ with the CCA host series (kvm-cca-api.md §3-§5 and
 /// §8): generation A configures, creates, populates and activates the realm with `KVM_ENABLE_CAP`
@@ -55,7 +47,7 @@ public struct RealmLifecycle: Sendable, Equatable {
   /// Generation A: sets the hash algorithm and personalization value, then creates the realm
   /// descriptor. Generation B has no such calls: there only the defaults (SHA-256, no RPV) exist,
   /// and asking for anything else is an error rather than a silently different Realm.
-  public func configure(_ vm: VirtualMachine, algorithm: MeasurementAlgorithm, personalization: [UInt8]?) throws(KVMError) {
+  public func configure(_ vm: VirtualMachine, algorithm: RealmHashAlgorithm, personalization: [UInt8]?) throws(KVMError) {
     guard series.family == .rme else {
       if algorithm != .sha256 {
         throw .unsupported("this host's CCA UAPI (\(series)) cannot choose the measurement algorithm: only sha256")
@@ -68,7 +60,7 @@ public struct RealmLifecycle: Sendable, Equatable {
     let capability = series.capability
     var item = ckvm_rme_config()
     item.cfg = RMEConfig.hashAlgorithm.rawValue
-    item.hash_algo = algorithm.rmmValue
+    item.hash_algo = UInt32(algorithm.rmiValue)
     try rmeCall(vm, capability, .configure, &item)
     if let personalization {
       var item = ckvm_rme_config()

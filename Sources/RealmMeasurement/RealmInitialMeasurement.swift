@@ -1,6 +1,6 @@
 // FirmwareCore's SHA-2 (the firmware's own, plain Swift): swift-crypto would bring in Foundation,
 // which quadruples the static realm-run. The tests still check against swift-crypto.
-internal import FirmwareCore
+public import FirmwareCore
 
 /// A Realm Initial Measurement as the RMM builds it: a rolling hash, extended by one 0x100-byte
 /// measurement descriptor per measured RMI command.
@@ -10,7 +10,7 @@ internal import FirmwareCore
 /// are little-endian, unused bytes zero, and every hash field is 64 bytes wide (a SHA-256 value
 /// fills the first 32). The order of the commands therefore changes the result.
 public struct RealmInitialMeasurement: Sendable, Equatable {
-  public let algorithm: RIMHashAlgorithm
+  public let algorithm: RealmHashAlgorithm
   /// The current value as the 64-byte field the RMM stores (zero-padded for SHA-256).
   public private(set) var field: [UInt8]
 
@@ -92,7 +92,7 @@ public struct RealmInitialMeasurement: Sendable, Equatable {
   }
 
   /// The hash of `bytes` as a 64-byte measurement field.
-  static func hashField(_ bytes: ArraySlice<UInt8>, _ algorithm: RIMHashAlgorithm) -> [UInt8] {
+  static func hashField(_ bytes: ArraySlice<UInt8>, _ algorithm: RealmHashAlgorithm) -> [UInt8] {
     var result = bytes.withUnsafeBytes { raw in
       switch algorithm {
       case .sha256: return SHA256.hash(raw)
@@ -103,7 +103,7 @@ public struct RealmInitialMeasurement: Sendable, Equatable {
     return result
   }
 
-  static func hashField(_ bytes: [UInt8], _ algorithm: RIMHashAlgorithm) -> [UInt8] {
+  static func hashField(_ bytes: [UInt8], _ algorithm: RealmHashAlgorithm) -> [UInt8] {
     hashField(bytes[...], algorithm)
   }
 }

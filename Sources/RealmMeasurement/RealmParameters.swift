@@ -1,17 +1,8 @@
-internal import FirmwareCore
+public import FirmwareCore
 
-/// The hash algorithm a Realm measures itself with (`RmiHashAlgorithm`, DEN0137 B4.4.13).
-public enum RIMHashAlgorithm: String, Sendable, CaseIterable, Codable {
-  case sha256
-  case sha512
-
-  /// The value of `RmiRealmParams.hash_algo`: 0 SHA-256, 1 SHA-512.
-  public var rmiValue: UInt8 { self == .sha256 ? 0 : 1 }
-
-  /// Bytes in a digest: 32 or 64. A measurement field is always 64 bytes; a SHA-256 value fills
-  /// its first 32 and the rest is zero (DEN0137 A7.1.1).
-  public var digestSize: Int { self == .sha256 ? 32 : 64 }
-}
+/// The hash algorithm a Realm measures itself with is FirmwareCore's ``RealmHashAlgorithm`` (the
+/// firmware reads it from RSI too); in the Codable form of the parameters it is its raw value.
+extension RealmHashAlgorithm: Codable {}
 
 /// The measured part of `RmiRealmParams` (DEN0137 B4.4.12): what `RMI_REALM_CREATE` hashes into
 /// the initial RIM.
@@ -40,10 +31,10 @@ public struct RealmParameters: Sendable, Equatable, Codable {
   /// `pmu_num_ctrs`: copied as given; 0 when the PMU is off.
   public var pmuCounters: UInt8
   /// `hash_algo`.
-  public var hashAlgorithm: RIMHashAlgorithm
+  public var hashAlgorithm: RealmHashAlgorithm
 
   public init(
-    ipaBits: UInt8, hashAlgorithm: RIMHashAlgorithm = .sha256, lpa2: Bool = false, breakpoints: UInt8 = 0,
+    ipaBits: UInt8, hashAlgorithm: RealmHashAlgorithm = .sha256, lpa2: Bool = false, breakpoints: UInt8 = 0,
     watchpoints: UInt8 = 0, sve: Bool = false, sveVectorLength: UInt8 = 0, pmu: Bool = false, pmuCounters: UInt8 = 0
   ) {
     self.ipaBits = ipaBits
@@ -69,12 +60,7 @@ public struct RealmParameters: Sendable, Equatable, Codable {
     }
     let flags = word(0x00)
     guard flags & ~7 == 0 else { throw .badRealmParams("flags 0x\(String(flags, radix: 16))") }
-    let algorithm: RIMHashAlgorithm
-    switch word(0x30) {
-    case 0: algorithm = .sha256
-    case 1: algorithm = .sha512
-    default: throw .badRealmParams("hash_algo \(word(0x30))")
-    }
+    guard let algorithm = RealmHashAlgorithm(rmiValue: word(0x30)) else { throw .badRealmParams("hash_algo \(word(0x30))") }
     self.init(
       ipaBits: try byte(0x08, "s2sz"), hashAlgorithm: algorithm, lpa2: flags & 1 != 0,
       breakpoints: try byte(0x18, "num_bps"), watchpoints: try byte(0x20, "num_wps"), sve: flags & 2 != 0,

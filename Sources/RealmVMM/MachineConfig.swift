@@ -1,4 +1,5 @@
 import CKVM
+import FirmwareCore
 import KVM
 
 /// Everything that describes a machine, validated by the CLI before anything is created.
@@ -28,9 +29,16 @@ public struct MachineConfig: Sendable, Equatable {
   /// KVM_ARM_VCPU_INIT features of vCPU `id`: PSCI 0.2; all but the boot CPU powered off (they
   /// wait for PSCI CPU_ON); SVE and PMUv3 as configured. (A Realm's REC bit is the lifecycle's.)
   public func vcpuFeatures(id: Int) -> [Int32] {
+    Self.vcpuFeatures(id: id, sve: sveVectorLength != nil, pmu: pmu)
+  }
+
+  /// The one list of KVM_ARM_VCPU_INIT features realm-run gives vCPU `id` (a machine's vCPUs, and
+  /// the probe vCPU of `measure --from-host`): PSCI 0.2; powered off unless it is the boot CPU;
+  /// SVE and PMUv3 if asked for.
+  public static func vcpuFeatures(id: Int, sve: Bool, pmu: Bool) -> [Int32] {
     var features = [Int32(CKVM_ARM_VCPU_PSCI_0_2)]
     if id > 0 { features.append(Int32(CKVM_ARM_VCPU_POWER_OFF)) }
-    if sveVectorLength != nil { features.append(Int32(CKVM_ARM_VCPU_SVE)) }
+    if sve { features.append(Int32(CKVM_ARM_VCPU_SVE)) }
     if pmu { features.append(Int32(CKVM_ARM_VCPU_PMU_V3)) }
     return features
   }
@@ -81,13 +89,13 @@ public struct MachineConfig: Sendable, Equatable {
 /// How a Realm is built: its measurement algorithm, personalization value, and (optionally) which
 /// CCA UAPI series to speak instead of probing for one.
 public struct RealmOptions: Sendable, Equatable {
-  public var algorithm: MeasurementAlgorithm
+  public var algorithm: RealmHashAlgorithm
   /// Up to 64 bytes, zero-padded by the RMM (the Realm Personalization Value).
   public var personalization: [UInt8]?
   /// `--cca-abi`: the series to assume; `nil` probes the host.
   public var series: CCASeries?
 
-  public init(algorithm: MeasurementAlgorithm = .sha256, personalization: [UInt8]? = nil, series: CCASeries? = nil) {
+  public init(algorithm: RealmHashAlgorithm = .sha256, personalization: [UInt8]? = nil, series: CCASeries? = nil) {
     self.algorithm = algorithm
     self.personalization = personalization
     self.series = series

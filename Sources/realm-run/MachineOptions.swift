@@ -1,4 +1,5 @@
 import ArgumentParser
+import FirmwareCore
 import KVM
 import RealmVMM
 
@@ -38,7 +39,7 @@ struct MachineOptions: ParsableArguments {
   var realm: Bool = true
 
   @Option(help: ArgumentHelp("Realm measurement hash algorithm: sha256 or sha512.", valueName: "algorithm"))
-  var measurementAlgo: MeasurementAlgorithmArgument = .sha256
+  var measurementAlgo: RealmHashAlgorithm = .sha256
 
   @Option(help: ArgumentHelp("Realm Personalization Value: up to 64 bytes of text.", valueName: "string"))
   var realmPv: String?
@@ -145,7 +146,7 @@ struct MachineOptions: ParsableArguments {
     // validate() has checked every value already.
     let disks = disk.compactMap { try? DiskConfig(parsing: $0) }
     let realmOptions = RealmOptions(
-      algorithm: measurementAlgo.algorithm, personalization: realmPv.map { Array($0.utf8) },
+      algorithm: measurementAlgo, personalization: realmPv.map { Array($0.utf8) },
       series: ccaAbi.flatMap(CCASeries.init(name:)))
     return MachineConfig(
       memorySize: (try? MemorySize(parsing: memory).bytes) ?? 0, cpus: cpus, boot: boot,

@@ -1,4 +1,5 @@
 import ArgumentParser
+import FirmwareCore
 import KVM
 import Logging
 import RealmVMM
@@ -157,12 +158,8 @@ struct RunCommand: ParsableCommand {
   }
 }
 
-/// `--measurement-algo` values.
-enum MeasurementAlgorithmArgument: String, ExpressibleByArgument, CaseIterable {
-  case sha256, sha512
-
-  var algorithm: MeasurementAlgorithm { self == .sha256 ? .sha256 : .sha512 }
-}
+/// `--measurement-algo` values: the names of the algorithms.
+extension RealmHashAlgorithm: ExpressibleByArgument {}
 
 /// `--console` values.
 enum ConsoleArgument: String, ExpressibleByArgument, CaseIterable {

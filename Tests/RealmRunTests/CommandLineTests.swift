@@ -51,6 +51,15 @@ import VirtIO
     #expect(config.realm)
   }
 
+  /// `--measurement-algo` takes FirmwareCore's algorithm names, as it did when it had its own enum.
+  @Test func measurementAlgorithm() throws {
+    #expect(try parse(["--kernel", "Image"]).makeConfig().realmOptions.algorithm == .sha256)
+    #expect(try parse(["--kernel", "Image", "--measurement-algo", "sha512"]).makeConfig().realmOptions.algorithm == .sha512)
+    #expect(
+      usageError(["--kernel", "Image", "--measurement-algo", "sha384"])
+        == "The value 'sha384' is invalid for '--measurement-algo <algorithm>'. Please provide one of 'sha256' and 'sha512'.")
+  }
+
   @Test func fullCommandLine() throws {
     let command = try parse([
       "-m", "1G", "-c", "4", "--kernel", "Image", "--initrd", "initrd.gz", "--params", "quiet",

@@ -27,9 +27,9 @@ public enum RSIConstant {
   public static let responseReject: UInt64 = 1
   /// RSI ABI 1.0, encoded (major << 16) | minor.
   public static let version1_0: UInt64 = 0x10000
-  /// `RsiRealmConfig.hash_algo`: the algorithm of the RIM and the REMs.
-  public static let hashSHA256: UInt64 = 0
-  public static let hashSHA512: UInt64 = 1
+  /// `RsiRealmConfig.hash_algo`: the algorithm of the RIM and the REMs (``RealmHashAlgorithm/rmiValue``).
+  public static var hashSHA256: UInt64 { UInt64(RealmHashAlgorithm.sha256.rmiValue) }
+  public static var hashSHA512: UInt64 { UInt64(RealmHashAlgorithm.sha512.rmiValue) }
 }
 
 /// Why an RSI call failed.

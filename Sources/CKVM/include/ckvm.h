@@ -300,6 +300,8 @@ static const uint64_t CKVM_CORE_REG_PSTATE = CKVM_REG_ARM64_CORE(33 * 8);
 
 /* PMCR_EL0: ARM64_SYS_REG(3, 3, 9, 12, 0); its N field (bits 15:11) is the number of event counters. */
 #define CKVM_REG_PMCR_EL0 0x603000000013DCE0ull
+/* ID_AA64DFR0_EL1: ARM64_SYS_REG(3, 0, 0, 5, 0); BRPs in bits 15:12, WRPs in 23:20. */
+#define CKVM_REG_ID_AA64DFR0_EL1 0x603000000013C028ull
 
 /* vCPU device attributes of the PMU (KVM_SET_DEVICE_ATTR on the vCPU fd). */
 enum {
