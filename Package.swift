@@ -20,6 +20,9 @@ let package = Package(
     // libfdt: module map only (bookworm's libfdt-dev has no pkg-config file).
     .systemLibrary(name: "CLibFDT", providers: [.apt(["libfdt-dev"])]),
 
+    // The one import of the C library (glibc), with Errno, FileDescriptor and the EINTR retry.
+    .target(name: "Platform"),
+
     .target(name: "GuestMemory"),
     .target(name: "KVM", dependencies: ["CKVM", "GuestMemory"]),
     .target(name: "DeviceTree", dependencies: ["CLibFDT"]),
@@ -53,6 +56,7 @@ let package = Package(
     .target(name: "DiskImage", dependencies: ["FirmwareCore"]),
 
     .target(name: "TestSupport", dependencies: ["GuestMemory", "KVM", "Devices", "VirtIO"], path: "Tests/TestSupport"),
+    .testTarget(name: "PlatformTests", dependencies: ["Platform"]),
     .testTarget(name: "KVMTests", dependencies: ["KVM", "CKVM", "TestSupport"]),
     .testTarget(name: "GuestMemoryTests", dependencies: ["GuestMemory"]),
     .testTarget(name: "DeviceTreeTests", dependencies: ["DeviceTree", "CLibFDT"]),
