@@ -23,25 +23,26 @@ let package = Package(
     // The one import of the C library (glibc), with Errno, FileDescriptor and the EINTR retry.
     .target(name: "Platform"),
 
-    .target(name: "GuestMemory"),
-    .target(name: "KVM", dependencies: ["CKVM", "GuestMemory"]),
+    .target(name: "GuestMemory", dependencies: ["Platform"]),
+    .target(name: "KVM", dependencies: ["CKVM", "GuestMemory", "Platform"]),
     .target(name: "DeviceTree", dependencies: ["CLibFDT"]),
     .target(name: "Devices", dependencies: ["GuestMemory"]),
     // libaio: module map only (bookworm's libaio-dev has no pkg-config file).
     .systemLibrary(name: "CLibAIO", providers: [.apt(["libaio-dev"])]),
-    .target(name: "AsyncIO", dependencies: ["CLibAIO"]),
-    .target(name: "VirtIO", dependencies: ["Devices", "GuestMemory", "AsyncIO"]),
-    .executableTarget(name: "virtio-bench", dependencies: ["VirtIO", "AsyncIO", "Devices", "GuestMemory", "TestSupport"]),
+    .target(name: "AsyncIO", dependencies: ["CLibAIO", "Platform"]),
+    .target(name: "VirtIO", dependencies: ["Devices", "GuestMemory", "AsyncIO", "Platform"]),
+    .executableTarget(
+      name: "virtio-bench", dependencies: ["VirtIO", "AsyncIO", "Devices", "GuestMemory", "Platform", "TestSupport"]),
     .target(
       name: "RealmVMM",
       dependencies: [
-        "KVM", "GuestMemory", "DeviceTree", "Devices", "VirtIO", "AsyncIO",
+        "KVM", "GuestMemory", "DeviceTree", "Devices", "VirtIO", "AsyncIO", "Platform",
         .product(name: "Logging", package: "swift-log"),
       ]),
     .executableTarget(
       name: "realm-run",
       dependencies: [
-        "RealmVMM", "DiskImage", "KVM", "CKVM", "GuestMemory", "RealmMeasurement", "VirtIO",
+        "RealmVMM", "DiskImage", "KVM", "CKVM", "GuestMemory", "RealmMeasurement", "VirtIO", "Platform",
         .product(name: "ArgumentParser", package: "swift-argument-parser"),
         .product(name: "Logging", package: "swift-log"),
       ]),
@@ -53,7 +54,7 @@ let package = Package(
     // is unit-tested and fuzzed on the host (Firmware/ builds the same sources for bare metal).
     .target(name: "FirmwareCore", path: "Firmware/Sources/FirmwareCore"),
     // Bootable disk images (GPT, FAT32 ESP, BLS entries) for `realm-run image create`.
-    .target(name: "DiskImage", dependencies: ["FirmwareCore"]),
+    .target(name: "DiskImage", dependencies: ["FirmwareCore", "Platform"]),
 
     .target(name: "TestSupport", dependencies: ["GuestMemory", "KVM", "Devices", "VirtIO"], path: "Tests/TestSupport"),
     .testTarget(name: "PlatformTests", dependencies: ["Platform"]),
@@ -62,12 +63,12 @@ let package = Package(
     .testTarget(name: "DeviceTreeTests", dependencies: ["DeviceTree", "CLibFDT"]),
     .testTarget(name: "DevicesTests", dependencies: ["Devices", "TestSupport"]),
     .testTarget(name: "VirtIOTests", dependencies: ["VirtIO", "AsyncIO", "Devices", "GuestMemory", "TestSupport"]),
-    .testTarget(name: "AsyncIOTests", dependencies: ["AsyncIO"]),
-    .testTarget(name: "RealmVMMTests", dependencies: ["RealmVMM", "TestSupport", "FirmwareCore"]),
+    .testTarget(name: "AsyncIOTests", dependencies: ["AsyncIO", "Platform"]),
+    .testTarget(name: "RealmVMMTests", dependencies: ["RealmVMM", "TestSupport", "FirmwareCore", "Platform"]),
     .testTarget(
       name: "FirmwareCoreTests",
       dependencies: ["FirmwareCore", "DiskImage", "TestSupport", .product(name: "Crypto", package: "swift-crypto")]),
-    .testTarget(name: "DiskImageTests", dependencies: ["DiskImage", "FirmwareCore", "TestSupport"]),
+    .testTarget(name: "DiskImageTests", dependencies: ["DiskImage", "FirmwareCore", "Platform", "TestSupport"]),
     .testTarget(
       name: "RealmMeasurementTests",
       dependencies: ["RealmMeasurement", .product(name: "Crypto", package: "swift-crypto")]),

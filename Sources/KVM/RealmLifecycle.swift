@@ -1,11 +1,5 @@
 import CKVM
 
-#if canImport(Glibc)
-import Glibc
-#elseif canImport(Musl)
-import Musl
-#endif
-
 /// The hash algorithm of a Realm's measurements (RMM `RmiHashAlgorithm`).
 public enum MeasurementAlgorithm: String, Sendable, CaseIterable {
   case sha256

@@ -2,15 +2,10 @@ import ArgumentParser
 import CKVM
 import GuestMemory
 import KVM
+import Platform
 import RealmMeasurement
 import VirtIO
 import RealmVMM
-
-#if canImport(Glibc)
-import Glibc
-#elseif canImport(Musl)
-import Musl
-#endif
 
 /// `realm-run measure`: predicts the Realm Initial Measurement of the machine the options describe.
 struct MeasureCommand: ParsableCommand {

@@ -1,13 +1,8 @@
 import ArgumentParser
 import KVM
 import Logging
+import Platform
 import RealmVMM
-
-#if canImport(Glibc)
-import Glibc
-#elseif canImport(Musl)
-import Musl
-#endif
 
 /// `realm-run [run]`: builds a machine from the options and runs it to the end.
 struct RunCommand: ParsableCommand {
@@ -79,7 +74,7 @@ struct RunCommand: ParsableCommand {
     TerminationSignals.block { number in
       TerminalMode.restore()
       RealmRun.report("stopped by \(TerminationSignals.name(number))")
-      Glibc.exit(ExitStatus(signal: number).rawValue)
+      Platform.exit(ExitStatus(signal: number).rawValue)
     }
     do {
       let config = try makeConfig()
