@@ -20,25 +20,29 @@ let package = Package(
     // libfdt: module map only (bookworm's libfdt-dev has no pkg-config file).
     .systemLibrary(name: "CLibFDT", providers: [.apt(["libfdt-dev"])]),
 
-    .target(name: "GuestMemory"),
-    .target(name: "KVM", dependencies: ["CKVM", "GuestMemory", "FirmwareCore"]),
+    // The one import of the C library (glibc), with Errno, FileDescriptor and the EINTR retry.
+    .target(name: "Platform"),
+
+    .target(name: "GuestMemory", dependencies: ["Platform"]),
+    .target(name: "KVM", dependencies: ["CKVM", "GuestMemory", "FirmwareCore", "Platform"]),
     .target(name: "DeviceTree", dependencies: ["CLibFDT", "FirmwareCore"]),
     .target(name: "Devices", dependencies: ["GuestMemory", "FirmwareCore"]),
     // libaio: module map only (bookworm's libaio-dev has no pkg-config file).
     .systemLibrary(name: "CLibAIO", providers: [.apt(["libaio-dev"])]),
-    .target(name: "AsyncIO", dependencies: ["CLibAIO"]),
-    .target(name: "VirtIO", dependencies: ["Devices", "GuestMemory", "AsyncIO", "FirmwareCore"]),
-    .executableTarget(name: "virtio-bench", dependencies: ["VirtIO", "AsyncIO", "Devices", "GuestMemory", "TestSupport"]),
+    .target(name: "AsyncIO", dependencies: ["CLibAIO", "Platform"]),
+    .target(name: "VirtIO", dependencies: ["Devices", "GuestMemory", "AsyncIO", "FirmwareCore", "Platform"]),
+    .executableTarget(
+      name: "virtio-bench", dependencies: ["VirtIO", "AsyncIO", "Devices", "GuestMemory", "Platform", "TestSupport"]),
     .target(
       name: "RealmVMM",
       dependencies: [
-        "KVM", "GuestMemory", "DeviceTree", "Devices", "VirtIO", "AsyncIO", "FirmwareCore", "RealmMeasurement",
+        "KVM", "GuestMemory", "DeviceTree", "Devices", "VirtIO", "AsyncIO", "FirmwareCore", "RealmMeasurement", "Platform",
         .product(name: "Logging", package: "swift-log"),
       ]),
     .executableTarget(
       name: "realm-run",
       dependencies: [
-        "RealmVMM", "DiskImage", "KVM", "CKVM", "GuestMemory", "RealmMeasurement", "VirtIO", "FirmwareCore",
+        "RealmVMM", "DiskImage", "KVM", "CKVM", "GuestMemory", "RealmMeasurement", "VirtIO", "FirmwareCore", "Platform",
         .product(name: "ArgumentParser", package: "swift-argument-parser"),
         .product(name: "Logging", package: "swift-log"),
       ]),
@@ -53,20 +57,21 @@ let package = Package(
     // register names; one implementation of each.
     .target(name: "FirmwareCore", path: "Firmware/Sources/FirmwareCore"),
     // Bootable disk images (GPT, FAT32 ESP, BLS entries) for `realm-run image create`.
-    .target(name: "DiskImage", dependencies: ["FirmwareCore"]),
+    .target(name: "DiskImage", dependencies: ["FirmwareCore", "Platform"]),
 
     .target(name: "TestSupport", dependencies: ["GuestMemory", "KVM", "Devices", "VirtIO", "FirmwareCore"], path: "Tests/TestSupport"),
+    .testTarget(name: "PlatformTests", dependencies: ["Platform"]),
     .testTarget(name: "KVMTests", dependencies: ["KVM", "CKVM", "TestSupport"]),
     .testTarget(name: "GuestMemoryTests", dependencies: ["GuestMemory"]),
     .testTarget(name: "DeviceTreeTests", dependencies: ["DeviceTree", "CLibFDT"]),
     .testTarget(name: "DevicesTests", dependencies: ["Devices", "TestSupport"]),
     .testTarget(name: "VirtIOTests", dependencies: ["VirtIO", "AsyncIO", "Devices", "GuestMemory", "TestSupport"]),
-    .testTarget(name: "AsyncIOTests", dependencies: ["AsyncIO"]),
-    .testTarget(name: "RealmVMMTests", dependencies: ["RealmVMM", "TestSupport", "FirmwareCore", "RealmMeasurement"]),
+    .testTarget(name: "AsyncIOTests", dependencies: ["AsyncIO", "Platform"]),
+    .testTarget(name: "RealmVMMTests", dependencies: ["RealmVMM", "TestSupport", "FirmwareCore", "RealmMeasurement", "Platform"]),
     .testTarget(
       name: "FirmwareCoreTests",
       dependencies: ["FirmwareCore", "DiskImage", "TestSupport", .product(name: "Crypto", package: "swift-crypto")]),
-    .testTarget(name: "DiskImageTests", dependencies: ["DiskImage", "FirmwareCore", "TestSupport"]),
+    .testTarget(name: "DiskImageTests", dependencies: ["DiskImage", "FirmwareCore", "Platform", "TestSupport"]),
     .testTarget(
       name: "RealmMeasurementTests",
       dependencies: ["RealmMeasurement", .product(name: "Crypto", package: "swift-crypto")]),

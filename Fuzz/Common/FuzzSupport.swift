@@ -4,7 +4,7 @@
 // the device does with them.
 import Devices
 import GuestMemory
-import Glibc
+import Platform
 
 /// The fuzz input, read front to back; a read past its end gives zeros (so every prefix of an input
 /// is a valid input, and inputs stay short).

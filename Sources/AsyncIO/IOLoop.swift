@@ -1,21 +1,16 @@
 import CLibAIO
+import Platform
 import Synchronization
-
-#if canImport(Glibc)
-import Glibc
-#elseif canImport(Musl)
-import Musl
-#endif
 
 /// Why the I/O thread could not be set up.
 public enum AsyncIOError: Error, Equatable, CustomStringConvertible {
-  case eventfd(errno: Int32)
+  case eventfd(errno: Errno)
   case thread(status: Int32)
 
   public var description: String {
     switch self {
-    case .eventfd(let errno): return "cannot create an eventfd for the I/O thread: \(String(cString: strerror(errno)))"
-    case .thread(let status): return "cannot start a thread: \(String(cString: strerror(status)))"
+    case .eventfd(let errno): return "cannot create an eventfd for the I/O thread: \(errno)"
+    case .thread(let status): return "cannot start a thread: \(Errno(rawValue: status))"
     }
   }
 }
@@ -23,19 +18,16 @@ public enum AsyncIOError: Error, Equatable, CustomStringConvertible {
 /// One file operation for the I/O thread. Buffers are host memory (guest RAM or bounce buffers)
 /// that must stay valid until the completion runs.
 public enum IOOperation {
-  case read(fd: Int32, iovecs: [iovec], offset: Int64)
-  case write(fd: Int32, iovecs: [iovec], offset: Int64)
+  case read(fd: FileDescriptor, iovecs: [iovec], offset: Int64)
+  case write(fd: FileDescriptor, iovecs: [iovec], offset: Int64)
   /// `fdatasync(2)`, run on the I/O thread.
-  case fdatasync(fd: Int32)
+  case fdatasync(fd: FileDescriptor)
   /// `fallocate(2)` with `mode` (punch hole / zero range), run on the I/O thread.
-  case fallocate(fd: Int32, mode: Int32, offset: Int64, length: Int64)
+  case fallocate(fd: FileDescriptor, mode: Int32, offset: Int64, length: Int64)
 }
 
 /// The result of an ``IOOperation``: bytes transferred (0 for sync and fallocate) or `-errno`.
 public typealias IOCompletion = (_ result: Int) -> Void
-
-/// fdatasync(2) (inside IOOperation the name is the enum case's).
-private func dataSync(_ fd: Int32) -> Int32 { fdatasync(fd) }
 
 extension IOOperation {
   /// Runs the operation with plain system calls on the calling thread.
@@ -43,13 +35,18 @@ extension IOOperation {
     func check(_ result: Int) -> Int { result < 0 ? -Int(errno) : result }
     switch self {
     case .read(let fd, let iovecs, let offset):
-      return check(preadv(fd, iovecs, Int32(iovecs.count), Int(offset)))
+      return check(retryingOnInterrupt { preadv(fd.rawValue, iovecs, Int32(iovecs.count), Int(offset)) })
     case .write(let fd, let iovecs, let offset):
-      return check(pwritev(fd, iovecs, Int32(iovecs.count), Int(offset)))
+      return check(retryingOnInterrupt { pwritev(fd.rawValue, iovecs, Int32(iovecs.count), Int(offset)) })
     case .fdatasync(let fd):
-      return dataSync(fd) == 0 ? 0 : -Int(errno)
+      do {
+        try fd.syncData()
+        return 0
+      } catch {
+        return -Int(error.rawValue)
+      }
     case .fallocate(let fd, let mode, let offset, let length):
-      return clibaio_fallocate(fd, mode, offset, length) == 0 ? 0 : -Int(errno)
+      return check(Int(retryingOnInterrupt { clibaio_fallocate(fd.rawValue, mode, offset, length) }))
     }
   }
 }
@@ -132,10 +129,10 @@ public final class IOLoop: @unchecked Sendable {
     self.pollNanoseconds = pollNanoseconds
     self.maxEvents = max(2, maxEvents)
     wakeFD = eventfd(0, Int32(EFD_NONBLOCK | EFD_CLOEXEC))
-    guard wakeFD >= 0 else { throw .eventfd(errno: errno) }
+    guard wakeFD >= 0 else { throw .eventfd(errno: .current) }
     completionFD = eventfd(0, Int32(EFD_NONBLOCK | EFD_CLOEXEC))
     guard completionFD >= 0 else {
-      let error = errno
+      let error = Errno.current
       close(wakeFD)
       throw .eventfd(errno: error)
     }
@@ -154,7 +151,7 @@ public final class IOLoop: @unchecked Sendable {
     } else {
       let status = io_setup(Int32(self.maxEvents), &ctx)
       fallbackReason = status == 0
-        ? nil : "io_setup failed (\(String(cString: strerror(-status)))); using synchronous pread/pwrite on the I/O thread"
+        ? nil : "io_setup failed (\(Errno(rawValue: -status))); using synchronous pread/pwrite on the I/O thread"
     }
     context = ctx
     ringUsable = ctx.map { clibaio_ring_usable($0) != 0 } ?? false
@@ -361,7 +358,7 @@ public final class IOLoop: @unchecked Sendable {
   /// Fills slot `slot`'s iocb (and its iovecs) for `operation`, a read or a write.
   private func prepare(_ slot: Int, _ operation: IOOperation) {
     let iocb = iocbs + slot
-    let fd: Int32, list: [iovec], offset: Int64, isRead: Bool
+    let fd: FileDescriptor, list: [iovec], offset: Int64, isRead: Bool
     switch operation {
     case .read(let f, let v, let o): (fd, list, offset, isRead) = (f, v, o, true)
     case .write(let f, let v, let o): (fd, list, offset, isRead) = (f, v, o, false)
@@ -376,9 +373,9 @@ public final class IOLoop: @unchecked Sendable {
     let iovecs = slotIovecs[slot]!
     list.withUnsafeBufferPointer { iovecs.update(from: $0.baseAddress!, count: $0.count) }
     if isRead {
-      io_prep_preadv(iocb, fd, iovecs, Int32(list.count), offset)
+      io_prep_preadv(iocb, fd.rawValue, iovecs, Int32(list.count), offset)
     } else {
-      io_prep_pwritev(iocb, fd, iovecs, Int32(list.count), offset)
+      io_prep_pwritev(iocb, fd.rawValue, iovecs, Int32(list.count), offset)
     }
     if !wakePollUsable { io_set_eventfd(iocb, completionFD) }
     iocb.pointee.data = UnsafeMutableRawPointer(bitPattern: UInt(slot + 1))

@@ -1,13 +1,5 @@
 import FirmwareCore
 
-#if canImport(Glibc)
-import Glibc
-#elseif canImport(Musl)
-import Musl
-#elseif canImport(Darwin)
-import Darwin
-#endif
-
 /// A bootable disk image for the realm firmware (or any UEFI/BLS loader): protective MBR, GPT
 /// (primary and backup), a FAT32 EFI system partition holding the kernel (as /vmlinuz and
 /// /EFI/BOOT/BOOTAA64.EFI), the initrds, /loader/loader.conf and

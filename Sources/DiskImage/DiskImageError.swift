@@ -1,11 +1,3 @@
-#if canImport(Glibc)
-import Glibc
-#elseif canImport(Musl)
-import Musl
-#elseif canImport(Darwin)
-import Darwin
-#endif
-
 /// Why a disk image could not be created.
 public enum DiskImageError: Error, Equatable, CustomStringConvertible {
   /// An input file could not be read.
@@ -39,8 +31,4 @@ public enum DiskImageError: Error, Equatable, CustomStringConvertible {
     case .invalidText(let field): return "the \(field) must be a single line"
     }
   }
-
-  /// The system's text for `code` (by default the errno of the call that just failed): the one
-  /// place this module turns an errno into a reason.
-  static func reason(_ code: Int32 = errno) -> String { String(cString: strerror(code)) }
 }

@@ -1,19 +1,8 @@
-#if canImport(Glibc)
-import Glibc
-#elseif canImport(Musl)
-import Musl
-#elseif canImport(Darwin)
-import Darwin
-#endif
+import Platform
 
-#if os(Linux)
 // glibc declares SEEK_DATA and SEEK_HOLE only for _GNU_SOURCE, which its Swift module lacks (Linux's values).
 private let seekData: Int32 = 3
 private let seekHole: Int32 = 4
-#else
-private let seekData = SEEK_DATA
-private let seekHole = SEEK_HOLE
-#endif
 
 /// The device and inode of a file. Two paths name the same file, through a hard link or a symbolic
 /// link too, exactly when these agree; comparing paths would miss both.
@@ -37,28 +26,32 @@ final class InputFile {
   let identity: FileIdentity
   /// The size when opened: no more than this is ever read, even if the file grows.
   let size: UInt64
-  private let fd: Int32
+  private let fd: FileDescriptor
 
   init(path: String, role: String) throws(DiskImageError) {
     self.path = path
     self.role = role
-    fd = open(path, O_RDONLY | O_CLOEXEC)
-    guard fd >= 0 else { throw .cannotRead(path: path, reason: DiskImageError.reason()) }
-    var status = stat()
-    if fstat(fd, &status) != 0 {
-      let reason = DiskImageError.reason()
-      _ = close(fd)
-      throw .cannotRead(path: path, reason: reason)
+    do {
+      fd = try .open(path, O_RDONLY)
+    } catch {
+      throw .cannotRead(path: path, reason: error.description)
+    }
+    let status: stat
+    do {
+      status = try fd.status()
+    } catch {
+      fd.close()
+      throw .cannotRead(path: path, reason: error.description)
     }
     guard (status.st_mode & S_IFMT) == S_IFREG else {
-      _ = close(fd)
+      fd.close()
       throw .cannotRead(path: path, reason: "not a regular file")
     }
     identity = FileIdentity(status)
     size = UInt64(status.st_size)
   }
 
-  deinit { _ = close(fd) }
+  deinit { fd.close() }
 
   /// The whole file, for the ESP (whose FAT32 files are under 4 GiB).
   func readAll() throws(DiskImageError) -> [UInt8] {
@@ -72,32 +65,36 @@ final class InputFile {
   /// Fills `buffer` from `offset`, which with the buffer's length lies within `size`; the file
   /// ending sooner means it shrank after it was opened.
   func read(into buffer: UnsafeMutableRawBufferPointer, at offset: UInt64) throws(DiskImageError) {
-    var done = 0
-    while done < buffer.count {
-      let n = pread(fd, buffer.baseAddress! + done, buffer.count - done, off_t(offset) + off_t(done))
-      if n < 0 && errno == EINTR { continue }
-      guard n > 0 else {
-        throw .cannotRead(path: path, reason: n == 0 ? "the file shrank while it was copied" : DiskImageError.reason())
-      }
-      done += n
+    let count: Int
+    do {
+      count = try fd.read(into: buffer, at: Int64(offset))
+    } catch {
+      throw .cannotRead(path: path, reason: error.description)
     }
+    guard count == buffer.count else { throw .cannotRead(path: path, reason: "the file shrank while it was copied") }
   }
 
   /// The next run of data at or after `offset` (and before `size`), skipping holes; `nil` when
   /// only holes remain. Where the file system cannot tell holes (SEEK_DATA fails with EINVAL), all
   /// of the rest counts as data.
   func nextData(from offset: UInt64) throws(DiskImageError) -> Range<UInt64>? {
-    let start = lseek(fd, off_t(offset), seekData)
-    if start < 0 {
-      switch errno {
+    let start: Int64
+    do {
+      start = try fd.seek(to: Int64(offset), from: seekData)
+    } catch {
+      switch error {
       case ENXIO: return nil  // a hole or the end of the file follows `offset`
       case EINVAL: return offset..<size
-      default: throw .cannotRead(path: path, reason: DiskImageError.reason())
+      default: throw .cannotRead(path: path, reason: error.description)
       }
     }
     guard UInt64(start) < size else { return nil }
-    let end = lseek(fd, start, seekHole)
-    guard end >= 0 else { throw .cannotRead(path: path, reason: DiskImageError.reason()) }
+    let end: Int64
+    do {
+      end = try fd.seek(to: start, from: seekHole)
+    } catch {
+      throw .cannotRead(path: path, reason: error.description)
+    }
     return UInt64(start)..<min(UInt64(end), size)
   }
 }
@@ -122,7 +119,7 @@ final class OutputFile {
   /// Hidden, and named after the output, so that a file left by a crash is recognisable.
   private let temporaryPrefix: String
   private var temporaryPath: String?
-  private var fd: Int32 = -1
+  private var fd: FileDescriptor?
   private var committed = false
 
   /// Looks at the output: if it exists it must be a regular file. Creates nothing yet
@@ -132,15 +129,15 @@ final class OutputFile {
     self.path = path
     var status = stat()
     if lstat(path, &status) != 0 {
-      guard errno == ENOENT else { throw .cannotWrite(path: path, reason: DiskImageError.reason()) }
+      guard errno == ENOENT else { throw .cannotWrite(path: path, reason: Errno.current.description) }
       destination = path
       existing = nil
       existingMode = nil
     } else {
-      guard stat(path, &status) == 0 else { throw .cannotWrite(path: path, reason: DiskImageError.reason()) }
+      guard stat(path, &status) == 0 else { throw .cannotWrite(path: path, reason: Errno.current.description) }
       // A device or a directory would be replaced by a file, not written to: refuse, don't surprise.
       guard (status.st_mode & S_IFMT) == S_IFREG else { throw .cannotWrite(path: path, reason: "not a regular file") }
-      guard let resolved = realpath(path, nil) else { throw .cannotWrite(path: path, reason: DiskImageError.reason()) }
+      guard let resolved = realpath(path, nil) else { throw .cannotWrite(path: path, reason: Errno.current.description) }
       destination = String(cString: resolved)
       free(resolved)
       existing = FileIdentity(status)
@@ -156,23 +153,26 @@ final class OutputFile {
   /// Creates the temporary file, `size` bytes long and all hole. O_EXCL with a random name: it is
   /// never a file that already exists.
   func create(size: UInt64) throws(DiskImageError) {
-    while temporaryPath == nil {
+    while fd == nil {
       let candidate = temporaryPrefix + String(UInt64.random(in: 0...UInt64.max), radix: 36)
-      fd = open(candidate, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0o644)
-      if fd >= 0 {
+      do {
+        fd = try .open(candidate, O_WRONLY | O_CREAT | O_EXCL)
         temporaryPath = candidate
-      } else if errno != EEXIST {
-        throw .cannotWrite(path: path, reason: "cannot create a file in \(directory): \(DiskImageError.reason())")
+      } catch {
+        guard error.rawValue == EEXIST else {
+          throw .cannotWrite(path: path, reason: "cannot create a file in \(directory): \(error)")
+        }
       }
     }
-    if let existingMode, fchmod(fd, existingMode) != 0 { throw .cannotWrite(path: path, reason: DiskImageError.reason()) }
-    guard ftruncate(fd, off_t(size)) == 0 else { throw .cannotWrite(path: path, reason: DiskImageError.reason()) }
+    let fd = self.fd!.rawValue
+    if let existingMode, fchmod(fd, existingMode) != 0 { throw .cannotWrite(path: path, reason: Errno.current.description) }
+    guard ftruncate(fd, off_t(size)) == 0 else { throw .cannotWrite(path: path, reason: Errno.current.description) }
   }
 
   /// Closes the file and, unless committed, removes it: every way out of writing calls this.
   func finish() {
-    if fd >= 0 { _ = close(fd) }
-    fd = -1
+    fd?.close()
+    fd = nil
     if !committed, let temporaryPath { _ = unlink(temporaryPath) }
   }
 
@@ -190,11 +190,12 @@ final class OutputFile {
       let end = min(start + piece, buffer.count)
       var done = start
       if OutputFile.isZero(UnsafeRawBufferPointer(rebasing: buffer[start..<end])) { done = end }
-      while done < end {
-        let n = pwrite(fd, buffer.baseAddress! + done, end - done, off_t(offset) + off_t(done))
-        if n < 0 && errno == EINTR { continue }
-        guard n > 0 else { throw .cannotWrite(path: path, reason: DiskImageError.reason()) }
-        done += n
+      if done < end {
+        do {
+          try fd!.write(UnsafeRawBufferPointer(rebasing: buffer[done..<end]), at: Int64(offset) + Int64(done))
+        } catch {
+          throw .cannotWrite(path: path, reason: error.description)
+        }
       }
       start = end
     }
@@ -235,12 +236,15 @@ final class OutputFile {
   /// rename itself on disk (fsync of the directory), so that after a crash the output is either
   /// the old file or the whole new image.
   func commit() throws(DiskImageError) {
-    guard fsync(fd) == 0 else { throw .cannotWrite(path: path, reason: DiskImageError.reason()) }
-    guard rename(temporaryPath!, destination) == 0 else { throw .cannotWrite(path: path, reason: DiskImageError.reason()) }
-    committed = true
-    let directoryFD = open(directory, O_RDONLY | O_DIRECTORY | O_CLOEXEC)
-    guard directoryFD >= 0 else { throw .cannotWrite(path: path, reason: DiskImageError.reason()) }
-    defer { _ = close(directoryFD) }
-    guard fsync(directoryFD) == 0 else { throw .cannotWrite(path: path, reason: DiskImageError.reason()) }
+    do throws(Errno) {
+      try fd!.sync()
+      guard rename(temporaryPath!, destination) == 0 else { throw .current }
+      committed = true
+      let directoryFD = try FileDescriptor.open(directory, O_RDONLY | O_DIRECTORY)
+      defer { directoryFD.close() }
+      try directoryFD.sync()
+    } catch {
+      throw .cannotWrite(path: path, reason: error.description)
+    }
   }
 }

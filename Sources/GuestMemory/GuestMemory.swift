@@ -1,15 +1,11 @@
-#if canImport(Glibc)
-import Glibc
-#elseif canImport(Musl)
-import Musl
-#endif
+import Platform
 
 /// Why an access to guest memory was refused.
 public enum GuestMemoryError: Error, Equatable, CustomStringConvertible {
   /// `[address, address + length)` is not inside one region of guest RAM.
   case outOfRange(address: UInt64, length: UInt64)
   /// Mapping the memory failed with `errno`.
-  case mapFailed(size: UInt64, errno: Int32)
+  case mapFailed(size: UInt64, errno: Errno)
   /// Regions must be page aligned, non-empty and must not overlap.
   case invalidLayout(String)
 
@@ -18,7 +14,7 @@ public enum GuestMemoryError: Error, Equatable, CustomStringConvertible {
     case .outOfRange(let address, let length):
       return "guest address range 0x\(String(address, radix: 16))+0x\(String(length, radix: 16)) is outside guest RAM"
     case .mapFailed(let size, let errno):
-      return "cannot map \(size >> 20) MiB of guest RAM: \(String(cString: strerror(errno)))"
+      return "cannot map \(size >> 20) MiB of guest RAM: \(errno)"
     case .invalidLayout(let why):
       return "invalid guest memory layout: \(why)"
     }
@@ -68,7 +64,7 @@ public final class GuestMemory: @unchecked Sendable {
                             MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0),
             host != MAP_FAILED
       else {
-        let error = errno
+        let error = Errno.current
         Self.unmap(mapped)
         throw .mapFailed(size: range.size, errno: error)
       }

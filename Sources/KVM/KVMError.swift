@@ -1,8 +1,4 @@
-#if canImport(Glibc)
-import Glibc
-#elseif canImport(Musl)
-import Musl
-#endif
+import Platform
 
 /// A KVM operation that failed, with what the kernel said.
 public enum KVMError: Error, Equatable, CustomStringConvertible {
@@ -19,9 +15,9 @@ public enum KVMError: Error, Equatable, CustomStringConvertible {
       let hint =
         errno == ENOENT ? " (is KVM enabled in this kernel? load kvm or boot at EL2)"
         : errno == EACCES ? " (add yourself to the kvm group or run as root)" : ""
-      return "cannot open \(path): \(Self.describe(errno))\(hint)"
+      return "cannot open \(path): \(Errno(rawValue: errno))\(hint)"
     case .ioctl(let name, let errno):
-      return "\(name) failed: \(Self.describe(errno))"
+      return "\(name) failed: \(Errno(rawValue: errno))"
     case .unsupported(let what):
       return what
     }
@@ -33,10 +29,6 @@ public enum KVMError: Error, Equatable, CustomStringConvertible {
     case .unavailable(_, let errno), .ioctl(_, let errno): return errno
     case .unsupported: return nil
     }
-  }
-
-  static func describe(_ errno: Int32) -> String {
-    String(cString: strerror(errno))
   }
 
   public static func == (lhs: KVMError, rhs: KVMError) -> Bool {

@@ -1,10 +1,5 @@
 import CKVM
-
-#if canImport(Glibc)
-import Glibc
-#elseif canImport(Musl)
-import Musl
-#endif
+import Platform
 
 /// The system calls the KVM layer makes, behind a protocol so tests can record them (every ioctl
 /// with its request number and argument bytes) and play back results without a `/dev/kvm`.
@@ -28,12 +23,15 @@ public struct LinuxKVMSyscalls: KVMSyscalls {
   public init() {}
 
   public func open(_ path: String, flags: Int32) -> Int32 {
-    let fd = Glibc.open(path, flags | O_CLOEXEC)
-    return fd < 0 ? -errno : fd
+    do {
+      return try FileDescriptor.open(path, flags).rawValue
+    } catch {
+      return -error.rawValue
+    }
   }
 
   public func close(_ fd: Int32) {
-    _ = Glibc.close(fd)
+    FileDescriptor(rawValue: fd).close()
   }
 
   public func ioctl(_ fd: Int32, _ request: UInt, _ argument: UnsafeMutableRawPointer, argumentSize: Int) -> Int32 {
@@ -57,8 +55,9 @@ public struct LinuxKVMSyscalls: KVMSyscalls {
 }
 
 extension KVMSyscalls {
-  /// `ioctl` with a typed struct argument. EINTR is not retried: it is how a kicked KVM_RUN
-  /// returns, and the caller decides what it means.
+  /// `ioctl` with a typed struct argument. Any failure throws, EINTR included: nothing here is
+  /// retried. (KVM_RUN, which a kicked vCPU leaves with EINTR, does not come through here:
+  /// ``VCPU/runOnce()`` calls ``ioctl(_:_:value:)`` and treats EINTR as an exit.)
   @discardableResult
   func call<T>(_ fd: Int32, _ request: UInt, _ name: StaticString, _ argument: inout T) throws(KVMError) -> Int32 {
     let result = withUnsafeMutableBytes(of: &argument) { bytes in

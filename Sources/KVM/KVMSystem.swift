@@ -1,10 +1,5 @@
 import CKVM
-
-#if canImport(Glibc)
-import Glibc
-#elseif canImport(Musl)
-import Musl
-#endif
+import Platform
 
 /// An open `/dev/kvm`: capability probes and VM creation.
 public final class KVMSystem: @unchecked Sendable {
@@ -44,20 +39,14 @@ public final class KVMSystem: @unchecked Sendable {
 
   /// `KVM_CREATE_VM` with a machine type (IPA bits in [7:0], VM type above).
   public func createVM(type: UInt) throws(KVMError) -> VirtualMachine {
-    var result: Int32
-    repeat {
-      result = syscalls.ioctl(fd, CKVM_CREATE_VM, value: type)
-    } while result == -EINTR
+    let result = retryingOnMinusEINTR { syscalls.ioctl(fd, CKVM_CREATE_VM, value: type) }
     guard result >= 0 else { throw .ioctl("KVM_CREATE_VM", errno: -result) }
     return VirtualMachine(fd: result, system: self)
   }
 
   /// Whether `KVM_CREATE_VM` accepts `type` (the VM is closed again at once).
   public func canCreateVM(type: UInt) -> Bool {
-    var result: Int32
-    repeat {
-      result = syscalls.ioctl(fd, CKVM_CREATE_VM, value: type)
-    } while result == -EINTR
+    let result = retryingOnMinusEINTR { syscalls.ioctl(fd, CKVM_CREATE_VM, value: type) }
     guard result >= 0 else { return false }
     syscalls.close(result)
     return true

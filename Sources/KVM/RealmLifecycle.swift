@@ -1,11 +1,7 @@
 import CKVM
 import FirmwareCore
+import Platform
 
-#if canImport(Glibc)
-import Glibc
-#elseif canImport(Musl)
-import Musl
-#endif
 
 /// The realm-specific KVM calls, which differ with the CCA host series (kvm-cca-api.md §3-§5 and
 /// §8): generation A configures, creates, populates and activates the realm with `KVM_ENABLE_CAP`

@@ -1,10 +1,5 @@
 import CKVM
-
-#if canImport(Glibc)
-import Glibc
-#elseif canImport(Musl)
-import Musl
-#endif
+import Platform
 
 /// One virtual CPU: its registers and its `KVM_RUN` loop step.
 public final class VCPU: @unchecked Sendable {

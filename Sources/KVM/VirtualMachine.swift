@@ -1,10 +1,5 @@
 import CKVM
-
-#if canImport(Glibc)
-import Glibc
-#elseif canImport(Musl)
-import Musl
-#endif
+import Platform
 
 /// A KVM virtual machine: memory slots, vCPUs, devices and interrupt lines.
 public final class VirtualMachine: @unchecked Sendable {

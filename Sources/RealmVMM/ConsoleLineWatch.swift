@@ -1,10 +1,5 @@
+import Platform
 import Synchronization
-
-#if canImport(Glibc)
-import Glibc
-#elseif canImport(Musl)
-import Musl
-#endif
 
 /// A POSIX extended regular expression (as `grep -E` takes it), compiled once.
 public final class ConsolePattern: @unchecked Sendable {  // regexec on a compiled regex_t is thread-safe

@@ -1,8 +1,4 @@
-#if canImport(Glibc)
-import Glibc
-#elseif canImport(Musl)
-import Musl
-#endif
+import Platform
 
 /// A boot file (kernel, initrd, firmware) mapped read-only: its size is checked against `limit`
 /// before anything is read, its header can be checked by touching one page, and its bytes go from
@@ -15,11 +11,11 @@ public final class MappedImage: @unchecked Sendable {  // immutable after init
   /// Maps the regular file at `path`; `what` names it in errors ("the kernel").
   init(_ path: String, what: String, limit: UInt64) throws(VMMError) {
     self.path = path
-    let fd = open(path, O_RDONLY | O_CLOEXEC)
-    guard fd >= 0 else { throw .file(path: path, errno: errno, action: "open \(what)") }
-    defer { close(fd) }  // the mapping stays valid without the descriptor
-    var status = stat()
-    guard fstat(fd, &status) == 0 else { throw .file(path: path, errno: errno, action: "read \(what)") }
+    let fd: FileDescriptor
+    do { fd = try .open(path, O_RDONLY) } catch { throw .file(path: path, errno: error, action: "open \(what)") }
+    defer { fd.close() }  // the mapping stays valid without the descriptor
+    let status: stat
+    do { status = try fd.status() } catch { throw .file(path: path, errno: error, action: "read \(what)") }
     guard status.st_mode & S_IFMT == S_IFREG else {
       throw .invalidImage(path: path, reason: "\(what) is not a regular file")
     }
@@ -31,8 +27,8 @@ public final class MappedImage: @unchecked Sendable {  // immutable after init
       bytes = UnsafeRawBufferPointer(start: nil, count: 0)
       return
     }
-    let address = mmap(nil, Int(size), PROT_READ, MAP_PRIVATE, fd, 0)
-    guard let address, address != MAP_FAILED else { throw .file(path: path, errno: errno, action: "map \(what)") }
+    let address = mmap(nil, Int(size), PROT_READ, MAP_PRIVATE, fd.rawValue, 0)
+    guard let address, address != MAP_FAILED else { throw .file(path: path, errno: .current, action: "map \(what)") }
     bytes = UnsafeRawBufferPointer(start: address, count: Int(size))
   }
 
@@ -43,14 +39,9 @@ public final class MappedImage: @unchecked Sendable {  // immutable after init
 
 /// Writes `bytes` to `path` (created or truncated).
 func writeFile(_ path: String, _ bytes: [UInt8], what: String) throws(VMMError) {
-  let fd = open(path, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0o644)
-  guard fd >= 0 else { throw .file(path: path, errno: errno, action: "create \(what)") }
-  defer { close(fd) }
-  var done = 0
-  while done < bytes.count {
-    let count = bytes.withUnsafeBytes { write(fd, $0.baseAddress! + done, $0.count - done) }
-    if count < 0 && errno == EINTR { continue }
-    guard count > 0 else { throw .file(path: path, errno: errno, action: "write \(what)") }
-    done += count
-  }
+  let fd: FileDescriptor
+  do { fd = try .open(path, O_WRONLY | O_CREAT | O_TRUNC) } catch { throw .file(path: path, errno: error, action: "create \(what)") }
+  defer { fd.close() }
+  let written = bytes.withUnsafeBytes { buffer in Result { () throws(Errno) in try fd.write(buffer) } }
+  if case .failure(let error) = written { throw .file(path: path, errno: error, action: "write \(what)") }
 }

@@ -4,15 +4,10 @@ import Dispatch
 import GuestMemory
 import KVM
 import Logging
+import Platform
 import Synchronization
 import VirtIO
 import CKVM
-
-#if canImport(Glibc)
-import Glibc
-#elseif canImport(Musl)
-import Musl
-#endif
 
 /// A machine: a KVM VM with its RAM, vCPUs, interrupt controller and devices, ready to run.
 ///

@@ -1,12 +1,7 @@
 import CKVM
 import GuestMemory
 import KVM
-
-#if canImport(Glibc)
-import Glibc
-#elseif canImport(Musl)
-import Musl
-#endif
+import Platform
 
 /// The Realm-specific steps of building a machine.
 extension Machine {
@@ -44,10 +39,10 @@ extension Machine {
   static func lockRealmMemory(_ region: GuestRegion) throws(VMMError) {
     let limit = ckvm_raise_memlock_limit(region.size)
     guard ckvm_mlock_on_fault(region.host, UInt(region.size)) == 0 else {
-      let error = errno
+      let error = Errno.current
       let current = limit == UInt64.max ? "unlimited" : "\(limit >> 10) KiB"
       throw .unsupportedHost(
-        "cannot lock \(region.size >> 20) MiB of Realm RAM in memory (\(String(cString: strerror(error))); RLIMIT_MEMLOCK is \(current)): raise it with 'ulimit -l' or run as root")
+        "cannot lock \(region.size >> 20) MiB of Realm RAM in memory (\(error); RLIMIT_MEMLOCK is \(current)): raise it with 'ulimit -l' or run as root")
     }
   }
 

@@ -1,13 +1,8 @@
 import CKVM
 import FirmwareCore
 import KVM
+import Platform
 import RealmMeasurement
-
-#if canImport(Glibc)
-import Glibc
-#elseif canImport(Musl)
-import Musl
-#endif
 
 /// What a Realm's RIM depends on besides the machine itself: which measurement rules the host's
 /// RMM follows, and the realm parameters its kernel fills in.

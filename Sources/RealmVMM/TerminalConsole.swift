@@ -1,11 +1,6 @@
 import Devices
+import Platform
 import Synchronization
-
-#if canImport(Glibc)
-import Glibc
-#elseif canImport(Musl)
-import Musl
-#endif
 
 /// The host side of the guest console: guest output to standard output as it comes (and to a log
 /// file), standard input to the guest.
@@ -17,35 +12,41 @@ public final class TerminalConsole: ConsoleOutput, @unchecked Sendable {
   static let escape: UInt8 = 0x01
   static let quit = UInt8(ascii: "x")
 
-  private let outputFD: Int32
-  private let logFD: Int32?
-  private let inputFD: Int32
+  private let output: FileDescriptor
+  private let log: FileDescriptor?
+  private let input: FileDescriptor
   private let stopping = Atomic<Bool>(false)
   private var inputThread: pthread_t?
   /// `--until` / `--fail-on`, and what to do on the first match.
   private let watch = Mutex<(lines: ConsoleLineWatch, matched: @Sendable (ConsoleLineWatch.Match) -> Void)?>(nil)
 
   /// `logPath`: a file that receives a copy of all guest output (created or truncated).
-  public init(logPath: String? = nil, outputFD: Int32 = STDOUT_FILENO, inputFD: Int32 = STDIN_FILENO) throws(VMMError) {
-    self.outputFD = outputFD
-    self.inputFD = inputFD
+  public init(
+    logPath: String? = nil, output: FileDescriptor = .standardOutput, input: FileDescriptor = .standardInput
+  ) throws(VMMError) {
+    self.output = output
+    self.input = input
     if let logPath {
-      let fd = open(logPath, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0o644)
-      guard fd >= 0 else { throw .file(path: logPath, errno: errno, action: "create the console log") }
-      logFD = fd
+      do {
+        log = try .open(logPath, O_WRONLY | O_CREAT | O_TRUNC)
+      } catch {
+        throw .file(path: logPath, errno: error, action: "create the console log")
+      }
     } else {
-      logFD = nil
+      log = nil
     }
   }
 
   deinit {
     stopInput()
-    if let logFD { close(logFD) }
+    log?.close()
   }
 
+  /// Writes guest output to the output and the log. A failure is dropped: a closed stdout must
+  /// not stop the guest.
   public func write(_ bytes: UnsafeRawBufferPointer) {
-    writeAll(outputFD, bytes)
-    if let logFD { writeAll(logFD, bytes) }
+    try? output.write(bytes)
+    try? log?.write(bytes)
     if let (lines, matched) = watch.withLock({ $0 }), let match = lines.feed(bytes) { matched(match) }
   }
 
@@ -57,16 +58,16 @@ public final class TerminalConsole: ConsoleOutput, @unchecked Sendable {
   /// Starts forwarding input to `deliver` (which returns how many bytes it took). `quit` runs when
   /// the user types the escape sequence.
   public func startInput(deliver: @escaping @Sendable (UInt8) -> Bool, quit: @escaping @Sendable () -> Void) {
-    if isatty(inputFD) == 1 { TerminalMode.enterRaw(inputFD) }
-    let input = inputFD
+    if input.isTerminal { TerminalMode.enterRaw(input) }
     inputThread = startThread { [self] in
       var sawEscape = false
       var byte: UInt8 = 0
       while !stopping.load(ordering: .relaxed) {
-        var poller = pollfd(fd: input, events: Int16(POLLIN), revents: 0)
-        let ready = poll(&poller, 1, 100)
-        if ready == 0 || (ready < 0 && errno == EINTR) { continue }
-        guard ready > 0, read(input, &byte, 1) == 1 else { return }  // EOF or error: no more input
+        var poller = pollfd(fd: input.rawValue, events: Int16(POLLIN), revents: 0)
+        let ready = retryingOnInterrupt { poll(&poller, 1, 100) }
+        if ready == 0 { continue }
+        // EOF or error: no more input.
+        guard ready > 0, (try? withUnsafeMutableBytes(of: &byte) { try input.read(into: $0) }) == 1 else { return }
         if sawEscape {
           sawEscape = false
           if byte == Self.quit {
@@ -92,20 +93,6 @@ public final class TerminalConsole: ConsoleOutput, @unchecked Sendable {
     }
     TerminalMode.restore()
   }
-
-  private func writeAll(_ fd: Int32, _ bytes: UnsafeRawBufferPointer) {
-    guard var next = bytes.baseAddress else { return }
-    var remaining = bytes.count
-    while remaining > 0 {
-      let written = Glibc.write(fd, next, remaining)
-      if written < 0 {
-        if errno == EINTR || errno == EAGAIN { continue }
-        return  // a closed stdout must not stop the guest
-      }
-      next += written
-      remaining -= written
-    }
-  }
 }
 
 /// The terminal's original mode, restored by ``TerminalConsole``, at exit, on SIGINT, SIGTERM and
@@ -118,7 +105,8 @@ public enum TerminalMode {
   /// Signals that end the process abnormally: restore the terminal, then die of the signal as before.
   static let fatalSignals = [SIGSEGV, SIGBUS, SIGILL, SIGFPE, SIGABRT, SIGTRAP, SIGQUIT]
 
-  static func enterRaw(_ fd: Int32) {
+  static func enterRaw(_ terminal: FileDescriptor) {
+    let fd = terminal.rawValue
     guard savedFD.load(ordering: .acquiring) < 0, tcgetattr(fd, saved) == 0 else { return }
     var raw = saved.pointee
     cfmakeraw(&raw)

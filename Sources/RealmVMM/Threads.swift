@@ -1,10 +1,5 @@
 import AsyncIO
-
-#if canImport(Glibc)
-import Glibc
-#elseif canImport(Musl)
-import Musl
-#endif
+import Platform
 
 /// ``AsyncIO/startThread(_:)`` where a thread that cannot start is the host running out of
 /// resources, not something realm-run can report and go on from.

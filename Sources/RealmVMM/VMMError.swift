@@ -2,17 +2,12 @@ import DeviceTree
 import Devices
 import GuestMemory
 import KVM
-
-#if canImport(Glibc)
-import Glibc
-#elseif canImport(Musl)
-import Musl
-#endif
+import Platform
 
 /// Everything that can stop realm-run from building or running a machine, each with a one-line
 /// description that names the cause (and the fix, where there is one).
 public enum VMMError: Error, CustomStringConvertible {
-  case file(path: String, errno: Int32, action: String)
+  case file(path: String, errno: Errno, action: String)
   case invalidImage(path: String, reason: String)
   case placement(BootLayout.PlacementError)
   case kvm(KVMError)
@@ -31,7 +26,7 @@ public enum VMMError: Error, CustomStringConvertible {
   public var description: String {
     switch self {
     case .file(let path, let errno, let action):
-      return "cannot \(action) \(path): \(String(cString: strerror(errno)))"
+      return "cannot \(action) \(path): \(errno)"
     case .invalidImage(let path, let reason):
       return "\(path): \(reason)"
     case .placement(let error):

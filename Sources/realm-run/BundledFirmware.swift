@@ -1,10 +1,5 @@
+import Platform
 import RealmVMM
-
-#if canImport(Glibc)
-import Glibc
-#elseif canImport(Musl)
-import Musl
-#endif
 
 /// Finds the firmware shipped with realm-run: `realm-fw.bin` next to the executable, then in
 /// `PREFIX/share/realm-run/` for an executable installed in `PREFIX/bin`.

@@ -1,10 +1,5 @@
+import Platform
 import RealmVMM
-
-#if canImport(Glibc)
-import Glibc
-#elseif canImport(Musl)
-import Musl
-#endif
 
 /// realm-run's exit statuses (documented in the README and the man page).
 enum ExitStatus: Int32, Error, CaseIterable {

@@ -1,11 +1,6 @@
 import ArgumentParser
 import DiskImage
-
-#if canImport(Glibc)
-import Glibc
-#elseif canImport(Musl)
-import Musl
-#endif
+import Platform
 
 /// `realm-run image`: disk images the realm firmware can boot.
 struct ImageCommand: ParsableCommand {
@@ -74,7 +69,7 @@ struct CopyProgress {
   private var shownMiB: UInt64?
   private var done = false
 
-  init(isTerminal: Bool = isatty(STDERR_FILENO) == 1, emit: @escaping (String) -> Void = RealmRun.writeStandardError) {
+  init(isTerminal: Bool = FileDescriptor.standardError.isTerminal, emit: @escaping (String) -> Void = RealmRun.writeStandardError) {
     self.isTerminal = isTerminal
     self.emit = emit
   }

@@ -1,10 +1,5 @@
 import ArgumentParser
-
-#if canImport(Glibc)
-import Glibc
-#elseif canImport(Musl)
-import Musl
-#endif
+import Platform
 
 /// `realm-run`: the root command. With no subcommand it runs a machine (``RunCommand``).
 @main
@@ -49,7 +44,7 @@ struct RealmRun: ParsableCommand {
       status = code == .validationFailure ? .usage : .vmmError
     }
     TerminalModeGuard.restore()
-    Glibc.exit(status.rawValue)
+    Platform.exit(status.rawValue)
   }
 
   /// What is wrong with `help WORD` when WORD is no subcommand (ArgumentParser would print the root
@@ -67,8 +62,7 @@ struct RealmRun: ParsableCommand {
 
   /// Writes `text` to stderr as it is, unbuffered (so it shows before a crash or an exit).
   static func writeStandardError(_ text: String) {
-    var bytes = Array(text.utf8)
-    _ = write(STDERR_FILENO, &bytes, bytes.count)
+    Array(text.utf8).withUnsafeBytes { bytes in _ = try? FileDescriptor.standardError.write(bytes) }
   }
 }
 

@@ -2,13 +2,8 @@ import ArgumentParser
 import FirmwareCore
 import KVM
 import Logging
+import Platform
 import RealmVMM
-
-#if canImport(Glibc)
-import Glibc
-#elseif canImport(Musl)
-import Musl
-#endif
 
 /// `realm-run [run]`: builds a machine from the options and runs it to the end.
 struct RunCommand: ParsableCommand {
@@ -80,7 +75,7 @@ struct RunCommand: ParsableCommand {
     TerminationSignals.block { number in
       TerminalMode.restore()
       RealmRun.report("stopped by \(TerminationSignals.name(number))")
-      Glibc.exit(ExitStatus(signal: number).rawValue)
+      Platform.exit(ExitStatus(signal: number).rawValue)
     }
     do {
       let config = try makeConfig()

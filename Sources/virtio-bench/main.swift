@@ -10,12 +10,9 @@ import CLibAIO
 import Devices
 import Dispatch
 import GuestMemory
+import Platform
 import TestSupport
 import VirtIO
-
-#if canImport(Glibc)
-import Glibc
-#endif
 
 struct Options {
   var direct = false
@@ -65,24 +62,24 @@ func now() -> Double { Double(DispatchTime.now().uptimeNanoseconds) / 1e9 }
 
 // The file: filled with data so reads are real reads (not holes).
 do {
-  let fd = open(options.file, O_RDWR | O_CREAT, 0o644)
-  guard fd >= 0 else { print("cannot create \(options.file)"); exit(1) }
-  var info = stat()
-  fstat(fd, &info)
-  if Int(info.st_size) != fileSize {
+  let fd = try FileDescriptor.open(options.file, O_RDWR | O_CREAT)
+  defer { fd.close() }
+  if try Int(fd.status().st_size) != fileSize {
     let chunk = [UInt8](repeating: 0xA5, count: 1 << 20)
-    for index in 0..<(fileSize >> 20) { _ = chunk.withUnsafeBytes { pwrite(fd, $0.baseAddress, $0.count, index << 20) } }
-    ftruncate(fd, off_t(fileSize))
+    for index in 0..<(fileSize >> 20) { try chunk.withUnsafeBytes { try fd.write($0, at: Int64(index << 20)) } }
+    ftruncate(fd.rawValue, off_t(fileSize))
   }
-  fsync(fd)
-  close(fd)
+  try fd.sync()
+} catch {
+  print("cannot create \(options.file): \(error)")
+  exit(1)
 }
 
 /// Raw libaio: QD operations kept in flight with io_submit / io_getevents.
 @MainActor func rawLibaio(write: Bool, depth: Int, seconds: Double) -> Double {
-  let fd = open(options.file, O_RDWR | (options.direct ? clibaio_o_direct : 0))
-  guard fd >= 0 else { return 0 }
-  defer { close(fd) }
+  guard let file = try? FileDescriptor.open(options.file, O_RDWR | (options.direct ? clibaio_o_direct : 0)) else { return 0 }
+  defer { file.close() }
+  let fd = file.rawValue
   var context: io_context_t?
   guard io_setup(Int32(depth * 2), &context) == 0, let context else { return 0 }
   defer { io_destroy(context) }

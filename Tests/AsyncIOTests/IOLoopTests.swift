@@ -1,6 +1,7 @@
 import AsyncIO
 import Dispatch
 import Foundation
+import Platform
 import Synchronization
 import Testing
 
@@ -9,8 +10,8 @@ import Testing
     let path = FileManager.default.temporaryDirectory.appendingPathComponent("aio-\(UUID().uuidString)").path
     FileManager.default.createFile(atPath: path, contents: Data(count: 8192))
     defer { try? FileManager.default.removeItem(atPath: path) }
-    let fd = open(path, O_RDWR)
-    defer { close(fd) }
+    let fd = try FileDescriptor.open(path, O_RDWR)
+    defer { fd.close() }
     let loop = try IOLoop(name: "t", forceSynchronous: synchronous)
     #expect(loop.usesKernelAIO == !synchronous)
     try loop.start()
@@ -49,7 +50,7 @@ import Testing
     let result = Mutex<Int?>(nil)
     let done = DispatchSemaphore(value: 0)
     loop.schedule {
-      loop.submit(.fdatasync(fd: -1)) { value in
+      loop.submit(.fdatasync(fd: FileDescriptor(rawValue: -1))) { value in
         result.withLock { $0 = value }
         done.signal()
       }
@@ -63,15 +64,15 @@ import Testing
   @Test func refusedSubmissionFailsOnlyThatOperation() throws {
     let loop = try IOLoop(name: "t")
     try loop.start()
-    let fd = open("/dev/zero", O_RDONLY)
-    defer { close(fd) }
+    let fd = try FileDescriptor.open("/dev/zero", O_RDONLY)
+    defer { fd.close() }
     let buffer = UnsafeMutableRawBufferPointer.allocate(byteCount: 512, alignment: 512)
     defer { buffer.deallocate() }
     nonisolated(unsafe) let memory = buffer
     let results = Mutex<[Int]>([])
     let done = DispatchSemaphore(value: 0)
     loop.schedule {
-      for descriptor in [fd, -1, fd] {
+      for descriptor in [fd, FileDescriptor(rawValue: -1), fd] {
         loop.submit(.read(fd: descriptor, iovecs: [iovec(iov_base: memory.baseAddress, iov_len: 512)], offset: 0)) { result in
           if results.withLock({ $0.append(result); return $0.count }) == 3 { done.signal() }
         }
@@ -98,8 +99,8 @@ import Testing
     let blocks = 64
     FileManager.default.createFile(atPath: path, contents: Data(count: blocks * 8 * 512))
     defer { try? FileManager.default.removeItem(atPath: path) }
-    let fd = open(path, O_RDWR)
-    defer { close(fd) }
+    let fd = try FileDescriptor.open(path, O_RDWR)
+    defer { fd.close() }
     let loop = try IOLoop(name: "t", maxEvents: 8)
     try loop.start()
     let buffer = UnsafeMutableRawBufferPointer.allocate(byteCount: blocks * 8 * 512, alignment: 4096)
@@ -140,7 +141,7 @@ import Testing
     loop.stop()
     #expect(completed.withLock { $0 } == Dictionary(uniqueKeysWithValues: (0..<blocks).map { ($0, ($0 % 8 + 1) * 512) }))
     var check = [UInt8](repeating: 0, count: buffer.count)
-    #expect(pread(fd, &check, check.count, 0) == check.count)
+    #expect(try check.withUnsafeMutableBytes { try fd.read(into: $0, at: 0) } == check.count)
     for index in 0..<blocks {
       let range = index * 8 * 512 ..< index * 8 * 512 + (index % 8 + 1) * 512
       #expect(Array(check[range]) == Array(buffer[range]), "operation \(index)")

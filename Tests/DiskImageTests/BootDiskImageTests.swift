@@ -3,10 +3,7 @@ import Testing
 import Foundation
 import DiskImage
 import FirmwareCore
-
-#if canImport(Glibc)
-import Glibc
-#endif
+import Platform
 
 @Suite struct BootDiskImageTests {
   typealias Scratch = ScratchDirectory

@@ -1,5 +1,6 @@
 import CKVM
 import KVM
+import Synchronization
 import TestSupport
 import Testing
 
@@ -18,6 +19,22 @@ import Testing
     #expect(calls[1] == .init(fd: system.fd, request: 0xAE03, bytes: nil, value: 165))  // CHECK_EXTENSION(VM_IPA_SIZE)
     #expect(calls[2] == .init(fd: system.fd, request: 0xAE01, bytes: nil, value: 33))  // KVM_CREATE_VM(33)
     #expect(vm.fd > system.fd)
+  }
+
+  /// KVM_CREATE_VM fails with EINTR when a signal arrives while the kernel sets the VM up: it is
+  /// tried again. Other ioctls are not (KVM_RUN's EINTR is how a kicked vCPU returns).
+  @Test func createVMIsRetriedOnEINTR() throws {
+    let interruptions = Atomic<Int>(0)
+    let syscalls = RecordingKVMSyscalls(value: { _, request, _ in
+      guard request == 0xAE01 || request == 0xAE04 else { return nil }  // KVM_CREATE_VM, GET_VCPU_MMAP_SIZE
+      return interruptions.add(1, ordering: .relaxed).newValue <= 2 ? -4 : nil  // -EINTR twice
+    })
+    let system = try KVMSystem(syscalls: syscalls)
+    let vm = try system.createVM(type: 0)
+    #expect(syscalls.calls.filter { $0.request == 0xAE01 }.count == 3)
+    #expect(vm.fd > system.fd)
+    interruptions.store(0, ordering: .relaxed)
+    #expect(throws: KVMError.ioctl("KVM_GET_VCPU_MMAP_SIZE", errno: 4)) { try system.vcpuMapSize() }
   }
 
   @Test func refusesAnUnknownAPIVersion() {

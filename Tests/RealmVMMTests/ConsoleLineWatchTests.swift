@@ -1,11 +1,8 @@
+import Platform
 import Synchronization
 import Testing
 
 @testable import RealmVMM
-
-#if canImport(Glibc)
-import Glibc
-#endif
 
 /// `--until` and `--fail-on`: console output is matched a whole line at a time.
 @Suite struct ConsoleLineWatchTests {
@@ -38,7 +35,7 @@ import Glibc
 
   /// Through the console the guest writes to: the match is reported after the line is shown.
   @Test func theConsoleReportsTheFirstMatchingLine() throws {
-    let console = try TerminalConsole(outputFD: open("/dev/null", O_WRONLY), inputFD: open("/dev/null", O_RDONLY))
+    let console = try TerminalConsole(output: .open("/dev/null", O_WRONLY), input: .open("/dev/null", O_RDONLY))
     let seen = Mutex<[ConsoleLineWatch.Match]>([])
     console.watch(ConsoleLineWatch(until: try ConsolePattern("login:"), failOn: nil)) { match in
       seen.withLock { $0.append(match) }

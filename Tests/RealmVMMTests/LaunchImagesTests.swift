@@ -1,12 +1,9 @@
 import Foundation
+import Platform
 import Testing
 
 @testable import RealmVMM
 import TestSupport
-
-#if canImport(Glibc)
-import Glibc
-#endif
 
 /// Boot files are checked by their header and size before they are read, and mapped, not copied.
 @Suite struct LaunchImagesTests {

@@ -66,7 +66,7 @@ import Testing
     let config = MachineConfig(
       memorySize: ramSize, cpus: 2, boot: .kernel(path: try kernelFile(), initrd: nil), kernelParameters: "quiet",
       realm: true, realmOptions: options)
-    let console = try TerminalConsole(outputFD: open("/dev/null", O_WRONLY), inputFD: open("/dev/null", O_RDONLY))
+    let console = try TerminalConsole(output: .open("/dev/null", O_WRONLY), input: .open("/dev/null", O_RDONLY))
     let machine = try Machine(config: config, console: console, kvm: system)
     return Recording(calls: syscalls.calls, capabilityArguments: enableCapArguments.withLock { $0 }, machine: machine)
   }
@@ -242,7 +242,7 @@ import Testing
     let config = MachineConfig(
       memorySize: 64 << 20, cpus: 1, boot: .kernel(path: try RealmCallSequenceTests.kernelFile(), initrd: nil),
       disks: [DiskConfig(path: "/nonexistent/disk.img")], realm: true)
-    let console = try TerminalConsole(outputFD: open("/dev/null", O_WRONLY), inputFD: open("/dev/null", O_RDONLY))
+    let console = try TerminalConsole(output: .open("/dev/null", O_WRONLY), input: .open("/dev/null", O_RDONLY))
     do {
       _ = try Machine(config: config, console: console, kvm: system)
       Issue.record("a machine was built with a missing disk")
@@ -266,7 +266,7 @@ import Testing
     let big = FileManager.default.temporaryDirectory.appendingPathComponent("big-\(UUID().uuidString)").path
     FileManager.default.createFile(atPath: big, contents: Data(count: 17 << 20))
     let config = MachineConfig(memorySize: 16 << 20, cpus: 1, boot: .firmware(path: big), realm: true)
-    let console = try TerminalConsole(outputFD: open("/dev/null", O_WRONLY), inputFD: open("/dev/null", O_RDONLY))
+    let console = try TerminalConsole(output: .open("/dev/null", O_WRONLY), input: .open("/dev/null", O_RDONLY))
     #expect(throws: VMMError.self) { try Machine(config: config, console: console, kvm: system) }
     Self.expectNoVMBuilt(syscalls)
   }

@@ -1,10 +1,7 @@
+import Platform
 import Synchronization
 import Testing
 @testable import RealmVMM
-
-#if canImport(Glibc)
-import Glibc
-#endif
 
 /// The console's input path through a pipe (no terminal: no raw mode): bytes reach the guest,
 /// Ctrl-A x quits, Ctrl-A Ctrl-A sends one Ctrl-A.
@@ -17,7 +14,7 @@ import Glibc
   func run(_ input: [UInt8]) throws -> Received {
     var pipeFDs: [Int32] = [0, 0]
     #expect(pipe(&pipeFDs) == 0)
-    let console = try TerminalConsole(outputFD: open("/dev/null", O_WRONLY), inputFD: pipeFDs[0])
+    let console = try TerminalConsole(output: .open("/dev/null", O_WRONLY), input: FileDescriptor(rawValue: pipeFDs[0]))
     let received = Received()
     console.startInput(
       deliver: { byte in
@@ -70,7 +67,7 @@ import Glibc
     #expect(tcgetattr(secondary, &before) == 0)
     #expect(before.c_lflag & tcflag_t(ICANON) != 0)
 
-    TerminalMode.enterRaw(secondary)
+    TerminalMode.enterRaw(FileDescriptor(rawValue: secondary))
     var raw = termios()
     #expect(tcgetattr(secondary, &raw) == 0)
     #expect(raw.c_lflag & tcflag_t(ICANON | ECHO | ISIG) == 0)

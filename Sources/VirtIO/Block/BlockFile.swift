@@ -1,10 +1,5 @@
 import CLibAIO
-
-#if canImport(Glibc)
-import Glibc
-#elseif canImport(Musl)
-import Musl
-#endif
+import Platform
 
 /// Why a disk image could not be opened. Each has a one-line description naming the file.
 public enum BlockFileError: Error, Equatable, CustomStringConvertible {
@@ -16,7 +11,7 @@ public enum BlockFileError: Error, Equatable, CustomStringConvertible {
   case givenTwice(path: String, earlier: String)
   case notADisk(path: String)
   case directUnsupported(path: String)
-  case system(path: String, action: String, errno: Int32)
+  case system(path: String, action: String, errno: Errno)
 
   public var description: String {
     switch self {
@@ -35,7 +30,7 @@ public enum BlockFileError: Error, Equatable, CustomStringConvertible {
     case .directUnsupported(let path):
       return "disk image \(path): its file system does not support O_DIRECT (drop ,direct)"
     case .system(let path, let action, let errno):
-      return "cannot \(action) disk image \(path): \(String(cString: strerror(errno)))"
+      return "cannot \(action) disk image \(path): \(errno)"
     }
   }
 }
@@ -44,7 +39,7 @@ public enum BlockFileError: Error, Equatable, CustomStringConvertible {
 /// that neither QEMU nor another realm-run writes an image realm-run uses, nor reads one it writes.
 public final class BlockFile: @unchecked Sendable {
   public let path: String
-  public let fd: Int32
+  public let fd: FileDescriptor
   public let readOnly: Bool
   public let direct: Bool
   /// Size in bytes (a partial last sector is not visible to the guest).
@@ -58,71 +53,63 @@ public final class BlockFile: @unchecked Sendable {
     self.path = path
     self.readOnly = readOnly
     self.direct = direct
-    var flags = (readOnly ? O_RDONLY : O_RDWR) | O_CLOEXEC
+    var flags = readOnly ? O_RDONLY : O_RDWR
     if direct { flags |= clibaio_o_direct }
-    let fd = open(path, flags)
-    guard fd >= 0 else {
-      switch errno {
+    let fd: FileDescriptor
+    do {
+      fd = try .open(path, flags)
+    } catch {
+      switch error {
       case ENOENT: throw .missing(path: path)
       case EACCES, EPERM, EROFS: throw .permission(path: path, readOnly: readOnly)
       case EINVAL where direct: throw .directUnsupported(path: path)
-      case let error: throw .system(path: path, action: "open", errno: error)
+      default: throw .system(path: path, action: "open", errno: error)
       }
     }
-    var info = stat()
-    guard fstat(fd, &info) == 0 else {
-      let error = errno
-      close(fd)
-      throw .system(path: path, action: "stat", errno: error)
-    }
-    let kind = info.st_mode & S_IFMT
-    guard Self.isDisk(info) else {
-      close(fd)
-      throw .notADisk(path: path)
-    }
-    switch ImageLock.acquire(fd, write: !readOnly) {
-    case .acquired:
-      break
-    case .conflict:
-      close(fd)
-      throw .locked(path: path)
-    case .failed(let error):
-      close(fd)
-      throw .system(path: path, action: "lock", errno: error)
-    }
-    let end = lseek(fd, 0, SEEK_END)
-    guard end >= 0 else {
-      let error = errno
-      close(fd)
-      throw .system(path: path, action: "find the size of", errno: error)
+    let info: stat
+    let end: Int64
+    do throws(BlockFileError) {
+      do { info = try fd.status() } catch { throw .system(path: path, action: "stat", errno: error) }
+      guard Self.isDisk(info) else { throw .notADisk(path: path) }
+      switch ImageLock.acquire(fd, write: !readOnly) {
+      case .acquired: break
+      case .conflict: throw .locked(path: path)
+      case .failed(let error): throw .system(path: path, action: "lock", errno: error)
+      }
+      do { end = try fd.seek(to: 0, from: SEEK_END) } catch { throw .system(path: path, action: "find the size of", errno: error) }
+    } catch {
+      fd.close()
+      throw error
     }
     self.fd = fd
     size = UInt64(end)
     identity = (UInt64(info.st_dev), UInt64(info.st_ino))
     // Punching a hole past the end changes nothing, and tells whether the file system can.
-    canPunchHoles = !readOnly && kind == S_IFREG
-      && clibaio_fallocate(fd, clibaio_falloc_punch_hole | clibaio_falloc_keep_size, Int64(end), 4096) == 0
+    canPunchHoles = !readOnly && info.st_mode & S_IFMT == S_IFREG
+      && clibaio_fallocate(fd.rawValue, clibaio_falloc_punch_hole | clibaio_falloc_keep_size, end, 4096) == 0
   }
 
   deinit {
-    close(fd)  // also drops the locks
+    fd.close()  // also drops the locks
   }
 
   /// Checks that `path` names a disk image realm-run could open (it exists, is a regular file or a
   /// block device, and can be read), without opening it as a disk or locking it: what `measure`
   /// needs of its `--disk` options.
   public static func check(path: String) throws(BlockFileError) {
-    let fd = open(path, O_RDONLY | O_CLOEXEC)
-    guard fd >= 0 else {
-      switch errno {
+    let fd: FileDescriptor
+    do {
+      fd = try .open(path, O_RDONLY)
+    } catch {
+      switch error {
       case ENOENT: throw .missing(path: path)
       case EACCES, EPERM: throw .permission(path: path, readOnly: true)
-      case let error: throw .system(path: path, action: "open", errno: error)
+      default: throw .system(path: path, action: "open", errno: error)
       }
     }
-    defer { close(fd) }
-    var info = stat()
-    guard fstat(fd, &info) == 0 else { throw .system(path: path, action: "stat", errno: errno) }
+    defer { fd.close() }
+    let info: stat
+    do { info = try fd.status() } catch { throw .system(path: path, action: "stat", errno: error) }
     guard isDisk(info) else { throw .notADisk(path: path) }
   }
 
@@ -141,7 +128,7 @@ public final class BlockFile: @unchecked Sendable {
   }
 
   /// Flushes written data to stable storage.
-  public func sync() -> Bool { readOnly || fdatasync(fd) == 0 }
+  public func sync() -> Bool { readOnly || (try? fd.syncData()) != nil }
 }
 
 /// QEMU's disk image locking (block/file-posix.c), so that QEMU and realm-run see each other's use
@@ -164,23 +151,23 @@ enum ImageLock {
   enum Result: Equatable {
     case acquired
     case conflict
-    case failed(errno: Int32)
+    case failed(errno: Errno)
   }
 
   /// Takes realm-run's locks on `fd` and checks that no other open file conflicts with them.
   /// The locks last as long as the open file (closing it drops them).
-  static func acquire(_ fd: Int32, write: Bool) -> Result {
+  static func acquire(_ fd: FileDescriptor, write: Bool) -> Result {
     let held = write ? [Permission.consistentRead, Permission.write] : [Permission.consistentRead]
     let unshared = [Permission.write]
     for byte in held.map({ heldBase + Int64($0) }) + unshared.map({ unsharedBase + Int64($0) }) {
-      let status = clibaio_ofd_share_byte(fd, byte)
+      let status = clibaio_ofd_share_byte(fd.rawValue, byte)
       if status == -EAGAIN || status == -EACCES { return .conflict }
-      if status < 0 { return .failed(errno: -status) }
+      if status < 0 { return .failed(errno: Errno(rawValue: -status)) }
     }
     // Conflicts: someone who does not share a permission realm-run holds, or holds one it does not share.
     for byte in held.map({ unsharedBase + Int64($0) }) + unshared.map({ heldBase + Int64($0) }) {
-      let status = clibaio_ofd_byte_is_locked(fd, byte)
-      if status < 0 { return .failed(errno: -status) }
+      let status = clibaio_ofd_byte_is_locked(fd.rawValue, byte)
+      if status < 0 { return .failed(errno: Errno(rawValue: -status)) }
       if status == 1 { return .conflict }
     }
     return .acquired

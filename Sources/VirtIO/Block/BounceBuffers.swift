@@ -1,10 +1,5 @@
+import Platform
 import Synchronization
-
-#if canImport(Glibc)
-import Glibc
-#elseif canImport(Musl)
-import Musl
-#endif
 
 /// Sector-aligned bounce buffers for O_DIRECT transfers whose guest buffers are not aligned, with a
 /// fixed budget of host memory per disk.

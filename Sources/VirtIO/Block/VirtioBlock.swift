@@ -2,13 +2,8 @@ import AsyncIO
 import CLibAIO
 import FirmwareCore
 import GuestMemory
+import Platform
 import Synchronization
-
-#if canImport(Glibc)
-import Glibc
-#elseif canImport(Musl)
-import Musl
-#endif
 
 /// virtio-blk (virtio 1.x, 5.2) over a ``BlockFile``: reads and writes go through libaio on the
 /// ``IOLoop`` thread, so a vCPU's queue notification only schedules work and returns.
@@ -345,9 +340,8 @@ public final class VirtioBlock: VirtioDevice {
     var done: Int64 = 0
     while done < length {
       let count = Int(min(Int64(chunk), length - done))
-      let written = pwrite(file.fd, zeros, count, Int(offset + done))
-      guard written > 0 else { return false }
-      done += Int64(written)
+      guard (try? file.fd.write(UnsafeRawBufferPointer(start: zeros, count: count), at: offset + done)) != nil else { return false }
+      done += Int64(count)
     }
     return true
   }
