@@ -129,9 +129,8 @@ public enum TerminalMode {
       var action = sigaction()
       action.__sigaction_handler.sa_handler = { number in
         TerminalMode.restore()
-        // SA_RESETHAND has put the default action back: the re-raised signal (not blocked, thanks
-        // to SA_NODEFER) ends the process as it would have ended without this handler.
-        raise(number)
+        signal(number, SIG_DFL)  // as SA_RESETHAND did already; harmless, and clear to the reader
+        raise(number)  // not blocked (SA_NODEFER): the default action ends the process as it would have
       }
       sigemptyset(&action.sa_mask)
       action.sa_flags = Int32(truncatingIfNeeded: Int(SA_RESETHAND) | Int(SA_NODEFER))
@@ -142,8 +141,8 @@ public enum TerminalMode {
 
 /// SIGINT, SIGTERM and SIGHUP, the ways a shell, a terminal or a harness asks a process to stop.
 ///
-/// ``block(otherwise:)`` holds them in the calling thread and in every thread it starts afterwards, and one
-/// thread of their own waits for them (sigwait): a signal then never lands in the middle of a
+/// ``block(otherwise:)`` holds them in the calling thread and in every thread it starts afterwards,
+/// and one thread of their own waits for them (sigwait): a signal then never lands in the middle of a
 /// vCPU's or the I/O thread's work. What happens to one is the current ``route(to:)``: a running
 /// machine stops as after Ctrl-A x (vCPUs stopped, disk writes completed and flushed, terminal
 /// restored); before or after a run, realm-run restores the terminal and exits with 128 + the signal.
