@@ -163,9 +163,9 @@ do {
     memory.put(UInt32(write ? 1 : 0), at: s.header)
     memory.put((random.next() % blocks) * UInt64(blockSize / 512), at: s.header + 8)
     let head = driver.post(0, [
-      .init(address: s.header, length: 16, writable: false),
-      .init(address: s.data, length: UInt32(blockSize), writable: !write),
-      .init(address: s.status, length: 1, writable: true),
+      .init(address: s.header, length: 16, isWritable: false),
+      .init(address: s.data, length: UInt32(blockSize), isWritable: !write),
+      .init(address: s.status, length: 1, isWritable: true),
     ])!
     slotOfHead[Int(head)] = slot
   }

@@ -55,17 +55,8 @@ public struct GuestAllocator {
 /// indirect table), publishes them in the available ring, and reads the used ring — what a guest's
 /// virtio driver does, for device tests and the benchmark.
 public struct MockVirtQueueDriver {
-  public struct Buffer {
-    public var address: UInt64
-    public var length: UInt32
-    public var writable: Bool
-
-    public init(address: UInt64, length: UInt32, writable: Bool) {
-      self.address = address
-      self.length = length
-      self.writable = writable
-    }
-  }
+  /// One buffer the driver posts: the device-side descriptor type, seen from the driver.
+  public typealias Buffer = VirtqDescriptor
 
   public let index: Int
   public let size: UInt16
@@ -124,7 +115,7 @@ public struct MockVirtQueueDriver {
         let last = position == buffers.count - 1
         writeDescriptor(
           UInt16(position), address: buffer.address, length: buffer.length,
-          flags: (buffer.writable ? VirtqDescriptorFlag.write : 0) | (last ? 0 : VirtqDescriptorFlag.next),
+          flags: (buffer.isWritable ? VirtqDescriptorFlag.write : 0) | (last ? 0 : VirtqDescriptorFlag.next),
           next: last ? 0 : UInt16(position + 1), table: table)
       }
       writeDescriptor(head, address: table, length: UInt32(16 * buffers.count), flags: VirtqDescriptorFlag.indirect, next: 0)
@@ -138,7 +129,7 @@ public struct MockVirtQueueDriver {
       let last = position == buffers.count - 1
       writeDescriptor(
         indices[position], address: buffer.address, length: buffer.length,
-        flags: (buffer.writable ? VirtqDescriptorFlag.write : 0) | (last ? 0 : VirtqDescriptorFlag.next),
+        flags: (buffer.isWritable ? VirtqDescriptorFlag.write : 0) | (last ? 0 : VirtqDescriptorFlag.next),
         next: last ? 0 : indices[position + 1])
     }
     chains[indices[0]] = indices

@@ -70,12 +70,12 @@ final class BlockFixture {
     let buffer = data ?? (dataLength > 0 ? driver.allocate(dataLength, alignment: 512) : 0)
     let status = driver.allocate(1)
     try! memory.store(UInt8(0xFF), at: status)
-    var buffers = [MockVirtQueueDriver.Buffer(address: header, length: 16, writable: false)]
+    var buffers = [MockVirtQueueDriver.Buffer(address: header, length: 16, isWritable: false)]
     if dataLength > 0 {
       let writable = dataWritable ?? (type == 0 || type == 8)
-      buffers.append(.init(address: buffer, length: UInt32(dataLength), writable: writable))
+      buffers.append(.init(address: buffer, length: UInt32(dataLength), isWritable: writable))
     }
-    buffers.append(.init(address: status, length: 1, writable: true))
+    buffers.append(.init(address: status, length: 1, isWritable: true))
     let head = driver.post(queue, buffers, indirect: indirect)!
     if notify { driver.notify(queue) }
     return Request(head: head, data: buffer, status: status)
