@@ -1,0 +1,116 @@
+// The UEFI tables (efi.h), filled with the Swift services (@_cdecl "efi_*", RealmFirmware/UEFI)
+// in the specification's order, and the services C expresses better: the variadic
+// Install/UninstallMultipleProtocolInterfaces.
+#include <stdarg.h>
+#include "efi.h"
+
+#define EFI_UNSUPPORTED 0x8000000000000003ull
+#define EFI_INVALID_PARAMETER 0x8000000000000002ull
+#define SERVICE(name) extern void name(void);
+// Boot services.
+SERVICE(efi_raise_tpl) SERVICE(efi_restore_tpl)
+SERVICE(efi_allocate_pages) SERVICE(efi_free_pages) SERVICE(efi_get_memory_map)
+SERVICE(efi_allocate_pool) SERVICE(efi_free_pool)
+SERVICE(efi_create_event) SERVICE(efi_set_timer) SERVICE(efi_wait_for_event) SERVICE(efi_signal_event)
+SERVICE(efi_close_event) SERVICE(efi_check_event)
+SERVICE(efi_install_protocol_interface) SERVICE(efi_reinstall_protocol_interface)
+SERVICE(efi_uninstall_protocol_interface) SERVICE(efi_handle_protocol) SERVICE(efi_register_protocol_notify)
+SERVICE(efi_locate_handle) SERVICE(efi_locate_device_path) SERVICE(efi_install_configuration_table)
+SERVICE(efi_load_image) SERVICE(efi_start_image) SERVICE(efi_exit) SERVICE(efi_exit_boot_services)
+SERVICE(efi_get_next_monotonic_count) SERVICE(efi_stall) SERVICE(efi_set_watchdog_timer)
+SERVICE(efi_connect_controller) SERVICE(efi_disconnect_controller)
+SERVICE(efi_open_protocol) SERVICE(efi_close_protocol) SERVICE(efi_open_protocol_information)
+SERVICE(efi_protocols_per_handle) SERVICE(efi_locate_handle_buffer) SERVICE(efi_locate_protocol)
+SERVICE(efi_calculate_crc32) SERVICE(efi_copy_mem) SERVICE(efi_set_mem) SERVICE(efi_create_event_ex)
+// Runtime services.
+SERVICE(efi_get_time) SERVICE(efi_set_time) SERVICE(efi_get_wakeup_time) SERVICE(efi_set_wakeup_time)
+SERVICE(efi_set_virtual_address_map) SERVICE(efi_convert_pointer) SERVICE(efi_get_variable)
+SERVICE(efi_get_next_variable_name) SERVICE(efi_set_variable) SERVICE(efi_get_next_high_monotonic_count)
+SERVICE(efi_reset_system) SERVICE(efi_update_capsule) SERVICE(efi_query_capsule_capabilities)
+SERVICE(efi_query_variable_info)
+// Console.
+SERVICE(efi_con_out_reset) SERVICE(efi_con_out_output_string) SERVICE(efi_con_out_test_string)
+SERVICE(efi_con_out_query_mode) SERVICE(efi_con_out_set_mode) SERVICE(efi_con_out_set_attribute)
+SERVICE(efi_con_out_clear_screen) SERVICE(efi_con_out_set_cursor_position) SERVICE(efi_con_out_enable_cursor)
+SERVICE(efi_con_in_reset) SERVICE(efi_con_in_read_key_stroke)
+
+/// Installs the protocols one (GUID, interface) pair at a time through Swift; all or none.
+extern efi_status efi_install_protocols(efi_handle *handle, uint64_t count, efi_guid **guids, void **interfaces);
+extern efi_status efi_uninstall_protocols(efi_handle handle, uint64_t count, efi_guid **guids, void **interfaces);
+enum { MAX_PAIRS = 16 };
+
+static efi_status collect(va_list ap, efi_guid **guids, void **interfaces, uint64_t *count) {
+  for (*count = 0;; (*count)++) {
+    efi_guid *g = va_arg(ap, efi_guid *);
+    if (!g) return 0;
+    if (*count == MAX_PAIRS) return EFI_INVALID_PARAMETER;
+    guids[*count] = g;
+    interfaces[*count] = va_arg(ap, void *);
+  }
+}
+
+efi_status efi_install_multiple_protocol_interfaces(efi_handle *handle, ...) {
+  efi_guid *guids[MAX_PAIRS]; void *interfaces[MAX_PAIRS]; uint64_t count;
+  va_list ap; va_start(ap, handle);
+  efi_status s = collect(ap, guids, interfaces, &count);
+  va_end(ap);
+  return s ? s : efi_install_protocols(handle, count, guids, interfaces);
+}
+
+efi_status efi_uninstall_multiple_protocol_interfaces(efi_handle handle, ...) {
+  efi_guid *guids[MAX_PAIRS]; void *interfaces[MAX_PAIRS]; uint64_t count;
+  va_list ap; va_start(ap, handle);
+  efi_status s = collect(ap, guids, interfaces, &count);
+  va_end(ap);
+  return s ? s : efi_uninstall_protocols(handle, count, guids, interfaces);
+}
+
+efi_boot_services fw_efi_boot_services = {
+  .hdr = { 0x56524553544f4f42ull /* "BOOTSERV" */, (2 << 16) | 100, sizeof(efi_boot_services), 0, 0 },
+  .functions = {
+    efi_raise_tpl, efi_restore_tpl,
+    efi_allocate_pages, efi_free_pages, efi_get_memory_map, efi_allocate_pool, efi_free_pool,
+    efi_create_event, efi_set_timer, efi_wait_for_event, efi_signal_event, efi_close_event, efi_check_event,
+    efi_install_protocol_interface, efi_reinstall_protocol_interface, efi_uninstall_protocol_interface,
+    efi_handle_protocol, 0 /* Reserved */, efi_register_protocol_notify, efi_locate_handle,
+    efi_locate_device_path, efi_install_configuration_table,
+    efi_load_image, efi_start_image, efi_exit, efi_unload_image, efi_exit_boot_services,
+    efi_get_next_monotonic_count, efi_stall, efi_set_watchdog_timer,
+    efi_connect_controller, efi_disconnect_controller,
+    efi_open_protocol, efi_close_protocol, efi_open_protocol_information,
+    efi_protocols_per_handle, efi_locate_handle_buffer, efi_locate_protocol,
+    efi_install_multiple_protocol_interfaces, efi_uninstall_multiple_protocol_interfaces,
+    efi_calculate_crc32, efi_copy_mem, efi_set_mem, efi_create_event_ex,
+  },
+};
+
+efi_runtime_services fw_efi_runtime_services = {
+  .hdr = { 0x56524553544e5552ull /* "RUNTSERV" */, (2 << 16) | 100, sizeof(efi_runtime_services), 0, 0 },
+  .functions = {
+    efi_get_time, efi_set_time, efi_get_wakeup_time, efi_set_wakeup_time,
+    efi_set_virtual_address_map, efi_convert_pointer, efi_get_variable, efi_get_next_variable_name,
+    efi_set_variable, efi_get_next_high_monotonic_count, efi_reset_system, efi_update_capsule,
+    efi_query_capsule_capabilities, efi_query_variable_info,
+  },
+};
+
+efi_simple_text_output_mode fw_efi_con_out_mode = { .max_mode = 1, .mode = 0, .attribute = 0x07, .cursor_visible = 1 };
+efi_simple_text_output fw_efi_con_out = {
+  (void *)efi_con_out_reset, (void *)efi_con_out_output_string, (void *)efi_con_out_test_string,
+  (void *)efi_con_out_query_mode, (void *)efi_con_out_set_mode, (void *)efi_con_out_set_attribute,
+  (void *)efi_con_out_clear_screen, (void *)efi_con_out_set_cursor_position, (void *)efi_con_out_enable_cursor,
+  &fw_efi_con_out_mode,
+};
+efi_simple_text_input fw_efi_con_in = { (void *)efi_con_in_reset, (void *)efi_con_in_read_key_stroke, 0 };
+
+static uint16_t vendor[] = { 'r', 'e', 'a', 'l', 'm', '-', 'r', 'u', 'n', 0 };
+efi_system_table fw_efi_system_table = {
+  .hdr = { 0x5453595320494249ull /* "IBI SYST" */, (2 << 16) | 100, sizeof(efi_system_table), 0, 0 },
+  .firmware_vendor = vendor,
+  .firmware_revision = 0x10000,
+  .con_in = &fw_efi_con_in,
+  .con_out = &fw_efi_con_out,
+  .std_err = &fw_efi_con_out,
+  .runtime_services = &fw_efi_runtime_services,
+  .boot_services = &fw_efi_boot_services,
+};
