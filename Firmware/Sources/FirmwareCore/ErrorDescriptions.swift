@@ -88,3 +88,47 @@ extension BootLayoutError: CustomStringConvertible {
     }
   }
 }
+
+extension PEImageError: CustomStringConvertible {
+  public var description: String {
+    switch self {
+    case .truncated(let needed, let size): return "PE file truncated: \(size) bytes, headers need \(needed)"
+    case .noDOSSignature: return "not a PE file (no \"MZ\")"
+    case .peHeaderOutOfRange(let offset): return "PE header offset 0x\(ByteString.hex(UInt64(offset))) outside the file"
+    case .noPESignature: return "no \"PE\\0\\0\" signature"
+    case .wrongMachine(let m): return "PE machine 0x\(ByteString.hex(UInt64(m), digits: 4)), not AArch64 (0xaa64)"
+    case .notPE32Plus(let magic): return "optional header magic 0x\(ByteString.hex(UInt64(magic))), not PE32+ (0x20b)"
+    case .badOptionalHeaderSize(let s): return "PE optional header size \(s) too small for its fields"
+    case .tooManyDataDirectories(let n): return "\(n) PE data directories (at most 16)"
+    case .unsupportedSubsystem(let s): return "PE subsystem \(s) is not an EFI application or driver"
+    case .badAlignment(let section, let file):
+      return "PE alignments invalid (section 0x\(ByteString.hex(UInt64(section))), file 0x\(ByteString.hex(UInt64(file))))"
+    case .badHeadersSize(let s): return "PE SizeOfHeaders 0x\(ByteString.hex(UInt64(s))) does not fit the headers, file and image"
+    case .badSectionCount(let n): return "\(n) PE sections (1 to 96 allowed)"
+    case .sectionBeyondFile(let i): return "PE section \(i) runs past the end of the file"
+    case .sectionBeyondImage(let i): return "PE section \(i) lies outside SizeOfImage or inside the headers"
+    case .sectionsOverlap(let i): return "PE section \(i) overlaps the one before it"
+    case .entryPointOutsideImage(let e): return "PE entry point 0x\(ByteString.hex(UInt64(e))) is not inside a section"
+    case .directoryOutOfRange(let i): return "PE data directory \(i) out of range"
+    case .relocationsOutsideSection: return "PE base relocation table is not inside a section's file data"
+    case .badRelocationBlock(let off): return "PE relocation block at table offset \(off) malformed"
+    case .unsupportedRelocation(let type, let rva):
+      return "PE relocation type \(type) at 0x\(ByteString.hex(rva)) unsupported (only DIR64)"
+    case .relocationOutOfRange(let rva): return "PE relocation at 0x\(ByteString.hex(rva)) outside the image"
+    case .relocationsStripped(let base): return "PE image has no relocations and must load at 0x\(ByteString.hex(base))"
+    case .destinationTooSmall(let needed, let available): return "PE image needs \(needed) bytes, \(available) available"
+    case .badLoadAddress(let address, let alignment):
+      return "PE load address 0x\(ByteString.hex(address)) not aligned to 0x\(ByteString.hex(UInt64(alignment)))"
+    }
+  }
+}
+
+extension EFIDevicePathError: CustomStringConvertible {
+  public var description: String {
+    switch self {
+    case .truncated(let offset): return "device path ends inside the node at offset \(offset), before End"
+    case .badNodeLength(let offset, let length): return "device path node at offset \(offset) has length \(length) (< 4)"
+    case .malformedNode(let offset): return "device path node at offset \(offset) is malformed"
+    }
+  }
+}

@@ -19,7 +19,7 @@ public struct GPTPartition: Equatable {
   /// Number of sectors.
   public var sectorCount: UInt64 { lastLBA - firstLBA + 1 }
   /// True for the EFI system partition type C12A7328-F81F-11D2-BA4B-00A0C93EC93B.
-  public var isEFISystemPartition: Bool { typeGUID == GUIDPartitionTable.efiSystemPartitionType }
+  public var isEFISystemPartition: Bool { EFIGUID(bytes: typeGUID) == .efiSystemPartition }
 }
 
 /// That a GPT was read from its backup header because the primary one was unusable.
@@ -47,14 +47,10 @@ public struct GUIDPartitionTable {
   /// Set when the primary table was unusable and this one is the backup.
   public var fallback: GPTFallback? = nil
 
-  /// The ESP type GUID in its on-disk (mixed-endian) byte order.
-  public static let efiSystemPartitionType: [UInt8] = [
-    0x28, 0x73, 0x2A, 0xC1, 0x1F, 0xF8, 0xD2, 0x11, 0xBA, 0x4B, 0x00, 0xA0, 0xC9, 0x3E, 0xC9, 0x3B,
-  ]
-  /// Linux filesystem data 0FC63DAF-8483-4772-8E79-3D69D8477DE4, on-disk order.
-  public static let linuxFilesystemType: [UInt8] = [
-    0xAF, 0x3D, 0xC6, 0x0F, 0x83, 0x84, 0x72, 0x47, 0x8E, 0x79, 0x3D, 0x69, 0xD8, 0x47, 0x7D, 0xE4,
-  ]
+  /// The ESP type GUID (``EFIGUID/efiSystemPartition``) in its on-disk (mixed-endian) byte order.
+  public static let efiSystemPartitionType: [UInt8] = EFIGUID.efiSystemPartition.bytes
+  /// Linux filesystem data (``EFIGUID/linuxFilesystem``), on-disk order.
+  public static let linuxFilesystemType: [UInt8] = EFIGUID.linuxFilesystem.bytes
 
   /// Reads the primary GPT, falling back to the backup header when the primary is damaged.
   public init<D: BlockDevice>(device: inout D) throws(GPTError) {
