@@ -103,6 +103,11 @@ efi_simple_text_output fw_efi_con_out = {
 };
 efi_simple_text_input fw_efi_con_in = { (void *)efi_con_in_reset, (void *)efi_con_in_read_key_stroke, 0 };
 
+efi_configuration_table fw_efi_configuration_tables[FW_EFI_CONFIGURATION_TABLES];
+// No runtime service is usable after ExitBootServices: the kernel then calls none of them (it
+// reboots and powers off through PSCI), and the firmware's RAM can go back to it.
+efi_rt_properties_table fw_efi_rt_properties = { 1, sizeof(efi_rt_properties_table), 0 };
+
 static uint16_t vendor[] = { 'r', 'e', 'a', 'l', 'm', '-', 'r', 'u', 'n', 0 };
 efi_system_table fw_efi_system_table = {
   .hdr = { 0x5453595320494249ull /* "IBI SYST" */, (2 << 16) | 100, sizeof(efi_system_table), 0, 0 },
@@ -113,4 +118,5 @@ efi_system_table fw_efi_system_table = {
   .std_err = &fw_efi_con_out,
   .runtime_services = &fw_efi_runtime_services,
   .boot_services = &fw_efi_boot_services,
+  .configuration_table = fw_efi_configuration_tables,
 };

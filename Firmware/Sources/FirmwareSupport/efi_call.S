@@ -3,6 +3,7 @@
 // platform) so that Exit, called at any depth inside the image, can unwind to it with
 // fw_efi_exit_to, as a longjmp would.
 
+    .arch   armv8-a+fp+simd             // d8-d15 are callee-saved (C is built general-regs-only)
     .text
     .globl fw_efi_start_image
 // efi_status fw_efi_start_image(uint64_t entry, efi_handle handle, efi_system_table *table, uint64_t *context)

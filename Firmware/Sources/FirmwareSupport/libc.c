@@ -68,3 +68,5 @@ void arc4random_buf(void *buf, size_t n) {
   static uint64_t s = 0x9e3779b97f4a7c15ull; uint8_t *b = buf;
   for (size_t i = 0; i < n; i++) { s ^= s << 13; s ^= s >> 7; s ^= s << 17; b[i] = (uint8_t)s; }
 }
+extern uint8_t __bss_end[];
+uint64_t fw_image_bss_end(void) { return (uint64_t)(uintptr_t)__bss_end; }

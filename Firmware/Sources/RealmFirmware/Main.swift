@@ -57,6 +57,7 @@ public func firmwareMain(dtb: UInt64) {
   _ = fw_mmu_map(host.ecamBase | alias, host.ecamSize, 0)
   var bus = PCIBus(host: host, mmioAlias: alias)
   var disk: VirtioBlockDevice? = nil
+  var diskFunction: PCIFunction? = nil
   for f in bus.functions() where f.vendorID == VirtioPCIID.vendor
     && (f.deviceID == VirtioPCIID.modernDevice(.block) || f.deviceID == VirtioPCIID.transitionalBlock) {
     let bars = bus.configure(f)
@@ -65,6 +66,7 @@ public func firmwareMain(dtb: UInt64) {
     do throws(VirtioError) {
       disk = try VirtioBlockDevice(function: f, bars: aliased, pool: DMAPool(base: poolBase, size: DMAPool.totalSize, alias: alias),
                                    bounce: realm != nil)
+      diskFunction = f
       break
     } catch {
       log("virtio-blk at 00:\(f.device).\(f.function) unusable")
@@ -73,7 +75,20 @@ public func firmwareMain(dtb: UInt64) {
   guard var device = disk else { fail("no virtio-blk device found") }
   log("virtio-blk: \(device.sectorCount) sectors")
 
-  // 4. Load and start the kernel.
+  // 4. Boot: the ESP's BLS entries by the direct path when it has any, else its removable-media
+  // EFI application in the UEFI environment.
+  if let f = diskFunction, let efiDisk = EFIBoot.application(on: &device, pciDevice: f.device, pciFunction: f.function) {
+    let control = device
+    EFIBoot.start(platform: platform, deviceTree: blob, disk: efiDisk) {
+      control.reset()
+      if realm != nil {
+        // Linux expects all RAM to be RIPAS RAM: give the pool back.
+        do throws(RSIError) {
+          try rsi.setRIPAS(base: poolBase, top: poolBase + DMAPool.totalSize, state: RSIConstant.ripasRAM)
+        } catch { fail("RSI failure: \(describe(error))") }
+      }
+    }
+  }
   var loader = KernelLoader(tree: tree, platform: platform, bootCounter: bootCounter)
   let control = device  // same registers; used only to reset the device before entry
   loader.boot(device: &device) { loaded in

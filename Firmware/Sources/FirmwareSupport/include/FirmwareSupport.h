@@ -94,6 +94,8 @@ void *fw_alloc_pages(size_t size);
 /// End of the firmware image including stack and heap.
 uint64_t fw_image_end(void);
 uint64_t fw_image_start(void);
+/// End of the image's code, data and BSS (the stack and the heap follow).
+uint64_t fw_image_bss_end(void);
 
 /// MMU off, caches off, jump to a Linux arm64 Image (x0 = dtb, x1..x3 = 0).
 __attribute__((noreturn)) void fw_enter_kernel(uint64_t entry, uint64_t dtb);

@@ -95,6 +95,14 @@ extern efi_runtime_services fw_efi_runtime_services;
 extern efi_simple_text_output fw_efi_con_out;
 extern efi_simple_text_output_mode fw_efi_con_out_mode;
 extern efi_simple_text_input fw_efi_con_in;
+enum { FW_EFI_CONFIGURATION_TABLES = 32 };
+/// The configuration table array (the firmware image stays reserved after ExitBootServices, so
+/// the kernel can read it there), and the EFI_RT_PROPERTIES_TABLE it lists.
+extern efi_configuration_table fw_efi_configuration_tables[FW_EFI_CONFIGURATION_TABLES];
+typedef struct { uint16_t version, length; uint32_t runtime_services_supported; } efi_rt_properties_table;
+extern efi_rt_properties_table fw_efi_rt_properties;
+/// The console's character output (console.c).
+int putchar(int c);
 /// The unload function every loaded image's protocol points at.
 efi_status efi_unload_image(efi_handle image);
 
