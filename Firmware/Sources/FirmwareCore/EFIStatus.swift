@@ -23,6 +23,8 @@ public struct EFIStatus: Error, Equatable, Hashable, Sendable, CustomStringConve
   public static let writeProtected = error(8)
   public static let outOfResources = error(9)
   public static let volumeCorrupted = error(10)
+  public static let noMedia = error(12)
+  public static let mediaChanged = error(13)
   public static let notFound = error(14)
   public static let accessDenied = error(15)
   public static let timeout = error(18)
@@ -45,6 +47,8 @@ public struct EFIStatus: Error, Equatable, Hashable, Sendable, CustomStringConve
     case .writeProtected: return "EFI_WRITE_PROTECTED"
     case .outOfResources: return "EFI_OUT_OF_RESOURCES"
     case .volumeCorrupted: return "EFI_VOLUME_CORRUPTED"
+    case .noMedia: return "EFI_NO_MEDIA"
+    case .mediaChanged: return "EFI_MEDIA_CHANGED"
     case .notFound: return "EFI_NOT_FOUND"
     case .accessDenied: return "EFI_ACCESS_DENIED"
     case .timeout: return "EFI_TIMEOUT"

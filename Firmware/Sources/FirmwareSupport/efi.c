@@ -33,6 +33,26 @@ SERVICE(efi_con_out_reset) SERVICE(efi_con_out_output_string) SERVICE(efi_con_ou
 SERVICE(efi_con_out_query_mode) SERVICE(efi_con_out_set_mode) SERVICE(efi_con_out_set_attribute)
 SERVICE(efi_con_out_clear_screen) SERVICE(efi_con_out_set_cursor_position) SERVICE(efi_con_out_enable_cursor)
 SERVICE(efi_con_in_reset) SERVICE(efi_con_in_read_key_stroke)
+// Files, file systems and block devices.
+SERVICE(efi_file_open) SERVICE(efi_file_close) SERVICE(efi_file_delete) SERVICE(efi_file_read)
+SERVICE(efi_file_write) SERVICE(efi_file_get_position) SERVICE(efi_file_set_position) SERVICE(efi_file_get_info)
+SERVICE(efi_file_set_info) SERVICE(efi_file_flush) SERVICE(efi_file_open_ex) SERVICE(efi_file_read_ex)
+SERVICE(efi_file_write_ex) SERVICE(efi_file_flush_ex) SERVICE(efi_open_volume)
+SERVICE(efi_block_io_reset) SERVICE(efi_block_io_read_blocks) SERVICE(efi_block_io_write_blocks)
+SERVICE(efi_block_io_flush_blocks)
+
+void fw_efi_file_init(fw_efi_file *f, uint64_t id) {
+  *f = (fw_efi_file){ 0x20000, efi_file_open, efi_file_close, efi_file_delete, efi_file_read, efi_file_write,
+                      efi_file_get_position, efi_file_set_position, efi_file_get_info, efi_file_set_info,
+                      efi_file_flush, efi_file_open_ex, efi_file_read_ex, efi_file_write_ex, efi_file_flush_ex, id };
+}
+void fw_efi_simple_file_system_init(fw_efi_simple_file_system *fs, uint64_t id) {
+  *fs = (fw_efi_simple_file_system){ 0x10000, efi_open_volume, id };
+}
+void fw_efi_block_io_init(fw_efi_block_io *b, uint64_t id) {
+  *b = (fw_efi_block_io){ 0x20031, &b->media_storage, efi_block_io_reset, efi_block_io_read_blocks,
+                          efi_block_io_write_blocks, efi_block_io_flush_blocks, id, {0} };
+}
 
 /// Installs the protocols one (GUID, interface) pair at a time through Swift; all or none.
 extern efi_status efi_install_protocols(efi_handle *handle, uint64_t count, efi_guid **guids, void **interfaces);

@@ -77,17 +77,21 @@ public func firmwareMain(dtb: UInt64) {
 
   // 4. Boot: the ESP's BLS entries by the direct path when it has any, else its removable-media
   // EFI application in the UEFI environment.
-  if let f = diskFunction, let efiDisk = EFIBoot.application(on: &device, pciDevice: f.device, pciFunction: f.function) {
-    let control = device
-    EFIBoot.start(platform: platform, deviceTree: blob, disk: efiDisk) {
-      control.reset()
-      if realm != nil {
-        // Linux expects all RAM to be RIPAS RAM: give the pool back.
-        do throws(RSIError) {
-          try rsi.setRIPAS(base: poolBase, top: poolBase + DMAPool.totalSize, state: RSIConstant.ripasRAM)
-        } catch { fail("RSI failure: \(describe(error))") }
+  if let f = diskFunction {
+    let shared = EFIDisk(device: device, path: EFIDevicePath(nodes: [.pciRoot(), .pci(function: UInt8(f.function), device: UInt8(f.device))]))
+    if EFIBoot.prefersEFI(shared) {
+      let control = device
+      EFIBoot.start(platform: platform, deviceTree: blob, disk: shared) {
+        control.reset()
+        if realm != nil {
+          // Linux expects all RAM to be RIPAS RAM: give the pool back.
+          do throws(RSIError) {
+            try rsi.setRIPAS(base: poolBase, top: poolBase + DMAPool.totalSize, state: RSIConstant.ripasRAM)
+          } catch { fail("RSI failure: \(describe(error))") }
+        }
       }
     }
+    device = shared.device  // the probe's reads moved the queue on
   }
   var loader = KernelLoader(tree: tree, platform: platform, bootCounter: bootCounter)
   let control = device  // same registers; used only to reset the device before entry

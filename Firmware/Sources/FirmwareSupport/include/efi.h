@@ -88,6 +88,41 @@ typedef struct {
   efi_status (*unload)(efi_handle);
 } efi_loaded_image;
 
+/// EFI_FILE_PROTOCOL (revision 2) and the firmware's instance of it: the protocol, then which
+/// open file the firmware's table says it is.
+typedef struct {
+  uint64_t revision;
+  void *open, *close, *delete_, *read, *write, *get_position, *set_position, *get_info, *set_info, *flush;
+  void *open_ex, *read_ex, *write_ex, *flush_ex;
+  uint64_t id;
+} fw_efi_file;
+/// EFI_SIMPLE_FILE_SYSTEM_PROTOCOL and the volume it opens.
+typedef struct {
+  uint64_t revision;
+  void *open_volume;
+  uint64_t id;
+} fw_efi_simple_file_system;
+typedef struct {
+  uint32_t media_id;
+  uint8_t removable_media, media_present, logical_partition, read_only, write_caching;
+  uint32_t block_size, io_align;
+  uint64_t last_block;
+  uint64_t lowest_aligned_lba;
+  uint32_t logical_blocks_per_physical_block, optimal_transfer_length_granularity;
+} efi_block_io_media;
+/// EFI_BLOCK_IO_PROTOCOL (revision 3), with its media and which block device it is.
+typedef struct {
+  uint64_t revision;
+  efi_block_io_media *media;
+  void *reset, *read_blocks, *write_blocks, *flush_blocks;
+  uint64_t id;
+  efi_block_io_media media_storage;
+} fw_efi_block_io;
+/// Fill an instance's function pointers (efi.c) and its id.
+void fw_efi_file_init(fw_efi_file *file, uint64_t id);
+void fw_efi_simple_file_system_init(fw_efi_simple_file_system *fs, uint64_t id);
+void fw_efi_block_io_init(fw_efi_block_io *block_io, uint64_t id);
+
 /// The tables (efi.c). Swift fills the dynamic fields and the header CRCs.
 extern efi_system_table fw_efi_system_table;
 extern efi_boot_services fw_efi_boot_services;

@@ -6,35 +6,23 @@ import FirmwareCore
 enum EFIBoot {
   static let removableMediaPath = ByteString.of("/EFI/BOOT/BOOTAA64.EFI")
 
-  /// The disk the application comes from.
-  struct BootDisk {
-    /// The ESP, read through the disk's driver (which keeps the queue's state: one copy reads).
-    var fat: FATVolume<PartitionBlockDevice<VirtioBlockDevice>>
-    var pciDevice: UInt32
-    var pciFunction: UInt32
-    var partition: GPTPartition
-    var partitionNumber: UInt32
-    var application: FATDirectoryEntry
-  }
-
-  /// The removable-media application of `device`'s ESP when the ESP has no Boot Loader
-  /// Specification entries (those take the direct path, the fast one), else nil.
-  static func application(on device: inout VirtioBlockDevice, pciDevice: UInt32, pciFunction: UInt32) -> BootDisk? {
-    guard let gpt = try? GUIDPartitionTable(device: &device), let esp = try? gpt.efiSystemPartition(),
-          var fat = try? FATVolume(device: PartitionBlockDevice(base: device, partition: esp)) else { return nil }
+  /// Whether `disk`'s ESP holds the removable-media application and no Boot Loader
+  /// Specification entries (those take the direct path, the fast one).
+  static func prefersEFI(_ disk: EFIDisk) -> Bool {
+    var reader = EFIDiskReader(disk: disk)
+    guard let gpt = try? GUIDPartitionTable(device: &reader), let esp = try? gpt.efiSystemPartition(),
+          var fat = try? EFIVolume(device: PartitionBlockDevice(base: reader, partition: esp)) else { return false }
     if let directory = try? fat.lookup(ByteString.of("/loader/entries")), let entries = try? fat.entries(of: directory),
        entries.contains(where: { !$0.isDirectory && ByteString.hasSuffix(ByteString.lowercased($0.name), ByteString.of(".conf")) }) {
-      return nil
+      return false
     }
-    guard let application = try? fat.lookup(removableMediaPath), !application.isDirectory else { return nil }
-    let number = gpt.partitions.firstIndex(of: esp).map { UInt32($0 + 1) } ?? 1
-    return BootDisk(fat: fat, pciDevice: pciDevice, pciFunction: pciFunction, partition: esp,
-                    partitionNumber: number, application: application)
+    guard let application = try? fat.lookup(removableMediaPath) else { return false }
+    return !application.isDirectory
   }
 
   /// Sets up the environment, loads and starts the application. Returns only to fail: the
   /// application returned or could not be loaded.
-  static func start(platform: PlatformDescription, deviceTree: [UInt8], disk: BootDisk,
+  static func start(platform: PlatformDescription, deviceTree: [UInt8], disk: EFIDisk,
                     beforeExit: @escaping () -> Void) -> Never {
     var env: EFIEnvironment
     do throws(EFIStatus) {
@@ -43,7 +31,6 @@ enum EFIBoot {
 
     // Console, disk and partition handles, and the tables the OS reads.
     let image: EFIHandle
-    var fat = disk.fat
     do throws(EFIStatus) {
       let console = try env.handles.install([
         EFIProtocolInterface(guid: .simpleTextOutput, interface: address(withUnsafeMutablePointer(to: &fw_efi_con_out) { $0 })),
@@ -55,14 +42,7 @@ enum EFIBoot {
       systemTable.pointee.console_out_handle = pointer(console)
       systemTable.pointee.standard_error_handle = pointer(console)
 
-      let diskPath = EFIDevicePath(nodes: [.pciRoot(), .pci(function: UInt8(disk.pciFunction), device: UInt8(disk.pciDevice))])
-      _ = try env.handles.install([EFIProtocolInterface(guid: .devicePath, interface: try env.poolCopy(diskPath.bytes))])
-      let partitionPath = diskPath.appending(.hardDrive(
-        partitionNumber: disk.partitionNumber, startLBA: disk.partition.firstLBA, sizeInLBAs: disk.partition.sectorCount,
-        partitionGUID: EFIGUID(bytes: disk.partition.uniqueGUID) ?? EFIGUID(0, 0, 0, (0, 0, 0, 0, 0, 0, 0, 0))))
-      let partition = try env.handles.install([
-        EFIProtocolInterface(guid: .devicePath, interface: try env.poolCopy(partitionPath.bytes))])
-
+      let partitions = try env.installDisk(disk)
       let tree = try env.poolCopy(deviceTree)
       try env.installConfigurationTable(.deviceTreeTable, tree)
       try env.installConfigurationTable(.rtPropertiesTable,
@@ -71,19 +51,22 @@ enum EFIBoot {
       EFIEnvironment.sealHeader(UnsafeMutableRawPointer(withUnsafeMutablePointer(to: &fw_efi_runtime_services) { $0 }))
       env.refreshSystemTableCRC()
 
-      // The application's file, read into pages it is loaded from, then freed.
-      let fileSize = UInt64(disk.application.size)
-      let filePages = max((fileSize + EFIMemoryMap.pageSize - 1) / EFIMemoryMap.pageSize, 1)
-      let file = try env.memory.allocatePages(.anyPages, type: .bootServicesData, pages: filePages)
-      do throws(FATError) {
-        try fat.readFile(disk.application, into: UnsafeMutableRawBufferPointer(start: pointer(file), count: Int(fileSize)))
-      } catch { fail("UEFI: reading \\EFI\\BOOT\\BOOTAA64.EFI: \(error)") }
+      guard let esp = partitions.first(where: { $0.partition.isEFISystemPartition && $0.volume != nil }),
+            let volume = esp.volume else { fail("UEFI: the EFI system partition is not a FAT volume") }
+      let file: UInt64
+      do throws(EFIStatus) { file = try env.openFile(volume: volume, path: removableMediaPath) } catch {
+        fail("UEFI: reading \\EFI\\BOOT\\BOOTAA64.EFI: \(error)")
+      }
+      let index = try env.fileIndex(pointer(file))
+      let opened = env.storage.files[index]
       let filePath = EFIDevicePath(nodes: [.filePath(Array("\\EFI\\BOOT\\BOOTAA64.EFI".utf16))])
+      let partitionPath = try devicePath(at: UnsafeRawPointer(pointer(try env.handles.interface(.devicePath, on: esp.handle))))
       do throws(EFIStatus) {
-        image = try env.loadImage(UnsafeRawBufferPointer(start: pointer(file), count: Int(fileSize)), parent: console,
-                                  device: partition, filePath: filePath, fullPath: partitionPath.appending(filePath))
+        image = try env.loadImage(UnsafeRawBufferPointer(start: pointer(opened.contents), count: Int(opened.entry?.size ?? 0)),
+                                  parent: console, device: esp.handle, filePath: filePath,
+                                  fullPath: partitionPath.appending(filePath))
       } catch { fail("UEFI: \\EFI\\BOOT\\BOOTAA64.EFI is not a loadable AArch64 EFI application (\(error))") }
-      try env.memory.freePages(at: file, pages: filePages)
+      env.closeFile(index)
     } catch { fail("UEFI: setting up the environment: \(error)") }
 
     EFIEnvironment.current = env

@@ -10,6 +10,7 @@ struct EFIEnvironment {
   var variables = EFIVariableStore()
   var images: [LoadedEFIImage] = []
   var events = EFIEvents()
+  var storage = EFIStorage()
   /// efi.c's configuration table array, which the system table points at.
   let configurationTables = withUnsafeMutablePointer(to: &fw_efi_configuration_tables) {
     UnsafeMutableRawPointer($0).assumingMemoryBound(to: efi_configuration_table.self)
