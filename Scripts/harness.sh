@@ -164,3 +164,76 @@ harness_figures() {
     grep -ohE 'peak RSS [0-9]+ MiB' "$dir/$c.err" 2>/dev/null | sed "s/^/figure: $c: realm-run /" || true
   done
 }
+
+# build_uefi_disk KIND OUT: a disk as a distribution installs it, from Debian's arm64 packages
+# (assets.env: KERNEL_IMAGE, MODULES_DIR, BUSYBOX, SHIM_EFI, GRUB_EFI, SYSTEMD_BOOT_EFI), built
+# without loop devices or a chroot. GPT: 1 = FAT32 ESP (64 MiB), 2 = ext4 root. The root holds
+# busybox and /sbin/init, which prints "UEFI_ROOT_MARKER <kind> <cmdline>" and powers off: seen
+# only once the root is mounted. The initrd loads virtio_blk and ext4, mounts /dev/vda2 and
+# switches to it. Command lines are the disk's own (grub.cfg, the BLS entry): nothing is added.
+#   grub       shim as \EFI\BOOT\BOOTAA64.EFI, signed GRUB beside it, \EFI\debian\grub.cfg pointing
+#              at the root's /boot/grub/grub.cfg, which boots /boot/vmlinuz and /boot/initrd.img
+#   grub-gzip  the same with a gzip-compressed /boot/vmlinuz (as Ubuntu ships it)
+#   sdboot     systemd-boot as BOOTAA64.EFI, /loader/entries/debian.conf, kernel and initrd on the ESP
+#   stub       the kernel itself (its EFI stub) as BOOTAA64.EFI: no initrd, so it reaches the kernel only
+build_uefi_disk() {
+  local kind=$1 out=$2 w=$2.d esp_mb=64 root_mb=112 total esp_first esp_sectors root_first root_sectors
+  local m cmdline="root=/dev/vda2 ro panic=-1"
+  rm -rf "$w" "$out"; mkdir -p "$w/esp" "$w/root"/{bin,sbin,dev,proc,sys,boot/grub}
+  # the initrd: modules in dependency order, then the root
+  local mods=()
+  for m in lib/crc/crc16 fs/mbcache fs/jbd2/jbd2 fs/ext4/ext4 drivers/block/virtio_blk; do
+    mods+=("$MODULES_DIR/kernel/$m.ko.xz")
+  done
+  build_guest_initramfs "$w/initrd" '
+for m in crc16 mbcache jbd2 ext4 virtio_blk; do insmod /$m.ko 2>/dev/null; done
+for i in 1 2 3 4 5 6 7 8 9 10; do [ -e /dev/vda2 ] && break; sleep 1; done
+mkdir -p /newroot
+mount -t ext4 -o ro /dev/vda2 /newroot || { echo "UEFI_INITRD: cannot mount /dev/vda2"; poweroff -f; }
+exec switch_root /newroot /sbin/init' "${mods[@]}"
+  cp "$BUSYBOX" "$w/root/bin/busybox"
+  printf '#!/bin/busybox sh\n/bin/busybox mount -t proc proc /proc\necho "UEFI_ROOT_MARKER %s $(/bin/busybox cat /proc/cmdline)"\n/bin/busybox poweroff -f\n' \
+    "$kind" > "$w/root/sbin/init"
+  chmod 755 "$w/root/sbin/init"
+  case $kind in
+    grub|grub-gzip)
+      if [ "$kind" = grub-gzip ]; then gzip -n -1 -c "$KERNEL_IMAGE" > "$w/root/boot/vmlinuz"; else cp "$KERNEL_IMAGE" "$w/root/boot/vmlinuz"; fi
+      cp "$w/initrd.cpio.gz" "$w/root/boot/initrd.img"
+      printf 'set timeout=0\nmenuentry "Debian GNU/Linux" {\n  linux /boot/vmlinuz %s\n  initrd /boot/initrd.img\n}\n' \
+        "$cmdline" > "$w/root/boot/grub/grub.cfg"
+      mkdir -p "$w/esp/EFI/BOOT" "$w/esp/EFI/debian"
+      cp "$SHIM_EFI" "$w/esp/EFI/BOOT/BOOTAA64.EFI"
+      cp "$GRUB_EFI" "$w/esp/EFI/BOOT/grubaa64.efi"
+      # as grub-install writes it: find the root by its UUID, then its grub.cfg
+      printf "search.fs_uuid %s root\nset prefix=(\$root)'/boot/grub'\nconfigfile \$prefix/grub.cfg\n" \
+        "3f1b2c3d-0000-4000-8000-00000000beef" > "$w/esp/EFI/debian/grub.cfg"
+      cp "$w/esp/EFI/debian/grub.cfg" "$w/esp/EFI/BOOT/grub.cfg" ;;
+    sdboot)
+      esp_mb=128
+      mkdir -p "$w/esp/EFI/BOOT" "$w/esp/loader/entries"
+      cp "$SYSTEMD_BOOT_EFI" "$w/esp/EFI/BOOT/BOOTAA64.EFI"
+      cp "$KERNEL_IMAGE" "$w/esp/vmlinuz"; cp "$w/initrd.cpio.gz" "$w/esp/initrd.img"
+      printf 'timeout 0\ndefault debian.conf\n' > "$w/esp/loader/loader.conf"
+      printf 'title Debian GNU/Linux\nlinux /vmlinuz\ninitrd /initrd.img\noptions %s\n' "$cmdline" \
+        > "$w/esp/loader/entries/debian.conf" ;;
+    stub)
+      mkdir -p "$w/esp/EFI/BOOT"
+      cp "$KERNEL_IMAGE" "$w/esp/EFI/BOOT/BOOTAA64.EFI" ;;
+    *) die "build_uefi_disk: unknown kind '$kind'" ;;
+  esac
+  esp_first=2048; esp_sectors=$((esp_mb * 2048))
+  root_first=$((esp_first + esp_sectors)); root_sectors=$((root_mb * 2048))
+  total=$(((root_first + root_sectors + 34) * 512))
+  truncate -s "$total" "$out"
+  sgdisk -o -n "1:$esp_first:$((root_first - 1))" -t 1:ef00 -c 1:EFI \
+    -n "2:$root_first:$((root_first + root_sectors - 1))" -t 2:8300 -c 2:root "$out" >/dev/null ||
+    die "sgdisk $out failed"
+  mkfs.vfat -F 32 -n ESP --offset "$esp_first" "$out" $((esp_sectors / 2)) >/dev/null || die "mkfs.vfat $out failed"
+  (cd "$w/esp" && find . -mindepth 1 -type d | sed 's,^\./,,' | sort | while read -r d; do
+     mmd -i "$out@@$((esp_first * 512))" "::/$d" || exit 1; done) || die "mmd $out failed"
+  (cd "$w/esp" && find . -type f | sed 's,^\./,,' | sort | while read -r f; do
+     mcopy -i "$out@@$((esp_first * 512))" "$f" "::/$f" || exit 1; done) || die "mcopy $out failed"
+  mkfs.ext4 -q -F -U 3f1b2c3d-0000-4000-8000-00000000beef -L root -d "$w/root" -E "offset=$((root_first * 512))" \
+    "$out" "$((root_sectors / 2))k" || die "mkfs.ext4 $out failed"
+  rm -rf "$w"
+}
