@@ -58,7 +58,8 @@ public struct LaunchImages: Sendable {
       deviceTree = try MachineDeviceTree.build(.init(
         cpus: config.cpus, ramBase: MemoryMap.ramBase, ramSize: config.memorySize,
         bootArguments: boot.bootArguments, initrd: boot.layout.initrd,
-        psciMethod: config.realm ? "smc" : "hvc", console: config.console, bootEntry: config.bootEntry, pmu: config.pmu))
+        psciMethod: config.realm ? "smc" : "hvc", console: config.console, bootEntry: config.bootEntry, pmu: config.pmu,
+        bootMode: config.bootMode == .automatic ? nil : String(decoding: config.bootMode.name, as: UTF8.self)))
     } catch {
       throw .deviceTree(error)
     }

@@ -60,15 +60,19 @@ public struct MachineConfig: Sendable, Equatable {
   public var pmuCounters: Int?
   /// The Boot Loader Specification entry the firmware should boot (`/chosen/realm-run,boot-entry`).
   public var bootEntry: String?
+  /// How the firmware boots the disk (`/chosen/realm-run,boot-mode`; nothing is written for automatic).
+  public var bootMode: FirmwareBootMode
 
   public init(
     memorySize: UInt64, cpus: Int, boot: Boot, kernelParameters: String? = nil,
     disks: [DiskConfig] = [], realm: Bool = false, realmOptions: RealmOptions = RealmOptions(), console: Console = .serial,
-    sveVectorLength: Int? = nil, bootEntry: String? = nil, pmu: Bool = false, pmuCounters: Int? = nil
+    sveVectorLength: Int? = nil, bootEntry: String? = nil, pmu: Bool = false, pmuCounters: Int? = nil,
+    bootMode: FirmwareBootMode = .automatic
   ) {
     self.pmu = pmu || pmuCounters != nil
     self.pmuCounters = pmuCounters
     self.bootEntry = bootEntry
+    self.bootMode = bootMode
     self.sveVectorLength = sveVectorLength
     self.memorySize = memorySize
     self.cpus = cpus

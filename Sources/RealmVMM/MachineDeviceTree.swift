@@ -16,6 +16,8 @@ enum MachineDeviceTree {
     var bootEntry: String? = nil
     /// Whether the vCPUs have a PMUv3 (a `pmu` node).
     var pmu: Bool = false
+    /// How the firmware boots the disk (FirmwareBootMode's name; nil for automatic).
+    var bootMode: String? = nil
   }
 
   static func build(_ inputs: Inputs) throws(DeviceTreeError) -> [UInt8] {
@@ -37,6 +39,9 @@ enum MachineDeviceTree {
         }
         if let bootEntry = inputs.bootEntry {
           try tree.property("realm-run,boot-entry", string: bootEntry)
+        }
+        if let bootMode = inputs.bootMode {
+          try tree.property("realm-run,boot-mode", string: bootMode)
         }
         if let initrd = inputs.initrd {
           try tree.property("linux,initrd-start", u64: initrd.lowerBound)

@@ -70,6 +70,11 @@ struct MachineOptions: ParsableArguments {
     valueName: "id"))
   var bootEntry: String?
 
+  @Option(help: ArgumentHelp(
+    "How the bundled firmware boots the disk: auto (the ESP's BLS entries by the direct path, else \\EFI\\BOOT\\BOOTAA64.EFI under UEFI), efi (BOOTAA64.EFI under UEFI: shim, GRUB, systemd-boot) or bls (the BLS entries only); passed in /chosen.",
+    valueName: "mode"))
+  var bootMode: FirmwareBootMode?
+
   func validate() throws {
     // The longest prefix realm-run adds is "console=hvc0 ".
     if let params, params.utf8.count + 13 >= MachineConfig.commandLineLimit {
@@ -128,6 +133,7 @@ struct MachineOptions: ParsableArguments {
         throw ValidationError("--boot-entry '\(bootEntry)': an entry id, as in /loader/entries/<id>.conf")
       }
     }
+    if bootMode != nil && kernel != nil { throw ValidationError("--boot-mode is for the firmware; drop --kernel") }
     if kernel == nil && firmware == nil && disk.isEmpty {
       throw ValidationError("nothing to boot: give --disk (with the bundled firmware), --firmware or --kernel")
     }
@@ -152,6 +158,12 @@ struct MachineOptions: ParsableArguments {
       memorySize: (try? MemorySize(parsing: memory).bytes) ?? 0, cpus: cpus, boot: boot,
       kernelParameters: params, disks: disks, realm: realm, realmOptions: realmOptions,
       console: console.console, sveVectorLength: sveVl, bootEntry: bootEntry, pmu: pmu,
-      pmuCounters: pmuCounters)
+      pmuCounters: pmuCounters, bootMode: bootMode ?? .automatic)
   }
+}
+
+extension FirmwareBootMode: ExpressibleByArgument {
+  public init?(argument: String) { self.init(name: Array(argument.utf8)) }
+  public var defaultValueDescription: String { String(decoding: name, as: UTF8.self) }
+  public static var allValueStrings: [String] { allCases.map { String(decoding: $0.name, as: UTF8.self) } }
 }

@@ -59,6 +59,8 @@ public struct PlatformDescription {
   public var initrd: (start: UInt64, end: UInt64)?
   /// /chosen realm-run,boot-entry: the boot entry id to use instead of the default.
   public var bootEntry: [UInt8]?
+  /// /chosen realm-run,boot-mode (automatic when absent or unknown: realm-run writes only known names).
+  public var bootMode: FirmwareBootMode = .automatic
   /// The base of realm-run's boot-status page (compatible "realm-run,boot-status"), where the
   /// firmware reports why it cannot boot; nil on other machines (QEMU's `virt`).
   public var bootStatus: UInt64?
@@ -87,6 +89,9 @@ public struct PlatformDescription {
         initrd = (start, end)
       }
       if let entry = tree.property(chosen, "realm-run,boot-entry") { bootEntry = DeviceTree.string(entry) }
+      if let mode = tree.property(chosen, FirmwareBootMode.propertyName) {
+        bootMode = FirmwareBootMode(name: DeviceTree.string(mode)) ?? .automatic
+      }
       if let path = tree.property(chosen, "stdout-path") {
         var p = DeviceTree.string(path)
         if let colon = p.firstIndex(of: 58) { p = Array(p[..<colon]) }

@@ -76,10 +76,10 @@ public func firmwareMain(dtb: UInt64) {
   log("virtio-blk: \(device.sectorCount) sectors")
 
   // 4. Boot: the ESP's BLS entries by the direct path when it has any, else its removable-media
-  // EFI application in the UEFI environment.
-  if let f = diskFunction {
+  // EFI application in the UEFI environment (realm-run's --boot-mode can insist on either).
+  if let f = diskFunction, platform.bootMode != .bls {
     let shared = EFIDisk(device: device, path: EFIDevicePath(nodes: [.pciRoot(), .pci(function: UInt8(f.function), device: UInt8(f.device))]))
-    if EFIBoot.prefersEFI(shared) {
+    if platform.bootMode == .efi || EFIBoot.prefersEFI(shared) {
       let control = device
       EFIBoot.start(platform: platform, deviceTree: blob, disk: shared) {
         control.reset()
