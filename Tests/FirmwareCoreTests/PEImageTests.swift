@@ -366,6 +366,7 @@ struct ReferencePE {
     #expect(throws: PEImageError.badSectionCount(97)) { try PEImage(bytes: mini.with(MiniPE.pe + 6, 97, width: 2)) }
     #expect(throws: PEImageError.badHeadersSize(0x100)) { try PEImage(bytes: mini.with(o + 60, 0x100, width: 4)) }
     #expect(throws: PEImageError.badHeadersSize(0x1000)) { try PEImage(bytes: mini.with(o + 60, 0x1000, width: 4)) }
+    #expect(throws: PEImageError.badHeadersSize(0x200)) { try PEImage(bytes: mini.with(o + 56, 0x100, width: 4)) }  // > SizeOfImage
     #expect(throws: PEImageError.entryPointOutsideImage(0x3000)) { try PEImage(bytes: mini.with(o + 16, 0x3000, width: 4)) }
     #expect(throws: PEImageError.entryPointOutsideImage(0x1100)) { try PEImage(bytes: mini.with(o + 16, 0x1100, width: 4)) }
   }
