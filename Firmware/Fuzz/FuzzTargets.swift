@@ -1,6 +1,7 @@
 // libFuzzer entry points for every FirmwareCore parser that sees untrusted input.
 // Scripts/fuzz-firmware compiles this file with the FirmwareCore sources and one of
 // -D FUZZ_FDT, FUZZ_GPT, FUZZ_FAT, FUZZ_BLS, FUZZ_IMAGE. Any trap is a bug.
+// FUZZ_PE: PE32+ parse (array and raw-buffer storage) and load; FUZZ_DEVICEPATH: EFI device paths.
 
 @_cdecl("LLVMFuzzerTestOneInput")
 public func fuzzOne(_ data: UnsafePointer<UInt8>, _ size: Int) -> Int32 {
@@ -42,6 +43,35 @@ public func fuzzOne(_ data: UnsafePointer<UInt8>, _ size: Int) -> Int32 {
   #elseif FUZZ_IMAGE
   if let header = try? ArmImageHeader(bytes: bytes, fileSize: UInt64(bytes.count)) {
     _ = header.loadAddress(atOrAbove: UInt64(bytes.count) << 20)
+  }
+  #elseif FUZZ_PE
+  let raw = try? PEImage(bytes: UnsafeRawBufferPointer(start: data, count: size))
+  if let image = try? PEImage(bytes: bytes) {
+    guard let raw, raw.sections == image.sections, raw.sizeOfImage == image.sizeOfImage
+    else { fatalError("the raw-buffer parse disagrees with the array parse") }
+    _ = image.section(named: Array("mods".utf8))
+    // Load (into a bounded buffer) at ImageBase and at another aligned address: relocations run.
+    if image.sizeOfImage <= 8 << 20 {
+      let memory = UnsafeMutableRawBufferPointer.allocate(byteCount: Int(image.sizeOfImage), alignment: 16)
+      defer { memory.deallocate() }
+      if (try? image.load(into: memory, at: image.imageBase)) != nil {
+        for i in 0..<Int(image.sizeOfHeaders) where memory[i] != bytes[i] { fatalError("headers not copied") }
+      }
+      _ = try? image.load(into: memory, at: 0x8000_0000)
+    }
+  } else if raw != nil {
+    fatalError("the raw-buffer parse accepts what the array parse rejects")
+  }
+  #elseif FUZZ_DEVICEPATH
+  if let path = try? EFIDevicePath(parsing: bytes) {
+    let nodes = path.nodes
+    let rebuilt = EFIDevicePath(nodes: nodes)
+    // A FilePath padded after its NUL rebuilds shorter; the nodes must survive the trip.
+    guard let again = try? EFIDevicePath(parsing: rebuilt.bytes), again.nodes == nodes
+    else { fatalError("rebuilt device path does not parse back to its nodes") }
+    guard EFIDevicePath().isPrefix(of: path), path.isPrefix(of: path) else { fatalError("prefix") }
+    if let fat = path.fatPath { _ = EFIDevicePathNode.filePath(fatPath: fat).fatPath }
+    if let first = nodes.first { _ = EFIDevicePath(nodes: [first]).isPrefix(of: rebuilt) }
   }
   #endif
   return 0

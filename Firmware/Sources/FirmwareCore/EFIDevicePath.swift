@@ -45,25 +45,18 @@ public enum EFIDevicePathNode: Equatable, Sendable {
     var units: [UInt16] = []
     var i = 0
     while i < fatPath.count {
-      let b = fatPath[i]
-      var scalar = UInt32(b)
-      var length = 1
-      if b >= 0xF0 { length = 4; scalar = 0xFFFD }
-      else if b >= 0xE0 { length = 3; scalar = UInt32(b & 0x0F) }
-      else if b >= 0xC0 { length = 2; scalar = UInt32(b & 0x1F) }
-      else if b >= 0x80 { scalar = 0xFFFD }
-      if length > 1 {
-        if i + length > fatPath.count { scalar = 0xFFFD; length = fatPath.count - i }
-        else if scalar != 0xFFFD {
-          for k in 1..<length {
-            let c = fatPath[i + k]
-            if c & 0xC0 != 0x80 { scalar = 0xFFFD; length = k; break }
-            scalar = scalar << 6 | UInt32(c & 0x3F)
-          }
-        }
+      let lead = fatPath[i]
+      let length = lead >= 0xF0 ? 4 : lead >= 0xE0 ? 3 : lead >= 0xC0 ? 2 : 1
+      var scalar = UInt32(lead >= 0xE0 ? lead & 0x0F : lead >= 0xC0 ? lead & 0x1F : lead)
+      var k = 1
+      while k < length, i + k < fatPath.count, fatPath[i + k] & 0xC0 == 0x80 {
+        scalar = scalar << 6 | UInt32(fatPath[i + k] & 0x3F)
+        k += 1
       }
-      units.append(scalar == 0x2F ? 0x5C : UInt16(truncatingIfNeeded: scalar))
-      i += length
+      // A stray continuation byte, a cut sequence or a character beyond the BMP.
+      if (length == 1 && lead >= 0x80) || k < length || length == 4 || scalar > 0xFFFF { scalar = 0xFFFD }
+      units.append(scalar == 0x2F ? 0x5C : UInt16(scalar))
+      i += k
     }
     return .filePath(units)
   }

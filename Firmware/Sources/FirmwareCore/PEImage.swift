@@ -117,7 +117,8 @@ public struct PEImage<Bytes: RandomAccessCollection> where Bytes.Element == UInt
 
   /// The image's code expects W^X mappings (IMAGE_DLLCHARACTERISTICS_NX_COMPAT).
   public var isNXCompatible: Bool { dllCharacteristics & 0x0100 != 0 }
-  /// The image carries a base relocation table (it can run at any suitably aligned address).
+  /// The image carries a base relocation table. One without (the Linux kernel) still loads at any
+  /// aligned address unless ``relocationsStripped``: it is position independent.
   public var hasRelocations: Bool { relocationTableSize > 0 }
   /// IMAGE_FILE_RELOCS_STRIPPED: the image must run at ``imageBase``.
   public var relocationsStripped: Bool { characteristics & 0x0001 != 0 }
