@@ -258,19 +258,9 @@ func efiLocateDevicePath(_ protocolGUID: RawPointer?, _ path: Out<UInt64>?, _ de
   efiService { env throws(EFIStatus) in
     guard let path, let device else { throw .invalidParameter }
     let wanted = try devicePath(at: UnsafeRawPointer(pointer(path.pointee)))
-    let candidates: [EFIHandle]
-    do throws(EFIStatus) { candidates = try env.handles.handles(supporting: try guid(protocolGUID)) } catch {
-      throw .notFound
-    }
-    var best: (handle: EFIHandle, length: Int)? = nil
-    for h in candidates {
-      guard let a = try? env.handles.interface(.devicePath, on: h),
-            let p = try? devicePath(at: UnsafeRawPointer(pointer(a))), p.isPrefix(of: wanted) else { continue }
-      if best == nil || p.nodeByteCount > best!.length { best = (h, p.nodeByteCount) }
-    }
-    guard let best else { throw .notFound }
+    let best = try env.locateDevicePath(try guid(protocolGUID), wanted)
     device.pointee = best.handle
-    path.pointee += UInt64(best.length)
+    path.pointee += UInt64(best.prefixLength)
   }
 }
 
@@ -345,5 +335,22 @@ func efiExitBootServices(_ image: UInt64, _ key: UInt64) -> UInt64 {
     env.exitedBootServices = true
     env.variables.exitBootServices()
     env.beforeExit()
+  }
+}
+
+extension EFIEnvironment {
+  /// LocateDevicePath's search: the handle with `protocolGUID` whose device path is the longest
+  /// prefix of `wanted`, and that prefix's length in bytes (without its End node).
+  func locateDevicePath(_ protocolGUID: EFIGUID, _ wanted: EFIDevicePath) throws(EFIStatus) -> (handle: EFIHandle, prefixLength: Int) {
+    let candidates: [EFIHandle]
+    do throws(EFIStatus) { candidates = try handles.handles(supporting: protocolGUID) } catch { throw .notFound }
+    var best: (handle: EFIHandle, prefixLength: Int)? = nil
+    for h in candidates {
+      guard let a = try? handles.interface(.devicePath, on: h),
+            let p = try? devicePath(at: UnsafeRawPointer(pointer(a))), p.isPrefix(of: wanted) else { continue }
+      if best == nil || p.nodeByteCount > best!.prefixLength { best = (h, p.nodeByteCount) }
+    }
+    guard let best else { throw .notFound }
+    return best
   }
 }

@@ -81,11 +81,30 @@ func efiLoadImage(_ bootPolicy: UInt8, _ parent: UInt64, _ path: RawPointer?, _ 
                   _ sourceSize: UInt64, _ imageHandle: Out<UInt64>?) -> UInt64 {
   efiService { env throws(EFIStatus) in
     guard let imageHandle, env.handles.contains(parent) else { throw .invalidParameter }
-    // Loading from a device path alone needs the Simple File System, which comes next.
-    guard let source, sourceSize > 0 else { throw .notFound }
     let fullPath = path == nil ? nil : try devicePath(at: UnsafeRawPointer(path))
-    imageHandle.pointee = try env.loadImage(UnsafeRawBufferPointer(start: source, count: Int(sourceSize)),
-                                            parent: parent, device: 0, filePath: fullPath, fullPath: fullPath)
+    if let source, sourceSize > 0 {
+      imageHandle.pointee = try env.loadImage(UnsafeRawBufferPointer(start: source, count: Int(sourceSize)),
+                                              parent: parent, device: 0, filePath: fullPath, fullPath: fullPath)
+      return
+    }
+    // From a device path alone: the file after the longest prefix that has a Simple File System.
+    guard let fullPath else { throw .invalidParameter }
+    let (device, prefixLength) = try env.locateDevicePath(.simpleFileSystem, fullPath)
+    let filePath: EFIDevicePath
+    do throws(EFIDevicePathError) { filePath = try EFIDevicePath(parsing: fullPath.bytes[prefixLength...]) } catch {
+      throw .invalidParameter
+    }
+    guard let fatPath = filePath.fatPath else { throw .notFound }
+    let fs = try env.handles.interface(.simpleFileSystem, on: device)
+    let volume = Int(pointer(fs)!.assumingMemoryBound(to: fw_efi_simple_file_system.self).pointee.id)
+    let file = try env.openFile(volume: volume, path: resolvePath(fatPath, from: [0x2F]))
+    let index = try env.fileIndex(pointer(file))
+    let opened = env.storage.files[index]
+    defer { env.closeFile(index) }
+    guard !opened.isDirectory else { throw .notFound }
+    imageHandle.pointee = try env.loadImage(
+      UnsafeRawBufferPointer(start: pointer(opened.contents), count: Int(opened.entry?.size ?? 0)),
+      parent: parent, device: device, filePath: filePath, fullPath: fullPath)
   }
 }
 

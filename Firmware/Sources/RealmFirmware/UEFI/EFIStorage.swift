@@ -158,10 +158,9 @@ extension EFIEnvironment {
   }
 }
 
-/// Resolves `name` (UCS-2, `\`-separated, absolute or relative to `base`) to an absolute FAT
+/// Resolves `utf8` (a `/`-separated path, absolute or relative to `base`) to an absolute FAT
 /// path, with "." and ".." applied.
-func resolvePath(_ name: [UInt16], from base: [UInt8]) throws(EFIStatus) -> [UInt8] {
-  guard let utf8 = EFIDevicePathNode.filePath(name).fatPath else { throw .notFound }
+func resolvePath(_ utf8: [UInt8], from base: [UInt8]) -> [UInt8] {
   var components: [[UInt8]] = utf8.first == 0x2F ? [] : base.split(separator: 0x2F).map { Array($0) }
   for part in utf8.split(separator: 0x2F) {
     if part.elementsEqual([0x2E]) { continue }
@@ -223,7 +222,8 @@ func efiFileOpen(_ this: RawPointer?, _ new: Out<UInt64>?, _ name: UnsafePointer
     let i = try env.fileIndex(this)
     // A read-only volume: writing or creating is refused as the specification says.
     guard mode & 0x2 == 0, mode & 0x8000_0000_0000_0000 == 0 else { throw .writeProtected }
-    let path = try resolvePath(try ucs2String(name), from: env.storage.files[i].path)
+    guard let utf8 = EFIDevicePathNode.filePath(try ucs2String(name)).fatPath else { throw .notFound }
+    let path = resolvePath(utf8, from: env.storage.files[i].path)
     new.pointee = try env.openFile(volume: env.storage.files[i].volume, path: path)
   }
 }
