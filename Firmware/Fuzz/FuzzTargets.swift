@@ -1,6 +1,6 @@
 // libFuzzer entry points for every FirmwareCore parser that sees untrusted input.
 // Scripts/fuzz-firmware compiles this file with the FirmwareCore sources and one of
-// -D FUZZ_FDT, FUZZ_GPT, FUZZ_FAT, FUZZ_BLS, FUZZ_IMAGE. Any trap is a bug.
+// -D FUZZ_FDT, FUZZ_GPT, FUZZ_FAT, FUZZ_BLS, FUZZ_IMAGE, FUZZ_ZSTD. Any trap is a bug.
 
 @_cdecl("LLVMFuzzerTestOneInput")
 public func fuzzOne(_ data: UnsafePointer<UInt8>, _ size: Int) -> Int32 {
@@ -43,6 +43,18 @@ public func fuzzOne(_ data: UnsafePointer<UInt8>, _ size: Int) -> Int32 {
   if let header = try? ArmImageHeader(bytes: bytes, fileSize: UInt64(bytes.count)) {
     _ = header.loadAddress(atOrAbove: UInt64(bytes.count) << 20)
   }
+  #elseif FUZZ_ZSTD
+  // The firmware's zboot path: a bounded output buffer that is the whole window.
+  let raw = UnsafeRawBufferPointer(start: data, count: size)
+  _ = try? Zstd.frameContentSize(raw)
+  if let written = try? Zstd.decompress(raw, into: zstdFuzzOutput), written > zstdFuzzOutput.count {
+    fatalError("decompress reports more bytes than the output holds")
+  }
   #endif
   return 0
 }
+
+#if FUZZ_ZSTD
+/// 4 MiB, allocated once for every input.
+let zstdFuzzOutput = UnsafeMutableRawBufferPointer.allocate(byteCount: 4 << 20, alignment: 16)
+#endif
