@@ -320,6 +320,8 @@ import TestSupport
                                 capacity: 5) == [7, 7, 7, 7, 7])
     // Skippable frames alone hold no data; an empty input is truncated.
     #expect(Self.error([0x50, 0x2A, 0x4D, 0x18, 1, 0, 0, 0, 9], capacity: 10) == .unsupported(.noDataFrame))
+    #expect(throws: ZstdError.unsupported(.noDataFrame)) { try Self.contentSize([0x50, 0x2A, 0x4D, 0x18, 1, 0, 0, 0, 9]) }
+    #expect(throws: ZstdError.truncatedInput) { try Self.contentSize([0x28, 0xB5, 0x2F, 0xFD]) }
     #expect(Self.error([0x50, 0x2A, 0x4D, 0x18, 2, 0, 0, 0, 9], capacity: 10) == .truncatedInput)
     #expect(Self.error([], capacity: 10) == .truncatedInput)
   }

@@ -89,6 +89,7 @@ public enum Zstd {
   public static func frameContentSize(_ input: UnsafeRawBufferPointer) throws(ZstdError) -> UInt64? {
     var position = 0
     while true {
+      if position > 0, position == input.count { throw .unsupported(.noDataFrame) }
       guard let magic = input.le32(at: position) else { throw .truncatedInput }
       if let next = try skipSkippableFrame(input, at: position, magic: magic) {
         position = next
@@ -366,7 +367,7 @@ final class ZstdDecoder {
       guard literalLength + matchLength <= limit - op else {
         throw overrun(needing: literalLength + matchLength, at: op, blockStart: start, blockOutput: outputStart)
       }
-      UnsafeMutableRawPointer(output + op).copyMemory(from: literal, byteCount: literalLength)
+      Self.copyForward(to: output + op, from: literal, count: literalLength)
       literal += literalLength
       op += literalLength
       guard offset >= 1, offset <= op - frameStart, offset <= window else {
@@ -386,23 +387,39 @@ final class ZstdDecoder {
   /// Copies a match of `length` bytes from `offset` bytes back; the two may overlap (a short
   /// offset repeats a pattern).
   @inline(__always) static func copyMatch(to destination: UnsafeMutablePointer<UInt8>, offset: Int, length: Int) {
-    let source = destination - offset
-    if offset >= length {
-      UnsafeMutableRawPointer(destination).copyMemory(from: source, byteCount: length)
-    } else if offset >= 8 {
-      // Each 8-byte step reads bytes at least 8 back, all written already.
-      var i = 0
-      while i + 8 <= length {
-        let word = UnsafeRawPointer(source + i).loadUnaligned(as: UInt64.self)
-        UnsafeMutableRawPointer(destination + i).storeBytes(of: word, as: UInt64.self)
-        i += 8
-      }
-      while i < length {
-        destination[i] = source[i]
-        i += 1
-      }
+    let source = UnsafePointer(destination - offset)
+    if offset >= 8 {
+      copyForward(to: destination, from: source, count: length)
     } else {
-      for i in 0..<length { destination[i] = source[i] }
+      // Write one period, repeated to at least 8 bytes, byte by byte; the rest repeats it from
+      // that many bytes back, 8 at a time.
+      let period = offset * ((8 + offset - 1) / offset)
+      let head = min(period, length)
+      for i in 0..<head { destination[i] = source[i] }
+      if length > head {
+        copyForward(to: destination + head, from: UnsafePointer(destination + head - period), count: length - head)
+      }
+    }
+  }
+
+  /// Copies `count` bytes forwards, 8 at a time: right when the source is elsewhere or at least 8
+  /// bytes behind (each step then reads only bytes already written). Most literal runs and
+  /// matches are short, where this beats a call to memmove.
+  @inline(__always) static func copyForward(to destination: UnsafeMutablePointer<UInt8>, from source: UnsafePointer<UInt8>,
+                                            count: Int) {
+    if count >= 64, source + count <= destination || destination + count <= source {
+      UnsafeMutableRawPointer(destination).copyMemory(from: source, byteCount: count)
+      return
+    }
+    var i = 0
+    while i + 8 <= count {
+      let word = UnsafeRawPointer(source + i).loadUnaligned(as: UInt64.self)
+      UnsafeMutableRawPointer(destination + i).storeBytes(of: word, as: UInt64.self)
+      i += 8
+    }
+    while i < count {
+      destination[i] = source[i]
+      i += 1
     }
   }
 
