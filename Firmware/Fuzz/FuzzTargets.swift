@@ -1,7 +1,7 @@
 // libFuzzer entry points for every FirmwareCore parser that sees untrusted input.
 // Scripts/fuzz-firmware compiles this file with the FirmwareCore sources and one of
-// -D FUZZ_FDT, FUZZ_GPT, FUZZ_FAT, FUZZ_BLS, FUZZ_IMAGE. Any trap is a bug.
-// FUZZ_PE: PE32+ parse (array and raw-buffer storage) and load; FUZZ_DEVICEPATH: EFI device paths.
+// -D FUZZ_FDT, FUZZ_GPT, FUZZ_FAT, FUZZ_BLS, FUZZ_IMAGE, FUZZ_PE (PE32+ parse on array and
+// raw-buffer storage, and load), FUZZ_DEVICEPATH (EFI device paths), FUZZ_ZSTD. Any trap is a bug.
 
 @_cdecl("LLVMFuzzerTestOneInput")
 public func fuzzOne(_ data: UnsafePointer<UInt8>, _ size: Int) -> Int32 {
@@ -72,7 +72,18 @@ public func fuzzOne(_ data: UnsafePointer<UInt8>, _ size: Int) -> Int32 {
     guard EFIDevicePath().isPrefix(of: path), path.isPrefix(of: path) else { fatalError("prefix") }
     if let fat = path.fatPath { _ = EFIDevicePathNode.filePath(fatPath: fat).fatPath }
     if let first = nodes.first { _ = EFIDevicePath(nodes: [first]).isPrefix(of: rebuilt) }
+  #elseif FUZZ_ZSTD
+  // The firmware's zboot path: a bounded output buffer that is the whole window.
+  let raw = UnsafeRawBufferPointer(start: data, count: size)
+  _ = try? Zstd.frameContentSize(raw)
+  if let written = try? Zstd.decompress(raw, into: zstdFuzzOutput), written > zstdFuzzOutput.count {
+    fatalError("decompress reports more bytes than the output holds")
   }
   #endif
   return 0
 }
+
+#if FUZZ_ZSTD
+/// 4 MiB, allocated once for every input.
+let zstdFuzzOutput = UnsafeMutableRawBufferPointer.allocate(byteCount: 4 << 20, alignment: 16)
+#endif

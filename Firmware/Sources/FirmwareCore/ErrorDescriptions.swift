@@ -119,6 +119,17 @@ extension PEImageError: CustomStringConvertible {
     case .destinationTooSmall(let needed, let available): return "PE image needs \(needed) bytes, \(available) available"
     case .badLoadAddress(let address, let alignment):
       return "PE load address 0x\(ByteString.hex(address)) not aligned to 0x\(ByteString.hex(UInt64(alignment)))"
+extension ZstdError: CustomStringConvertible {
+  public var description: String {
+    switch self {
+    case .truncatedInput: return "zstd data truncated"
+    case .corruptData(let offset, let what): return "zstd data corrupt at offset \(offset): \(what.description)"
+    case .outputTooSmall: return "zstd data decompresses to more than the output buffer holds"
+    case .checksumMismatch(let expected, let computed):
+      return "zstd content checksum mismatch (frame says \(ByteString.hex(UInt64(expected), digits: 8)), "
+        + "data gives \(ByteString.hex(UInt64(computed), digits: 8)))"
+    case .unsupported(.dictionary(let id)): return "zstd frame needs dictionary \(id) (unsupported)"
+    case .unsupported(.noDataFrame): return "zstd input holds only skippable frames"
     }
   }
 }
@@ -129,6 +140,21 @@ extension EFIDevicePathError: CustomStringConvertible {
     case .truncated(let offset): return "device path ends inside the node at offset \(offset), before End"
     case .badNodeLength(let offset, let length): return "device path node at offset \(offset) has length \(length) (< 4)"
     case .malformedNode(let offset): return "device path node at offset \(offset) is malformed"
+extension ZstdError.Defect: CustomStringConvertible {
+  public var description: String {
+    switch self {
+    case .badMagic: return "not a zstd frame (bad magic)"
+    case .reservedBit: return "reserved bit set"
+    case .blockType: return "reserved block type"
+    case .blockSize: return "block larger than the frame's maximum"
+    case .contentSize: return "frame content size differs from the data"
+    case .literalsSection: return "bad literals section"
+    case .huffmanTable: return "bad Huffman table"
+    case .huffmanStream: return "bad Huffman stream"
+    case .fseTable: return "bad FSE table"
+    case .sequencesSection: return "bad sequences section"
+    case .literalsOverrun: return "sequence takes more literals than decoded"
+    case .offset: return "match offset outside the window"
     }
   }
 }
