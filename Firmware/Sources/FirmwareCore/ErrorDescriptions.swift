@@ -119,6 +119,10 @@ extension PEImageError: CustomStringConvertible {
     case .destinationTooSmall(let needed, let available): return "PE image needs \(needed) bytes, \(available) available"
     case .badLoadAddress(let address, let alignment):
       return "PE load address 0x\(ByteString.hex(address)) not aligned to 0x\(ByteString.hex(UInt64(alignment)))"
+    }
+  }
+}
+
 extension ZstdError: CustomStringConvertible {
   public var description: String {
     switch self {
@@ -140,6 +144,10 @@ extension EFIDevicePathError: CustomStringConvertible {
     case .truncated(let offset): return "device path ends inside the node at offset \(offset), before End"
     case .badNodeLength(let offset, let length): return "device path node at offset \(offset) has length \(length) (< 4)"
     case .malformedNode(let offset): return "device path node at offset \(offset) is malformed"
+    }
+  }
+}
+
 extension ZstdError.Defect: CustomStringConvertible {
   public var description: String {
     switch self {
