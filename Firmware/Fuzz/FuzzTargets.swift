@@ -72,6 +72,7 @@ public func fuzzOne(_ data: UnsafePointer<UInt8>, _ size: Int) -> Int32 {
     guard EFIDevicePath().isPrefix(of: path), path.isPrefix(of: path) else { fatalError("prefix") }
     if let fat = path.fatPath { _ = EFIDevicePathNode.filePath(fatPath: fat).fatPath }
     if let first = nodes.first { _ = EFIDevicePath(nodes: [first]).isPrefix(of: rebuilt) }
+  }
   #elseif FUZZ_ZSTD
   // The firmware's zboot path: a bounded output buffer that is the whole window.
   let raw = UnsafeRawBufferPointer(start: data, count: size)
