@@ -1,6 +1,6 @@
 // libFuzzer entry points for every FirmwareCore parser that sees untrusted input.
 // Scripts/fuzz-firmware compiles this file with the FirmwareCore sources and one of
-// -D FUZZ_FDT, FUZZ_GPT, FUZZ_FAT, FUZZ_BLS, FUZZ_IMAGE. Any trap is a bug.
+// -D FUZZ_FDT, FUZZ_GPT, FUZZ_FAT, FUZZ_BLS, FUZZ_IMAGE, FUZZ_INFLATE. Any trap is a bug.
 
 @_cdecl("LLVMFuzzerTestOneInput")
 public func fuzzOne(_ data: UnsafePointer<UInt8>, _ size: Int) -> Int32 {
@@ -43,6 +43,35 @@ public func fuzzOne(_ data: UnsafePointer<UInt8>, _ size: Int) -> Int32 {
   if let header = try? ArmImageHeader(bytes: bytes, fileSize: UInt64(bytes.count)) {
     _ = header.loadAddress(atOrAbove: UInt64(bytes.count) << 20)
   }
+  #elseif FUZZ_INFLATE
+  fuzzInflate(bytes)
   #endif
   return 0
 }
+
+#if FUZZ_INFLATE
+/// The input as a raw DEFLATE stream, a gzip member (into a 1 MiB and a small output) and a kernel
+/// file (format detection, a zboot payload unpacked): every result must stay inside its buffers.
+func fuzzInflate(_ bytes: [UInt8]) {
+  bytes.withUnsafeBytes { input in
+    let output = inflateOutput
+    if let (consumed, produced) = try? Inflate.decompress(input, into: output) {
+      guard consumed <= input.count, produced <= output.count else { fatalError("inflate result out of bounds") }
+    }
+    if let produced = try? Gzip.decompress(input, into: output), produced > output.count { fatalError("gzip out of bounds") }
+    let small = UnsafeMutableRawBufferPointer(rebasing: output[..<Swift.min(output.count, 2 * input.count)])
+    _ = try? Gzip.decompress(input, into: small)
+    if let n = try? Gzip.decompressPrefix(input, into: UnsafeMutableRawBufferPointer(rebasing: output[..<64])), n > 64 {
+      fatalError("prefix out of bounds")
+    }
+    _ = Gzip.uncompressedSizeHint(input)
+    if case .zbootGzip(let offset, let size)? = try? KernelFormat.detect(input, fileSize: UInt64(input.count)) {
+      guard offset >= 0, size >= 0, offset + size <= input.count else { fatalError("zboot payload out of bounds") }
+      _ = try? Gzip.decompress(UnsafeRawBufferPointer(rebasing: input[offset..<offset + size]), into: output)
+    }
+  }
+}
+
+/// One output buffer for every run (the output itself is the DEFLATE window).
+let inflateOutput = UnsafeMutableRawBufferPointer.allocate(byteCount: 1 << 20, alignment: 16)
+#endif

@@ -14,4 +14,11 @@ public enum DecompressionError: Error, Equatable {
   case lengthMismatch(expected: UInt64, produced: UInt64)
   /// A valid stream using a feature this decoder does not implement (e.g. a zstd dictionary).
   case unsupported(feature: String)
+
+  /// The same error with a `corrupt` offset counted from `start` bytes earlier (a container's
+  /// start rather than its compressed data's).
+  public func shifted(by start: Int) -> DecompressionError {
+    if case .corrupt(let offset) = self { return .corrupt(offset: offset + start) }
+    return self
+  }
 }

@@ -106,7 +106,6 @@ extension DecompressionError: CustomStringConvertible {
 extension KernelFormatError: CustomStringConvertible {
   public var description: String {
     switch self {
-    case .unrecognized: return "neither an arm64 Image, nor gzip, nor EFI zboot"
     case .truncated: return "EFI zboot header truncated"
     case .payloadOutOfBounds(let offset, let size, let fileSize):
       return "EFI zboot payload (\(size) bytes at \(offset)) outside the \(fileSize)-byte file"

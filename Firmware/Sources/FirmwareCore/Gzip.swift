@@ -12,7 +12,11 @@ public enum Gzip {
     throws(DecompressionError) -> Int
   {
     let start = try dataOffset(input)
-    let (consumed, produced) = try Inflate.decompress(UnsafeRawBufferPointer(rebasing: input[start...]), into: output)
+    let consumed: Int
+    let produced: Int
+    do throws(DecompressionError) {
+      (consumed, produced) = try Inflate.decompress(UnsafeRawBufferPointer(rebasing: input[start...]), into: output)
+    } catch { throw error.shifted(by: start) }
     let trailer = start + consumed
     guard let storedCRC = input.le32(at: trailer), let storedSize = input.le32(at: trailer + 4) else { throw .truncated }
     let crc = CRC32.checksum(UnsafeRawBufferPointer(rebasing: output[..<produced]))
@@ -29,7 +33,9 @@ public enum Gzip {
     throws(DecompressionError) -> Int
   {
     let start = try dataOffset(input)
-    return try Inflate.decompress(UnsafeRawBufferPointer(rebasing: input[start...]), into: output, stopWhenFull: true).produced
+    do throws(DecompressionError) {
+      return try Inflate.decompress(UnsafeRawBufferPointer(rebasing: input[start...]), into: output, stopWhenFull: true).produced
+    } catch { throw error.shifted(by: start) }
   }
 
   /// The uncompressed size recorded in the last four bytes (ISIZE, mod 2^32) of a single-member

@@ -175,8 +175,10 @@ struct Inflater {
   var fixedLiteralTable: UnsafeMutablePointer<UInt32> { codeLengthTable + HuffmanTable.codeLengthCapacity }
   var fixedDistanceTable: UnsafeMutablePointer<UInt32> { fixedLiteralTable + HuffmanTable.fixedLiteralCapacity }
 
-  /// The input byte holding the next unconsumed bit (after the stream: the bytes it occupied).
+  /// Input bytes consumed, a partly consumed last byte included (after the stream: its size).
   var position: Int { inPos - bitCount >> 3 }
+  /// The input byte holding the next unconsumed bit, for error reports.
+  var errorOffset: Int { (inPos * 8 - bitCount) >> 3 }
 
   /// Tops the bit buffer up to at least 56 bits, or with all that is left of the input.
   @inline(__always) mutating func refill() {
@@ -211,7 +213,10 @@ struct Inflater {
       e = table[Int(e >> 16) &+ Int(truncatingIfNeeded: (bits &>> UInt64(rootBits)) & subMask)]
     }
     let n = Int(e & 31)
-    if n == 0 { throw .corrupt(offset: position) }
+    if n == 0 {
+      // No such code; when the input ran out within 15 bits, the code may be cut off instead.
+      throw inPos == inputCount && bitCount < 15 ? .truncated : .corrupt(offset: errorOffset)
+    }
     guard n <= bitCount else { throw .truncated }
     bits &>>= UInt64(n)
     bitCount &-= n
@@ -231,7 +236,7 @@ struct Inflater {
       case 2:
         try readDynamicTables()
         try huffmanBlock(literals: literalTable, distances: distanceTable)
-      default: throw .corrupt(offset: position)
+      default: throw .corrupt(offset: errorOffset)
       }
       if stopWhenFull && outPos == outputCount { return }
     }
@@ -244,7 +249,7 @@ struct Inflater {
     refill()
     let length = try take(16)
     let complement = try take(16)
-    guard length == ~complement & 0xFFFF else { throw .corrupt(offset: position - 4) }
+    guard length == ~complement & 0xFFFF else { throw .corrupt(offset: errorOffset - 4) }
     var remaining = length
     if remaining > outputCount - outPos {
       guard stopWhenFull else { throw .outputTooSmall(capacity: outputCount) }
@@ -272,16 +277,17 @@ struct Inflater {
       _ = HuffmanTable.build(UnsafePointer(lengths.baseAddress!), count: 288, alphabet: .literalLength,
                              rootBits: HuffmanTable.literalRootBits, into: fixedLiteralTable,
                              capacity: HuffmanTable.fixedLiteralCapacity, allowIncomplete: false)
-      for i in 0..<30 { lengths[i] = 5 }
-      _ = HuffmanTable.build(UnsafePointer(lengths.baseAddress!), count: 30, alphabet: .distance,
+      // 32 five-bit codes, a complete set; 30 and 31 decode to invalid entries.
+      for i in 0..<32 { lengths[i] = 5 }
+      _ = HuffmanTable.build(UnsafePointer(lengths.baseAddress!), count: 32, alphabet: .distance,
                              rootBits: HuffmanTable.distanceRootBits, into: fixedDistanceTable,
-                             capacity: HuffmanTable.fixedDistanceCapacity, allowIncomplete: true)
+                             capacity: HuffmanTable.fixedDistanceCapacity, allowIncomplete: false)
     }
   }
 
   /// Reads a dynamic block's code-length code and literal/length and distance code lengths.
   mutating func readDynamicTables() throws(DecompressionError) {
-    let start = position
+    let start = errorOffset
     refill()
     let literalCount = try take(5) + 257
     let distanceCount = try take(5) + 1
@@ -312,13 +318,13 @@ struct Inflater {
         let repeatCount: Int
         switch symbol {
         case 16:
-          guard i > 0 else { throw .corrupt(offset: position) }  // nothing to repeat
+          guard i > 0 else { throw .corrupt(offset: errorOffset) }  // nothing to repeat
           value = lengths[i - 1]
           repeatCount = 3 + (try take(2))
         case 17: repeatCount = 3 + (try take(3))
         default: repeatCount = 11 + (try take(7))
         }
-        guard repeatCount <= total - i else { throw .corrupt(offset: position) }
+        guard repeatCount <= total - i else { throw .corrupt(offset: errorOffset) }
         (lengths + i).update(repeating: value, count: repeatCount)
         i += repeatCount
       }
@@ -358,7 +364,7 @@ struct Inflater {
       var length = Int(symbol >> 16) &+ (try take(Int((symbol >> 8) & 15)))
       let d = try decode(distances, rootBits: distanceRoot)
       let distance = Int(d >> 16) &+ (try take(Int((d >> 8) & 15)))
-      guard distance <= outPos else { throw .corrupt(offset: position) }  // before the start of the output
+      guard distance <= outPos else { throw .corrupt(offset: errorOffset) }  // before the start of the output
       if length > outputCount &- outPos {
         guard stopWhenFull else { throw .outputTooSmall(capacity: outputCount) }
         length = outputCount &- outPos

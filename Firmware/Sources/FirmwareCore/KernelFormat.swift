@@ -2,7 +2,8 @@
 /// (e.g. Ubuntu's vmlinuz) or an EFI zboot image (a small PE/COFF decompressor with the
 /// compressed `Image` as its payload).
 public enum KernelFormat: Equatable {
-  /// An arm64 `Image` (possibly also a PE/COFF EFI stub), loaded as is.
+  /// An arm64 `Image` (possibly also a PE/COFF EFI stub), loaded as is: anything that is neither
+  /// gzip nor zboot, for `ArmImageHeader` to check.
   case image
   /// A gzip file whose data is an `Image`.
   case gzip
@@ -48,15 +49,12 @@ public enum KernelFormat: Equatable {
       if type == Array("zstd22".utf8) || type == Array("zstd".utf8) { return .zbootZstd(offset: Int(offset), size: Int(size)) }
       throw .unsupportedCompression(type)
     }
-    guard head.le32(at: 56) == ArmImageHeader.magic else { throw .unrecognized }
     return .image
   }
 }
 
 /// Why a kernel file cannot be unpacked.
 public enum KernelFormatError: Error, Equatable {
-  /// Neither an arm64 Image ("ARM\x64" at 56), nor gzip, nor EFI zboot.
-  case unrecognized
   /// The file ends inside the zboot header.
   case truncated
   /// The zboot payload does not lie inside the file.
