@@ -18,8 +18,14 @@ public enum CRC32 {
       var c = crc
       var p = base
       var n = bytes.count
+      // Aligned 8-byte loads (the firmware is built with strict alignment).
+      while n > 0 && UInt(bitPattern: p) & 7 != 0 {
+        c = t[Int((c ^ UInt32(p.load(as: UInt8.self))) & 0xFF)] ^ (c >> 8)
+        p += 1
+        n -= 1
+      }
       while n >= 8 {
-        let word = UInt64(littleEndian: p.loadUnaligned(as: UInt64.self)) ^ UInt64(c)
+        let word = UInt64(littleEndian: p.load(as: UInt64.self)) ^ UInt64(c)
         c = t[7 * 256 + Int(word & 0xFF)] ^ t[6 * 256 + Int((word >> 8) & 0xFF)]
           ^ t[5 * 256 + Int((word >> 16) & 0xFF)] ^ t[4 * 256 + Int((word >> 24) & 0xFF)]
           ^ t[3 * 256 + Int((word >> 32) & 0xFF)] ^ t[2 * 256 + Int((word >> 40) & 0xFF)]

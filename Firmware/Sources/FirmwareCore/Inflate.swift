@@ -181,9 +181,18 @@ struct Inflater {
   var errorOffset: Int { (inPos * 8 - bitCount) >> 3 }
 
   /// Tops the bit buffer up to at least 56 bits, or with all that is left of the input.
+  /// The next eight bytes come from the two aligned words that hold them (the firmware is built
+  /// with strict alignment, where an unaligned load would be eight byte loads), both inside the input.
   @inline(__always) mutating func refill() {
-    if inputCount - inPos >= 8 {
-      let word = UInt64(littleEndian: UnsafeRawPointer(input + inPos).loadUnaligned(as: UInt64.self))
+    let address = UInt(bitPattern: input + inPos)
+    let aligned = address & ~7
+    if inputCount - inPos >= 16 && aligned >= UInt(bitPattern: input) {
+      let words = UnsafeRawPointer(bitPattern: aligned).unsafelyUnwrapped
+      let shift = UInt64(address & 7) &* 8
+      let low = UInt64(littleEndian: words.load(as: UInt64.self))
+      let high = UInt64(littleEndian: words.load(fromByteOffset: 8, as: UInt64.self))
+      // For shift 0, high << 64 must vanish: shift it in two steps.
+      let word = (low &>> shift) | ((high &<< (63 &- shift)) &<< 1)
       bits |= word &<< UInt64(bitCount)
       inPos &+= (63 &- bitCount) &>> 3
       bitCount |= 56
@@ -266,7 +275,7 @@ struct Inflater {
     guard remaining > 0 else { return }
     bits = 0  // bitCount is 0: what the buffer still holds is from bytes copied below
     guard remaining <= inputCount - inPos else { throw .truncated }
-    (output + outPos).update(from: input + inPos, count: remaining)
+    UnsafeMutableRawPointer(output + outPos).copyMemory(from: input + inPos, byteCount: remaining)
     inPos += remaining
     outPos += remaining
   }
@@ -339,11 +348,21 @@ struct Inflater {
     }
   }
 
-  /// Decodes one Huffman-coded block. One refill gives at least 56 bits while 8 input bytes remain,
-  /// enough for a whole length/distance pair (15 + 5 + 15 + 13 bits); near the end `take` and
-  /// `decode` check every read against what is left.
+  /// Decodes one Huffman-coded block on a local copy of the state, which the compiler keeps in
+  /// registers (output stores cannot alias it), written back however the block ends.
   mutating func huffmanBlock(literals: UnsafeMutablePointer<UInt32>, distances: UnsafeMutablePointer<UInt32>)
     throws(DecompressionError)
+  {
+    var state = self
+    defer { self = state }
+    try state.huffmanSymbols(literals: literals, distances: distances)
+  }
+
+  /// The symbols of a Huffman-coded block. One refill gives at least 56 bits while 8 input bytes remain,
+  /// enough for a whole length/distance pair (15 + 5 + 15 + 13 bits); near the end `take` and
+  /// `decode` check every read against what is left.
+  @inline(__always) mutating func huffmanSymbols(literals: UnsafeMutablePointer<UInt32>,
+                                                 distances: UnsafeMutablePointer<UInt32>) throws(DecompressionError)
   {
     let literalRoot = HuffmanTable.literalRootBits
     let distanceRoot = HuffmanTable.distanceRootBits
@@ -375,7 +394,7 @@ struct Inflater {
       let source = destination - distance
       if distance >= length {
         if length >= 32 {
-          destination.update(from: source, count: length)
+          UnsafeMutableRawPointer(destination).copyMemory(from: source, byteCount: length)
         } else {
           for i in 0..<length { destination[i] = source[i] }
         }
