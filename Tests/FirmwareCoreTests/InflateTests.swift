@@ -91,6 +91,16 @@ struct BitWriter {
 }
 
 @Suite struct InflateTests {
+  @Test func errorsSayWhatAndWhere() {
+    #expect(DecompressionError.corrupt(offset: 1234).description == "compressed data corrupt at byte 1234")
+    #expect(DecompressionError.checksumMismatch(expected: 0xAB, computed: 0x1_0000).description
+      == "checksum mismatch (stored 0x000000ab, computed 0x00010000)")
+    #expect(DecompressionError.outputTooSmall(capacity: 9).description == "decompressed data exceeds the 9 bytes available")
+    #expect(KernelFormatError.unsupportedCompression(Array("lzma".utf8)).description == "EFI zboot compression \"lzma\" unsupported")
+    #expect(DecompressionError.corrupt(offset: 5).shifted(by: 10) == .corrupt(offset: 15))
+    #expect(DecompressionError.truncated.shifted(by: 10) == .truncated)
+  }
+
   @Test func crc32MatchesTheStandardCheckValue() {
     #expect(CRC32.checksum(Array("123456789".utf8)) == 0xCBF4_3926)
     let long = randomBytes(1000)
@@ -172,6 +182,10 @@ struct BitWriter {
       _ = try gunzip(badSize, capacity: data.count + 10)
     }
     #expect(badSize.withUnsafeBytes { Gzip.uncompressedSizeHint($0) } == UInt32(data.count ^ 2))
+    // Corrupt offsets count from the start of the file: a reserved block type right after a
+    // 10-byte header.
+    let reservedBlock: [UInt8] = [0x1F, 0x8B, 8, 0, 0, 0, 0, 0, 0, 3, 0x07, 0] + [UInt8](repeating: 0, count: 8)
+    expectError(.corrupt(offset: 10)) { () throws(DecompressionError) in _ = try gunzip(reservedBlock, capacity: 10) }
     // Bytes after the member are ignored.
     #expect((try gunzip(gz + [0, 0, 0, 0], capacity: data.count) == data) == true)
   }
