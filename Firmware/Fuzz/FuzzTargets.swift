@@ -1,7 +1,8 @@
 // libFuzzer entry points for every FirmwareCore parser that sees untrusted input.
 // Scripts/fuzz-firmware compiles this file with the FirmwareCore sources and one of
 // -D FUZZ_FDT, FUZZ_GPT, FUZZ_FAT, FUZZ_BLS, FUZZ_IMAGE, FUZZ_PE (PE32+ parse on array and
-// raw-buffer storage, and load), FUZZ_DEVICEPATH (EFI device paths), FUZZ_ZSTD. Any trap is a bug.
+// raw-buffer storage, and load), FUZZ_DEVICEPATH (EFI device paths), FUZZ_ZSTD, FUZZ_INFLATE
+// (raw DEFLATE, gzip, kernel format detection). Any trap is a bug.
 
 @_cdecl("LLVMFuzzerTestOneInput")
 public func fuzzOne(_ data: UnsafePointer<UInt8>, _ size: Int) -> Int32 {
@@ -80,6 +81,8 @@ public func fuzzOne(_ data: UnsafePointer<UInt8>, _ size: Int) -> Int32 {
   if let written = try? Zstd.decompress(raw, into: zstdFuzzOutput), written > zstdFuzzOutput.count {
     fatalError("decompress reports more bytes than the output holds")
   }
+  #elseif FUZZ_INFLATE
+  fuzzInflate(bytes)
   #endif
   return 0
 }
@@ -87,4 +90,31 @@ public func fuzzOne(_ data: UnsafePointer<UInt8>, _ size: Int) -> Int32 {
 #if FUZZ_ZSTD
 /// 4 MiB, allocated once for every input.
 let zstdFuzzOutput = UnsafeMutableRawBufferPointer.allocate(byteCount: 4 << 20, alignment: 16)
+#endif
+
+#if FUZZ_INFLATE
+/// The input as a raw DEFLATE stream, a gzip member (into a 1 MiB and a small output) and a kernel
+/// file (format detection, a zboot payload unpacked): every result must stay inside its buffers.
+func fuzzInflate(_ bytes: [UInt8]) {
+  bytes.withUnsafeBytes { input in
+    let output = inflateOutput
+    if let (consumed, produced) = try? Inflate.decompress(input, into: output) {
+      guard consumed <= input.count, produced <= output.count else { fatalError("inflate result out of bounds") }
+    }
+    if let produced = try? Gzip.decompress(input, into: output), produced > output.count { fatalError("gzip out of bounds") }
+    let small = UnsafeMutableRawBufferPointer(rebasing: output[..<Swift.min(output.count, 2 * input.count)])
+    _ = try? Gzip.decompress(input, into: small)
+    if let n = try? Gzip.decompressPrefix(input, into: UnsafeMutableRawBufferPointer(rebasing: output[..<64])), n > 64 {
+      fatalError("prefix out of bounds")
+    }
+    _ = Gzip.uncompressedSizeHint(input)
+    if case .zbootGzip(let offset, let size)? = try? KernelFormat.detect(input, fileSize: UInt64(input.count)) {
+      guard offset >= 0, size >= 0, offset + size <= input.count else { fatalError("zboot payload out of bounds") }
+      _ = try? Gzip.decompress(UnsafeRawBufferPointer(rebasing: input[offset..<offset + size]), into: output)
+    }
+  }
+}
+
+/// One output buffer for every run (the output itself is the DEFLATE window).
+let inflateOutput = UnsafeMutableRawBufferPointer.allocate(byteCount: 1 << 20, alignment: 16)
 #endif

@@ -138,6 +138,20 @@ extension ZstdError: CustomStringConvertible {
   }
 }
 
+extension DecompressionError: CustomStringConvertible {
+  public var description: String {
+    switch self {
+    case .truncated: return "compressed data truncated"
+    case .corrupt(let offset): return "compressed data corrupt at byte \(offset)"
+    case .outputTooSmall(let capacity): return "decompressed data exceeds the \(capacity) bytes available"
+    case .checksumMismatch(let expected, let computed):
+      return "checksum mismatch (stored 0x\(ByteString.hex(UInt64(expected), digits: 8)), computed 0x\(ByteString.hex(UInt64(computed), digits: 8)))"
+    case .lengthMismatch(let expected, let produced): return "size mismatch (stored \(expected), decompressed \(produced))"
+    case .unsupported(let feature): return "unsupported: \(feature)"
+    }
+  }
+}
+
 extension EFIDevicePathError: CustomStringConvertible {
   public var description: String {
     switch self {
@@ -163,6 +177,17 @@ extension ZstdError.Defect: CustomStringConvertible {
     case .sequencesSection: return "bad sequences section"
     case .literalsOverrun: return "sequence takes more literals than decoded"
     case .offset: return "match offset outside the window"
+    }
+  }
+}
+
+extension KernelFormatError: CustomStringConvertible {
+  public var description: String {
+    switch self {
+    case .truncated: return "EFI zboot header truncated"
+    case .payloadOutOfBounds(let offset, let size, let fileSize):
+      return "EFI zboot payload (\(size) bytes at \(offset)) outside the \(fileSize)-byte file"
+    case .unsupportedCompression(let type): return "EFI zboot compression \"\(ByteString.string(type))\" unsupported"
     }
   }
 }

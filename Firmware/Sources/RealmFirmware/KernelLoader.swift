@@ -4,18 +4,34 @@ import FirmwareCore
 /// What `KernelLoader.boot` placed in RAM, for the steps before entry (measurement, clean-up).
 struct LoadedBoot {
   var layout: BootLayout
-  /// The kernel image's bytes as read from its file (at `layout.kernel`).
+  /// Where the kernel file's bytes are, as read from the disk: `layout.kernel` for a plain Image,
+  /// the compressed-file buffer for gzip and zboot (what REM1 measures: the file, as edk2 does).
+  var kernelFileAddress: UInt64
   var kernelFileSize: Int
   /// The command line written to /chosen/bootargs (no terminator).
   var commandLine: [UInt8]
 
+  /// The kernel file as read from the disk.
   var kernel: UnsafeRawBufferPointer {
-    UnsafeRawBufferPointer(start: UnsafeRawPointer(bitPattern: UInt(layout.kernel)), count: kernelFileSize)
+    UnsafeRawBufferPointer(start: UnsafeRawPointer(bitPattern: UInt(kernelFileAddress)), count: kernelFileSize)
   }
   /// All initrds, concatenated as loaded (empty when there is none).
   var initrd: UnsafeRawBufferPointer {
     UnsafeRawBufferPointer(start: UnsafeRawPointer(bitPattern: UInt(layout.initrd)), count: Int(layout.initrdSize))
   }
+}
+
+/// A gzip or zboot-gzip kernel file read into the compressed-file buffer, not yet unpacked.
+struct CompressedKernel {
+  /// Where the whole file was read (the top of RAM, see `BootLayout.compressedKernelBuffer`).
+  var fileAddress: UInt64
+  /// The gzip member: the whole file, or a zboot image's payload.
+  var payload: UnsafeRawBufferPointer
+  var unpackedSize: Int
+  /// The header of the Image inside (from its first 64 bytes).
+  var header: ArmImageHeader
+  /// "gzip" or "EFI zboot (gzip)", for messages.
+  var kind: String
 }
 
 /// GPT → first FAT ESP → BLS default entry → kernel + initrds + command line → Linux.
@@ -49,13 +65,30 @@ struct KernelLoader {
     var initrdSize: UInt64 = 0
     for f in initrdFiles { initrdSize += UInt64(f.size) }
 
-    // Kernel header from the first cluster.
+    // Kernel format and header from the first cluster; a compressed kernel is read whole first.
+    let kernelName = ByteString.string(entry.linux)
+    let fileSize = UInt64(kernelFile.size)
+    let head: [UInt8]
+    do throws(FATError) { head = try fat.readFirstCluster(of: kernelFile) } catch { fail("reading the kernel: \(error)") }
+    let format: KernelFormat
+    do throws(KernelFormatError) { format = try KernelFormat.detect(head, fileSize: fileSize) } catch {
+      fail("kernel \(kernelName): \(error)")
+    }
+    var compressed: CompressedKernel? = nil
     let header: ArmImageHeader
-    do throws(KernelImageError) {
-      let head: [UInt8]
-      do throws(FATError) { head = try fat.readFirstCluster(of: kernelFile) } catch { fail("reading the kernel: \(error)") }
-      header = try ArmImageHeader(bytes: head, fileSize: UInt64(kernelFile.size))
-    } catch { fail("\(ByteString.string(entry.linux)) is not an arm64 Image: \(error)") }
+    switch format {
+    case .image:
+      do throws(KernelImageError) { header = try ArmImageHeader(bytes: head, fileSize: fileSize) } catch {
+        fail("\(kernelName) is not an arm64 Image: \(error)")
+      }
+    case .gzip, .zbootGzip:
+      let kernel = readCompressed(kernelFile, format: format, name: kernelName, fat: &fat)
+      header = kernel.header
+      compressed = kernel
+    case .zbootZstd:
+      // The zstd decoder plugs in here, as gzip does in readCompressed.
+      fail("kernel \(kernelName): EFI zboot with zstd compression is not supported yet")
+    }
 
     // Command line and DT edits (sizes do not depend on the addresses filled in later).
     let existing = platform.bootArguments
@@ -65,11 +98,13 @@ struct KernelLoader {
     let layout: BootLayout
     do throws(BootLayoutError) {
       layout = try BootLayout(memory: platform.memory, firmwareEnd: fw_image_end(), kernel: header,
-                              initrdSize: initrdSize, deviceTreeCapacity: UInt64(estimate + 4096))
+                              initrdSize: initrdSize, deviceTreeCapacity: UInt64(estimate + 4096),
+                              below: compressed?.fileAddress)
     } catch { fail("kernel, initrd and DTB do not fit in RAM: \(error)") }
 
+    if let compressed { unpack(compressed, into: layout, name: kernelName) }
     do throws(FATError) {
-      try fat.readFile(kernelFile, into: buffer(layout.kernel, Int(kernelFile.size)))
+      if compressed == nil { try fat.readFile(kernelFile, into: buffer(layout.kernel, Int(kernelFile.size))) }
       var offset: UInt64 = 0
       for f in initrdFiles {
         try fat.readFile(f, into: buffer(layout.initrd + offset, Int(f.size)))
@@ -83,13 +118,62 @@ struct KernelLoader {
       if let s = src.baseAddress, let d = dtbBuffer.baseAddress { d.copyMemory(from: s, byteCount: dtb.count) }
     }
 
-    beforeEntry(LoadedBoot(layout: layout, kernelFileSize: Int(kernelFile.size), commandLine: bootargs))
+    beforeEntry(LoadedBoot(layout: layout, kernelFileAddress: compressed?.fileAddress ?? layout.kernel,
+                           kernelFileSize: Int(kernelFile.size), commandLine: bootargs))
     let elapsed = millisecondsSince(bootCounter)
     log("booting \(ByteString.string(entry.title)) (\(ByteString.string(entry.linux)), \(kernelFile.size) bytes, initrd \(initrdSize) bytes) in \(elapsed) ms")
     fw_dcache_clean_inval(layout.kernel, header.imageSize)
     if initrdSize > 0 { fw_dcache_clean_inval(layout.initrd, initrdSize) }
     fw_dcache_clean_inval(layout.deviceTree, UInt64(dtb.count))
     fw_enter_kernel(layout.kernel, layout.deviceTree)
+  }
+
+  /// Reads a gzip or zboot-gzip kernel file whole into the compressed-file buffer at the top of
+  /// RAM and finds the Image header inside (its first 64 bytes unpacked) and its size (gzip ISIZE).
+  func readCompressed(_ file: FATDirectoryEntry, format: KernelFormat, name: String,
+                      fat: inout FATVolume<PartitionBlockDevice<VirtioBlockDevice>>) -> CompressedKernel {
+    let fileSize = UInt64(file.size)
+    let address: UInt64
+    do throws(BootLayoutError) {
+      address = try BootLayout.compressedKernelBuffer(memory: platform.memory, firmwareEnd: fw_image_end(), size: fileSize)
+    } catch { fail("kernel \(name): no room to read the compressed file: \(error)") }
+    do throws(FATError) { try fat.readFile(file, into: buffer(address, Int(fileSize))) } catch {
+      fail("reading the kernel: \(error)")
+    }
+    var payload = UnsafeRawBufferPointer(buffer(address, Int(fileSize)))
+    var kind = "gzip"
+    if case .zbootGzip(let offset, let size) = format {
+      payload = UnsafeRawBufferPointer(rebasing: payload[offset..<offset + size])  // bounds checked by detect
+      kind = "EFI zboot (gzip)"
+    }
+    guard let unpackedSize = Gzip.uncompressedSizeHint(payload) else { fail("kernel \(name): gzip data truncated") }
+    let prefix = UnsafeMutableRawBufferPointer.allocate(byteCount: ArmImageHeader.size, alignment: 8)
+    defer { prefix.deallocate() }
+    let header: ArmImageHeader
+    do throws(DecompressionError) {
+      let n = try Gzip.decompressPrefix(payload, into: prefix)
+      do throws(KernelImageError) {
+        header = try ArmImageHeader(bytes: UnsafeRawBufferPointer(rebasing: prefix[..<n]), fileSize: UInt64(unpackedSize))
+      } catch {
+        fail("kernel \(name): the \(kind) data is not an arm64 Image: \(error)")
+      }
+    } catch { fail("kernel \(name): \(kind) \(error)") }
+    return CompressedKernel(fileAddress: address, payload: payload, unpackedSize: Int(unpackedSize), header: header, kind: kind)
+  }
+
+  /// Unpacks the kernel into its place (at most `image_size` bytes) and checks the Image inside.
+  func unpack(_ kernel: CompressedKernel, into layout: BootLayout, name: String) {
+    let start = fw_read_cntvct()
+    let destination = buffer(layout.kernel, Int(kernel.header.imageSize))
+    let produced: Int
+    do throws(DecompressionError) { produced = try Gzip.decompress(kernel.payload, into: destination) } catch {
+      fail("kernel \(name): \(kernel.kind) \(error)")
+    }
+    do throws(KernelImageError) {
+      let unpacked = try ArmImageHeader(bytes: UnsafeRawBufferPointer(rebasing: destination[..<produced]), fileSize: UInt64(produced))
+      guard unpacked == kernel.header else { fail("kernel \(name): the unpacked Image header changed") }
+    } catch { fail("kernel \(name): the unpacked data is not an arm64 Image: \(error)") }
+    log("kernel \(name): \(kernel.kind), \(kernel.payload.count) bytes unpacked to \(produced) in \(millisecondsSince(start)) ms")
   }
 
   func buffer(_ address: UInt64, _ count: Int) -> UnsafeMutableRawBufferPointer {
