@@ -188,7 +188,7 @@ _realm-run_run() {
     repeating_flags=()
     non_repeating_flags=(--realm --no-realm --pmu --print-rim --version -h --help)
     repeating_options=(--disk)
-    non_repeating_options=(-m --mem -c --cpus --kernel --initrd --params --firmware --measurement-algo --realm-pv --cca-abi --console --sve-vl --pmu-counters --boot-entry --timeout --until --fail-on --console-log --dump-dtb --log-level)
+    non_repeating_options=(-m --mem -c --cpus --kernel --initrd --params --firmware --measurement-algo --realm-pv --cca-abi --console --sve-vl --pmu-counters --boot-entry --boot-mode --timeout --until --fail-on --console-log --dump-dtb --log-level)
     __realm-run_offer_flags_options 0
 
     # Offer option value completions
@@ -235,6 +235,10 @@ _realm-run_run() {
         return
         ;;
     '--boot-entry')
+        return
+        ;;
+    '--boot-mode')
+        __realm-run_add_completions -W 'auto'$'\n''efi'$'\n''bls'
         return
         ;;
     '--timeout')
@@ -316,7 +320,7 @@ _realm-run_measure() {
     repeating_flags=()
     non_repeating_flags=(--realm --no-realm --pmu --lpa2 --no-lpa2 --from-host --json --version -h --help)
     repeating_options=(--disk)
-    non_repeating_options=(-m --mem -c --cpus --kernel --initrd --params --firmware --measurement-algo --realm-pv --cca-abi --console --sve-vl --pmu-counters --boot-entry --rules --breakpoints --watchpoints)
+    non_repeating_options=(-m --mem -c --cpus --kernel --initrd --params --firmware --measurement-algo --realm-pv --cca-abi --console --sve-vl --pmu-counters --boot-entry --boot-mode --rules --breakpoints --watchpoints)
     __realm-run_offer_flags_options 0
 
     # Offer option value completions
@@ -363,6 +367,10 @@ _realm-run_measure() {
         return
         ;;
     '--boot-entry')
+        return
+        ;;
+    '--boot-mode')
+        __realm-run_add_completions -W 'auto'$'\n''efi'$'\n''bls'
         return
         ;;
     '--rules')

@@ -23,7 +23,7 @@ function __realm-run_parse_tokens -S
         __realm-run_parse_subcommand 0 'version' 'h/help'
         switch $unparsed_tokens[1]
         case 'run'
-            __realm-run_parse_subcommand 0 'm/mem=' 'c/cpus=' 'kernel=' 'initrd=' 'params=' 'firmware=' 'disk=+' 'realm' 'no-realm' 'measurement-algo=' 'realm-pv=' 'cca-abi=' 'console=' 'sve-vl=' 'pmu' 'pmu-counters=' 'boot-entry=' 'timeout=' 'until=' 'fail-on=' 'console-log=' 'dump-dtb=' 'log-level=' 'print-rim' 'version' 'h/help'
+            __realm-run_parse_subcommand 0 'm/mem=' 'c/cpus=' 'kernel=' 'initrd=' 'params=' 'firmware=' 'disk=+' 'realm' 'no-realm' 'measurement-algo=' 'realm-pv=' 'cca-abi=' 'console=' 'sve-vl=' 'pmu' 'pmu-counters=' 'boot-entry=' 'boot-mode=' 'timeout=' 'until=' 'fail-on=' 'console-log=' 'dump-dtb=' 'log-level=' 'print-rim' 'version' 'h/help'
         case 'image'
             __realm-run_parse_subcommand 0 'version' 'h/help'
             switch $unparsed_tokens[1]
@@ -31,7 +31,7 @@ function __realm-run_parse_tokens -S
                 __realm-run_parse_subcommand 0 'kernel=' 'initrd=+' 'params=' 'title=' 'rootfs=' 'o/output=' 'force' 'version' 'h/help'
             end
         case 'measure'
-            __realm-run_parse_subcommand 0 'm/mem=' 'c/cpus=' 'kernel=' 'initrd=' 'params=' 'firmware=' 'disk=+' 'realm' 'no-realm' 'measurement-algo=' 'realm-pv=' 'cca-abi=' 'console=' 'sve-vl=' 'pmu' 'pmu-counters=' 'boot-entry=' 'rules=' 'lpa2' 'no-lpa2' 'breakpoints=' 'watchpoints=' 'from-host' 'json' 'version' 'h/help'
+            __realm-run_parse_subcommand 0 'm/mem=' 'c/cpus=' 'kernel=' 'initrd=' 'params=' 'firmware=' 'disk=+' 'realm' 'no-realm' 'measurement-algo=' 'realm-pv=' 'cca-abi=' 'console=' 'sve-vl=' 'pmu' 'pmu-counters=' 'boot-entry=' 'boot-mode=' 'rules=' 'lpa2' 'no-lpa2' 'breakpoints=' 'watchpoints=' 'from-host' 'json' 'version' 'h/help'
         case 'host-info'
             __realm-run_parse_subcommand 0 'device=' 'version' 'h/help'
         case 'help'
@@ -113,6 +113,7 @@ complete -c 'realm-run' -n '__realm-run_should_offer_completions_for_flags_or_op
 complete -c 'realm-run' -n '__realm-run_should_offer_completions_for_flags_or_options "realm-run run" pmu' -l 'pmu' -d 'Give the guest a PMUv3 (performance counters).'
 complete -c 'realm-run' -n '__realm-run_should_offer_completions_for_flags_or_options "realm-run run" pmu-counters' -l 'pmu-counters' -d 'The PMU\'s number of event counters (PMCR_EL0.N; implies --pmu). A Realm\'s count is measured.' -rfka ''
 complete -c 'realm-run' -n '__realm-run_should_offer_completions_for_flags_or_options "realm-run run" boot-entry' -l 'boot-entry' -d 'Boot this Boot Loader Specification entry (its file name without .conf) instead of the default; passed to the firmware in /chosen.' -rfka ''
+complete -c 'realm-run' -n '__realm-run_should_offer_completions_for_flags_or_options "realm-run run" boot-mode' -l 'boot-mode' -d 'How the bundled firmware boots the disk: auto (the ESP\'s BLS entries by the direct path, else \\EFI\\BOOT\\BOOTAA64.EFI under UEFI), efi (BOOTAA64.EFI under UEFI: shim, GRUB, systemd-boot) or bls (the BLS entries only); passed in /chosen.' -rfka 'auto efi bls'
 complete -c 'realm-run' -n '__realm-run_should_offer_completions_for_flags_or_options "realm-run run" timeout' -l 'timeout' -d 'Stop the guest after this many seconds (exit status 124).' -rfka ''
 complete -c 'realm-run' -n '__realm-run_should_offer_completions_for_flags_or_options "realm-run run" until' -l 'until' -d 'End the run when a console line matches this extended regular expression (grep -E): the guest is stopped and realm-run exits 0.' -rfka ''
 complete -c 'realm-run' -n '__realm-run_should_offer_completions_for_flags_or_options "realm-run run" fail-on' -l 'fail-on' -d 'End the run when a console line matches this extended regular expression, with exit status 5 and the line on stderr (e.g. \'Kernel panic|Oops\').' -rfka ''
@@ -151,6 +152,7 @@ complete -c 'realm-run' -n '__realm-run_should_offer_completions_for_flags_or_op
 complete -c 'realm-run' -n '__realm-run_should_offer_completions_for_flags_or_options "realm-run measure" pmu' -l 'pmu' -d 'Give the guest a PMUv3 (performance counters).'
 complete -c 'realm-run' -n '__realm-run_should_offer_completions_for_flags_or_options "realm-run measure" pmu-counters' -l 'pmu-counters' -d 'The PMU\'s number of event counters (PMCR_EL0.N; implies --pmu). A Realm\'s count is measured.' -rfka ''
 complete -c 'realm-run' -n '__realm-run_should_offer_completions_for_flags_or_options "realm-run measure" boot-entry' -l 'boot-entry' -d 'Boot this Boot Loader Specification entry (its file name without .conf) instead of the default; passed to the firmware in /chosen.' -rfka ''
+complete -c 'realm-run' -n '__realm-run_should_offer_completions_for_flags_or_options "realm-run measure" boot-mode' -l 'boot-mode' -d 'How the bundled firmware boots the disk: auto (the ESP\'s BLS entries by the direct path, else \\EFI\\BOOT\\BOOTAA64.EFI under UEFI), efi (BOOTAA64.EFI under UEFI: shim, GRUB, systemd-boot) or bls (the BLS entries only); passed in /chosen.' -rfka 'auto efi bls'
 complete -c 'realm-run' -n '__realm-run_should_offer_completions_for_flags_or_options "realm-run measure" rules' -l 'rules' -d 'Measurement rules: rmm-1.0 (TF-RMM 0.8.0, series v12 and older kernels) or rmm-2.0 (TF-RMM 0.9.0, series v13+). Default: from --cca-abi, else rmm-2.0.' -rfka 'rmm-1.0 rmm-2.0'
 complete -c 'realm-run' -n '__realm-run_should_offer_completions_for_flags_or_options "realm-run measure" lpa2' -l 'lpa2' -d 'Whether the host kernel sets the Realm\'s LPA2 flag (default: yes for rmm-2.0 hosts, as the emulated v13 host does; no for v12 and older).'
 complete -c 'realm-run' -n '__realm-run_should_offer_completions_for_flags_or_options "realm-run measure" no-lpa2' -l 'no-lpa2' -d 'Whether the host kernel sets the Realm\'s LPA2 flag (default: yes for rmm-2.0 hosts, as the emulated v13 host does; no for v12 and older).'

@@ -217,12 +217,15 @@ import TestSupport
   }()
 
   /// Linux's Makefile.zboot: `cat Image | zstd -22 --ultra` (a pipe: no content size, 128 MiB window).
+  /// The kernel's first 16 MiB keep the test quick (-22 takes a minute over all 51 MB);
+  /// Scripts/firmware-qemu-test boots the whole kernel from a zstd zboot container.
   @Test(.enabled(if: kernelImage != nil || required, "no arm64 kernel (Scripts/fetch-arm64-assets)"))
   func decompressesTheKernelCompressedLikeZboot() throws {
     let path = try #require(Self.kernelImage, "the arm64 kernel is required (Scripts/fetch-arm64-assets)")
-    let kernel = try #require(FileManager.default.contents(atPath: path).map(Array.init), "cannot read \(path)")
+    let whole = try #require(FileManager.default.contents(atPath: path).map(Array.init), "cannot read \(path)")
+    let kernel = Array(whole.prefix(16 << 20))
     let scratch = ScratchDirectory()
-    guard runToolSucceeding("sh", ["-c", "cat \(path) | zstd -q -22 --ultra > \(scratch.path("Image.zst"))"]) != nil
+    guard runToolSucceeding("sh", ["-c", "head -c \(kernel.count) \(path) | zstd -q -22 --ultra > \(scratch.path("Image.zst"))"]) != nil
     else { return }
     let z = scratch.read("Image.zst")
     #expect(try Self.contentSize(z) == nil)

@@ -1,4 +1,5 @@
 import ArgumentParser
+import FirmwareCore
 import Foundation
 import Platform
 import Testing
@@ -85,6 +86,10 @@ import VirtIO
     #expect(chosen.bootEntry == "rescue")
     #expect(chosen.sveVectorLength == 256)
     #expect(!chosen.pmu)
+    #expect(chosen.bootMode == .automatic)
+    for (name, mode) in [("auto", FirmwareBootMode.automatic), ("efi", .efi), ("bls", .bls)] {
+      #expect(try parse(["--disk", "d.img", "--boot-mode", name]).makeConfig().bootMode == mode)
+    }
     let pmu = try parse(["--kernel", "k", "--pmu-counters", "3"]).makeConfig()
     #expect(pmu.pmu && pmu.pmuCounters == 3)
   }
@@ -108,6 +113,8 @@ import VirtIO
     #expect(usageError(["--kernel", "k", "--sve-vl", "4096"]) != nil)
     #expect(usageError(["--kernel", "k", "--boot-entry", "rescue"])?.contains("drop --kernel") == true)
     #expect(usageError(["--disk", "d.img", "--boot-entry", "../x"]) != nil)
+    #expect(usageError(["--disk", "d.img", "--boot-mode", "uefi"]) != nil)
+    #expect(usageError(["--kernel", "k", "--boot-mode", "efi"])?.contains("drop --kernel") == true)
     #expect(usageError(["--kernel", "k", "--pmu-counters", "32"])?.contains("from 0 to 31") == true)
     // A negative number is a bad value, not a missing one.
     #expect(usageError(["-m", "-5", "--kernel", "k"])?.contains("'-5' is not a memory size") == true)

@@ -35,6 +35,15 @@ import Testing
     let platform = try platform(inputs)
     #expect(platform.bootEntry == nil)
     #expect(platform.psciConduit == .hvc)
+    #expect(platform.bootMode == .automatic)
+  }
+
+  /// `--boot-mode` reaches the firmware's boot manager by its name, for each mode.
+  @Test(arguments: FirmwareBootMode.allCases)
+  func theFirmwareReadsTheBootMode(_ mode: FirmwareBootMode) throws {
+    var inputs = Self.inputs
+    inputs.bootMode = mode == .automatic ? nil : String(decoding: mode.name, as: UTF8.self)
+    #expect(try platform(inputs).bootMode == mode)
   }
 
   /// The firmware's C side (FirmwareSupport.h) writes the registers the VMM's page decodes.

@@ -21,16 +21,23 @@ struct LoadedBoot {
   }
 }
 
-/// A gzip or zboot-gzip kernel file read into the compressed-file buffer, not yet unpacked.
+/// A compressed kernel file read into the compressed-file buffer: a gzip member unpacked later,
+/// straight into the kernel's place, or a zstd zboot payload already unpacked below the file
+/// (zstd has no way to unpack only the header the layout needs).
 struct CompressedKernel {
   /// Where the whole file was read (the top of RAM, see `BootLayout.compressedKernelBuffer`).
   var fileAddress: UInt64
-  /// The gzip member: the whole file, or a zboot image's payload.
+  /// The lowest address the buffer uses (the unpacked zstd payload's, else the file's): the boot
+  /// layout stays below it.
+  var regionStart: UInt64
+  /// The compressed data: the whole file, or a zboot image's payload.
   var payload: UnsafeRawBufferPointer
+  /// The zstd payload unpacked (nil for gzip, which unpacks into place).
+  var unpacked: UnsafeRawBufferPointer?
   var unpackedSize: Int
   /// The header of the Image inside (from its first 64 bytes).
   var header: ArmImageHeader
-  /// "gzip" or "EFI zboot (gzip)", for messages.
+  /// "gzip", "EFI zboot (gzip)" or "EFI zboot (zstd)", for messages.
   var kind: String
 }
 
@@ -81,13 +88,10 @@ struct KernelLoader {
       do throws(KernelImageError) { header = try ArmImageHeader(bytes: head, fileSize: fileSize) } catch {
         fail("\(kernelName) is not an arm64 Image: \(error)")
       }
-    case .gzip, .zbootGzip:
+    case .gzip, .zbootGzip, .zbootZstd:
       let kernel = readCompressed(kernelFile, format: format, name: kernelName, fat: &fat)
       header = kernel.header
       compressed = kernel
-    case .zbootZstd:
-      // The zstd decoder plugs in here, as gzip does in readCompressed.
-      fail("kernel \(kernelName): EFI zboot with zstd compression is not supported yet")
     }
 
     // Command line and DT edits (sizes do not depend on the addresses filled in later).
@@ -99,7 +103,7 @@ struct KernelLoader {
     do throws(BootLayoutError) {
       layout = try BootLayout(memory: platform.memory, firmwareEnd: fw_image_end(), kernel: header,
                               initrdSize: initrdSize, deviceTreeCapacity: UInt64(estimate + 4096),
-                              below: compressed?.fileAddress)
+                              below: compressed?.regionStart)
     } catch { fail("kernel, initrd and DTB do not fit in RAM: \(error)") }
 
     if let compressed { unpack(compressed, into: layout, name: kernelName) }
@@ -128,8 +132,10 @@ struct KernelLoader {
     fw_enter_kernel(layout.kernel, layout.deviceTree)
   }
 
-  /// Reads a gzip or zboot-gzip kernel file whole into the compressed-file buffer at the top of
-  /// RAM and finds the Image header inside (its first 64 bytes unpacked) and its size (gzip ISIZE).
+  /// Reads a compressed kernel file whole into the compressed-file buffer at the top of RAM and
+  /// finds the Image header inside and its size: for gzip from its first 64 bytes unpacked and
+  /// ISIZE; for zstd by unpacking the payload below the file (its size is the frame's content
+  /// size, else the le32 Linux appends after the payload).
   func readCompressed(_ file: FATDirectoryEntry, format: KernelFormat, name: String,
                       fat: inout FATVolume<PartitionBlockDevice<VirtioBlockDevice>>) -> CompressedKernel {
     let fileSize = UInt64(file.size)
@@ -141,11 +147,39 @@ struct KernelLoader {
       fail("reading the kernel: \(error)")
     }
     var payload = UnsafeRawBufferPointer(buffer(address, Int(fileSize)))
-    var kind = "gzip"
-    if case .zbootGzip(let offset, let size) = format {
+    switch format {
+    case .zbootGzip(let offset, let size), .zbootZstd(let offset, let size):
       payload = UnsafeRawBufferPointer(rebasing: payload[offset..<offset + size])  // bounds checked by detect
-      kind = "EFI zboot (gzip)"
+    default: break
     }
+    if case .zbootZstd(let offset, let size) = format {
+      // The unpacked size: the frame's content size, else Linux's le32 after the payload.
+      let file = UnsafeRawBufferPointer(buffer(address, Int(fileSize)))
+      var unpackedSize: UInt64
+      if let declared = (try? Zstd.frameContentSize(payload)) ?? nil { unpackedSize = declared } else {
+        guard let trailer = file.le32(at: offset + size) else { fail("kernel \(name): EFI zboot (zstd) size trailer missing") }
+        unpackedSize = UInt64(trailer)
+      }
+      let zstdSize = (unpackedSize + 0xFFFF) & ~0xFFFF
+      guard address >= zstdSize, let below = try? BootLayout.compressedKernelBuffer(
+        memory: platform.memory, firmwareEnd: fw_image_end(), size: fileSize + zstdSize), below + zstdSize <= address
+      else { fail("kernel \(name): no room to unpack the EFI zboot (zstd) payload of \(unpackedSize) bytes") }
+      let start = fw_read_cntvct()
+      let output = buffer(below, Int(unpackedSize))
+      let produced: Int
+      do throws(ZstdError) { produced = try Zstd.decompress(payload, into: output) } catch {
+        fail("kernel \(name): EFI zboot (zstd) \(error)")
+      }
+      let unpacked = UnsafeRawBufferPointer(rebasing: output[..<produced])
+      let header: ArmImageHeader
+      do throws(KernelImageError) { header = try ArmImageHeader(bytes: unpacked, fileSize: UInt64(produced)) } catch {
+        fail("kernel \(name): the EFI zboot (zstd) data is not an arm64 Image: \(error)")
+      }
+      log("kernel \(name): EFI zboot (zstd), \(payload.count) bytes unpacked to \(produced) in \(millisecondsSince(start)) ms")
+      return CompressedKernel(fileAddress: address, regionStart: below, payload: payload, unpacked: unpacked,
+                              unpackedSize: produced, header: header, kind: "EFI zboot (zstd)")
+    }
+    let kind = format == .gzip ? "gzip" : "EFI zboot (gzip)"
     guard let unpackedSize = Gzip.uncompressedSizeHint(payload) else { fail("kernel \(name): gzip data truncated") }
     let prefix = UnsafeMutableRawBufferPointer.allocate(byteCount: ArmImageHeader.size, alignment: 8)
     defer { prefix.deallocate() }
@@ -158,22 +192,34 @@ struct KernelLoader {
         fail("kernel \(name): the \(kind) data is not an arm64 Image: \(error)")
       }
     } catch { fail("kernel \(name): \(kind) \(error)") }
-    return CompressedKernel(fileAddress: address, payload: payload, unpackedSize: Int(unpackedSize), header: header, kind: kind)
+    return CompressedKernel(fileAddress: address, regionStart: address, payload: payload, unpacked: nil,
+                            unpackedSize: Int(unpackedSize), header: header, kind: kind)
   }
 
-  /// Unpacks the kernel into its place (at most `image_size` bytes) and checks the Image inside.
+  /// Puts the kernel into its place (at most `image_size` bytes): unpacks a gzip member there, or
+  /// copies the already unpacked zstd payload; then checks the Image it holds.
   func unpack(_ kernel: CompressedKernel, into layout: BootLayout, name: String) {
     let start = fw_read_cntvct()
     let destination = buffer(layout.kernel, Int(kernel.header.imageSize))
     let produced: Int
-    do throws(DecompressionError) { produced = try Gzip.decompress(kernel.payload, into: destination) } catch {
-      fail("kernel \(name): \(kernel.kind) \(error)")
+    if let unpacked = kernel.unpacked {
+      guard unpacked.count <= destination.count, let d = destination.baseAddress, let s = unpacked.baseAddress else {
+        fail("kernel \(name): the unpacked Image (\(unpacked.count) bytes) exceeds its image_size")
+      }
+      d.copyMemory(from: s, byteCount: unpacked.count)
+      produced = unpacked.count
+    } else {
+      do throws(DecompressionError) { produced = try Gzip.decompress(kernel.payload, into: destination) } catch {
+        fail("kernel \(name): \(kernel.kind) \(error)")
+      }
     }
     do throws(KernelImageError) {
       let unpacked = try ArmImageHeader(bytes: UnsafeRawBufferPointer(rebasing: destination[..<produced]), fileSize: UInt64(produced))
       guard unpacked == kernel.header else { fail("kernel \(name): the unpacked Image header changed") }
     } catch { fail("kernel \(name): the unpacked data is not an arm64 Image: \(error)") }
-    log("kernel \(name): \(kernel.kind), \(kernel.payload.count) bytes unpacked to \(produced) in \(millisecondsSince(start)) ms")
+    if kernel.unpacked == nil {
+      log("kernel \(name): \(kernel.kind), \(kernel.payload.count) bytes unpacked to \(produced) in \(millisecondsSince(start)) ms")
+    }
   }
 
   func buffer(_ address: UInt64, _ count: Int) -> UnsafeMutableRawBufferPointer {
