@@ -3,22 +3,6 @@ import Testing
 import Foundation
 import FirmwareCore
 
-/// The Debian arm64 kernel from Scripts/fetch-arm64-assets: `KERNEL_IMAGE` in the environment, or
-/// the one .build-nested/assets.env names; nil when absent.
-func debianKernelPath() -> String? {
-  var path = ProcessInfo.processInfo.environment["KERNEL_IMAGE"]
-  if path == nil {
-    let root = URL(fileURLWithPath: #filePath).deletingLastPathComponent().appendingPathComponent("../..").standardized.path
-    if let env = FileManager.default.contents(atPath: root + "/.build-nested/assets.env") {
-      for line in String(decoding: env, as: UTF8.self).split(separator: "\n") where line.hasPrefix("KERNEL_IMAGE=") {
-        path = String(line.dropFirst("KERNEL_IMAGE=".count))
-      }
-    }
-  }
-  guard let path, FileManager.default.fileExists(atPath: path) else { return nil }
-  return path
-}
-
 /// An EFI zboot container as Linux lays it out (zboot-header.S): "MZ\0\0", "zimg", payload offset
 /// and size, two reserved words, the compression type; the payload at a page boundary.
 func zbootImage(payload: [UInt8], type: String, offset: Int = 4096, trailer: [UInt8] = []) -> [UInt8] {
@@ -84,8 +68,8 @@ func zbootImage(payload: [UInt8], type: String, offset: Int = 4096, trailer: [UI
     #expect(header.imageSize == 300_000)
   }
 
-  static let kernelPath = debianKernelPath()
-  static let required = ProcessInfo.processInfo.environment["REALM_RUN_REQUIRE_ASSETS"] == "1"
+  static let kernelPath = Arm64Assets.path("KERNEL_IMAGE")
+  static let required = Arm64Assets.required
 
   /// Skipped without the asset, unless REALM_RUN_REQUIRE_ASSETS=1 (the project's test command), where it fails.
   @Test(.enabled(if: kernelPath != nil || required, "no Debian kernel (KERNEL_IMAGE, .build-nested/assets.env)"))

@@ -1,47 +1,7 @@
 import Foundation
 import Testing
 import FirmwareCore
-
-/// The arm64 UEFI binaries Scripts/fetch-arm64-assets downloads (Debian's shim, GRUB, systemd-boot
-/// and kernel), found through the variables of its assets.env: from the environment, else from
-/// `$NESTED_DIR/assets.env` or the repository's .build-nested/assets.env. Absent, the tests on them
-/// are skipped, unless `REALM_RUN_REQUIRE_ASSETS=1` (the project's test command), where they fail.
-enum UEFIAssets {
-  static let environment = ProcessInfo.processInfo.environment
-  static let required = environment["REALM_RUN_REQUIRE_ASSETS"] == "1"
-
-  static let assetsFile: [String: String] = {
-    let repository = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent()
-      .deletingLastPathComponent().path
-    let directory = environment["NESTED_DIR"] ?? repository + "/.build-nested"
-    guard let text = try? String(contentsOfFile: directory + "/assets.env", encoding: .utf8) else { return [:] }
-    var values: [String: String] = [:]
-    for line in text.split(separator: "\n") where !line.hasPrefix("#") {
-      guard let eq = line.firstIndex(of: "=") else { continue }
-      // printf %q quoting: only backslash escapes occur in these paths.
-      values[String(line[..<eq])] = String(line[line.index(after: eq)...]).replacingOccurrences(of: "\\", with: "")
-    }
-    return values
-  }()
-
-  /// The file a variable names, when it exists.
-  static func path(_ variable: String) -> String? {
-    guard let path = environment[variable] ?? assetsFile[variable], FileManager.default.fileExists(atPath: path)
-    else { return nil }
-    return path
-  }
-
-  static var available: Bool { path("GRUB_EFI") != nil || required }
-
-  /// The file's bytes; a recorded failure (REALM_RUN_REQUIRE_ASSETS=1) or nil when absent.
-  static func load(_ variable: String) throws -> [UInt8]? {
-    guard let path = path(variable) else {
-      if required { Issue.record("\(variable) not found: run Scripts/fetch-arm64-assets") }
-      return nil
-    }
-    return [UInt8](try Data(contentsOf: URL(fileURLWithPath: path)))
-  }
-}
+import TestSupport
 
 /// An independent reading of a PE file for checking the loader: the section table and the DIR64
 /// relocation sites, without FirmwareCore.
@@ -118,9 +78,9 @@ struct ReferencePE {
 
   /// Loads each real image 1 GiB + 64 KiB above its ImageBase into a buffer pre-filled with 0xA5 and
   /// checks the result byte for byte against an independent copy-and-relocate.
-  @Test(.enabled(if: UEFIAssets.available, "Scripts/fetch-arm64-assets has not been run"), arguments: realImages)
+  @Test(.enabled(if: Arm64Assets.available, "Scripts/fetch-arm64-assets has not been run"), arguments: realImages)
   func loadsRealImageAtAnotherAddress(_ expected: Expectation) throws {
-    guard let file = try UEFIAssets.load(expected.variable) else { return }
+    guard let file = try Arm64Assets.load(expected.variable) else { return }
     let image = try PEImage(bytes: file)
     let reference = ReferencePE(file)
 
@@ -177,10 +137,10 @@ struct ReferencePE {
   }
 
   /// GRUB's core image finds its modules through the "mods" section: a grub_module_info64 ('mimg').
-  @Test(.enabled(if: UEFIAssets.available, "Scripts/fetch-arm64-assets has not been run"),
+  @Test(.enabled(if: Arm64Assets.available, "Scripts/fetch-arm64-assets has not been run"),
         arguments: ["GRUB_EFI", "GRUB_BIN_EFI"])
   func grubHasItsModulesSection(_ variable: String) throws {
-    guard let file = try UEFIAssets.load(variable) else { return }
+    guard let file = try Arm64Assets.load(variable) else { return }
     let image = try PEImage(bytes: file)
     let mods = try #require(image.section(named: Array("mods".utf8)))
     #expect(file.le32(at: Int(mods.rawDataOffset)) == 0x676D_696D)
@@ -189,9 +149,9 @@ struct ReferencePE {
 
   /// The kernel has no relocation table and is position independent: it loads anywhere 64 KiB-aligned,
   /// and its .data ends in zeroed bss.
-  @Test(.enabled(if: UEFIAssets.available, "Scripts/fetch-arm64-assets has not been run"))
+  @Test(.enabled(if: Arm64Assets.available, "Scripts/fetch-arm64-assets has not been run"))
   func kernelImageLoadsWithoutRelocations() throws {
-    guard let file = try UEFIAssets.load("KERNEL_IMAGE") else { return }
+    guard let file = try Arm64Assets.load("KERNEL_IMAGE") else { return }
     let image = try PEImage(bytes: file)
     #expect(!image.hasRelocations)
     #expect(!image.relocationsStripped)
@@ -207,9 +167,9 @@ struct ReferencePE {
   }
 
   /// A truncated real file: the last section's raw data is cut.
-  @Test(.enabled(if: UEFIAssets.available, "Scripts/fetch-arm64-assets has not been run"))
+  @Test(.enabled(if: Arm64Assets.available, "Scripts/fetch-arm64-assets has not been run"))
   func truncatedRealImageIsRejected() throws {
-    guard let file = try UEFIAssets.load("SYSTEMD_BOOT_EFI") else { return }
+    guard let file = try Arm64Assets.load("SYSTEMD_BOOT_EFI") else { return }
     let reference = ReferencePE(file)
     let last = reference.sections.count - 1
     let cut = Array(file[0..<(reference.sections[last].raw + 1)])

@@ -200,21 +200,9 @@ import TestSupport
 
   // MARK: the Debian arm64 kernel, as zboot packs it
 
-  static let environment = ProcessInfo.processInfo.environment
-  static let required = environment["REALM_RUN_REQUIRE_ASSETS"] == "1"
+  static let required = Arm64Assets.required
 
-  /// The arm64 kernel of Scripts/fetch-arm64-assets: `REALM_RUN_KERNEL_IMAGE`, or KERNEL_IMAGE in
-  /// the repository's .build-nested/assets.env.
-  static let kernelImage: String? = {
-    if let path = environment["REALM_RUN_KERNEL_IMAGE"] { return path }
-    let root = URL(fileURLWithPath: #filePath).deletingLastPathComponent().appendingPathComponent("../..")
-    let assets = root.appendingPathComponent(".build-nested/assets.env").standardized.path
-    guard let text = try? String(contentsOfFile: assets, encoding: .utf8) else { return nil }
-    for line in text.split(separator: "\n") where line.hasPrefix("KERNEL_IMAGE=") {
-      return String(line.dropFirst("KERNEL_IMAGE=".count))
-    }
-    return nil
-  }()
+  static let kernelImage = Arm64Assets.path("KERNEL_IMAGE")
 
   /// Linux's Makefile.zboot: `cat Image | zstd -22 --ultra` (a pipe: no content size, 128 MiB window).
   /// The kernel's first 16 MiB keep the test quick (-22 takes a minute over all 51 MB);

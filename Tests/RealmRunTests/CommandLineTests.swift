@@ -88,7 +88,7 @@ import VirtIO
     #expect(!chosen.pmu)
     #expect(chosen.bootMode == .automatic)
     for (name, mode) in [("auto", FirmwareBootMode.automatic), ("efi", .efi), ("bls", .bls)] {
-      #expect(try parse(["--disk", "d.img", "--boot-mode", name]).makeConfig().bootMode == mode)
+      #expect(try parse(["--firmware", "fw.bin", "--disk", "d.img", "--boot-mode", name]).makeConfig().bootMode == mode)
     }
     let pmu = try parse(["--kernel", "k", "--pmu-counters", "3"]).makeConfig()
     #expect(pmu.pmu && pmu.pmuCounters == 3)
