@@ -176,9 +176,10 @@ harness_figures() {
 #   grub-gzip  the same with a gzip-compressed /boot/vmlinuz (as Ubuntu ships it)
 #   sdboot     systemd-boot as BOOTAA64.EFI, /loader/entries/debian.conf, kernel and initrd on the ESP
 #   stub       the kernel itself (its EFI stub) as BOOTAA64.EFI: no initrd, so it reaches the kernel only
+# UEFI_DISK_EXTRA_ARGS (env) is appended to the command line: for measurements only (efi=debug).
 build_uefi_disk() {
   local kind=$1 out=$2 w=$2.d esp_mb=64 root_mb=112 total esp_first esp_sectors root_first root_sectors
-  local m cmdline="root=/dev/vda2 ro panic=-1"
+  local m cmdline="root=/dev/vda2 ro panic=-1${UEFI_DISK_EXTRA_ARGS:+ $UEFI_DISK_EXTRA_ARGS}"
   rm -rf "$w" "$out"; mkdir -p "$w/esp" "$w/root"/{bin,sbin,dev,proc,sys,boot/grub}
   # the initrd: modules in dependency order, then the root
   local mods=()
