@@ -56,47 +56,47 @@ public func firmwareMain(dtb: UInt64) {
   guard let host = platform.pciHost else { fail("no pci-host-ecam-generic node in the device tree") }
   _ = fw_mmu_map(host.ecamBase | alias, host.ecamSize, 0)
   var bus = PCIBus(host: host, mmioAlias: alias)
-  var disk: VirtioBlockDevice? = nil
-  var diskFunction: PCIFunction? = nil
+  var disks: [EFIDisk] = []
   for f in bus.functions() where f.vendorID == VirtioPCIID.vendor
     && (f.deviceID == VirtioPCIID.modernDevice(.block) || f.deviceID == VirtioPCIID.transitionalBlock) {
+    guard disks.count < DMAPool.maxDisks else {
+      log("virtio-blk at 00:\(f.device).\(f.function) ignored: at most \(DMAPool.maxDisks) disks")
+      continue
+    }
     let bars = bus.configure(f)
     for case let b? in bars { _ = fw_mmu_map(b.cpuAddress | alias, b.size, 0) }
     let aliased = bars.map { $0.map { PCIBar(cpuAddress: $0.cpuAddress | alias, size: $0.size) } }
     do throws(VirtioError) {
-      disk = try VirtioBlockDevice(function: f, bars: aliased, pool: DMAPool(base: poolBase, size: DMAPool.totalSize, alias: alias),
-                                   bounce: realm != nil)
-      diskFunction = f
-      break
+      let device = try VirtioBlockDevice(function: f, bars: aliased, pool: DMAPool(base: poolBase, size: DMAPool.totalSize, alias: alias),
+                                         slot: disks.count, bounce: realm != nil)
+      let disk = EFIDisk(device: device, pciDevice: f.device, pciFunction: f.function)
+      disks.append(disk)
+      log("virtio-blk at \(disk.name): \(device.sectorCount) sectors")
     } catch {
       log("virtio-blk at 00:\(f.device).\(f.function) unusable")
     }
   }
-  guard var device = disk else { fail("no virtio-blk device found") }
-  log("virtio-blk: \(device.sectorCount) sectors")
+  guard !disks.isEmpty else { fail("no virtio-blk device found") }
 
-  // 4. Boot: the ESP's BLS entries by the direct path when it has any, else its removable-media
-  // EFI application in the UEFI environment (realm-run's --boot-mode can insist on either).
-  if let f = diskFunction, platform.bootMode != .bls {
-    let shared = EFIDisk(device: device, path: EFIDevicePath(nodes: [.pciRoot(), .pci(function: UInt8(f.function), device: UInt8(f.device))]))
-    if platform.bootMode == .efi || EFIBoot.prefersEFI(shared) {
-      let control = device
-      EFIBoot.start(platform: platform, deviceTree: blob, disk: shared) {
-        control.reset()
-        if realm != nil {
-          // Linux expects all RAM to be RIPAS RAM: give the pool back.
-          do throws(RSIError) {
-            try rsi.setRIPAS(base: poolBase, top: poolBase + DMAPool.totalSize, state: RSIConstant.ripasRAM)
-          } catch { fail("RSI failure: \(describe(error))") }
-        }
+  // 4. Boot: the first disk, in PCI order, whose ESP has something to boot. BLS entries go by the
+  // direct path (the fast one), else \EFI\BOOT\BOOTAA64.EFI runs in the UEFI environment;
+  // realm-run's --boot-mode can insist on either.
+  let (chosen, path) = BootManager.choose(disks, mode: platform.bootMode)
+  if path == .efi {
+    EFIBoot.start(platform: platform, deviceTree: blob, disks: disks, bootDisk: chosen) {
+      for d in disks { d.device.reset() }
+      if realm != nil {
+        // Linux expects all RAM to be RIPAS RAM: give the pool back.
+        do throws(RSIError) {
+          try rsi.setRIPAS(base: poolBase, top: poolBase + DMAPool.totalSize, state: RSIConstant.ripasRAM)
+        } catch { fail("RSI failure: \(describe(error))") }
       }
     }
-    device = shared.device  // the probe's reads moved the queue on
   }
+  var device = disks[chosen].device
   var loader = KernelLoader(tree: tree, platform: platform, bootCounter: bootCounter)
-  let control = device  // same registers; used only to reset the device before entry
   loader.boot(device: &device) { loaded in
-    control.reset()
+    for d in disks { d.device.reset() }
     if realm != nil {
       // Measured boot, as edk2 does for a Realm: DTB → REM0, kernel → REM1, command line and
       // initrd → REM2, each extended with its SHA-256 digest.

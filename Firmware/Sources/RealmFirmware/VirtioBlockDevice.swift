@@ -10,7 +10,11 @@ struct DMAPool {
   let alias: UInt64
   var cpu: UInt64 { base | alias }
   var device: UInt64 { base | alias }
-  static let bounceOffset: UInt64 = 0x4000
+  /// One slot per disk for its ring, request header and status, from the pool's start; then the
+  /// one bounce buffer all disks share (requests are polled, one at a time).
+  static let slotSize: UInt64 = 0x4000
+  static let maxDisks = 8
+  static let bounceOffset: UInt64 = slotSize * UInt64(maxDisks)
   static let bounceSize: UInt64 = 1 << 20
   static let totalSize: UInt64 = bounceOffset + bounceSize
 }
@@ -29,20 +33,22 @@ struct VirtioBlockDevice: BlockDevice {
   let deviceConfig: UInt64
   let queueSize: UInt16
   let pool: DMAPool
+  /// This disk's slot in the pool (`DMAPool.slotSize` bytes at this offset).
+  let slot: UInt64
   /// When true every transfer is bounced through the pool (Realm); else DMA goes to the buffer.
   let bounce: Bool
   var nextAvail: UInt16 = 0
   var lastUsed: UInt16 = 0
   let sectorCount: UInt64
 
-  // Pool layout: descriptors @0, available ring @0x1000, used ring @0x2000, header @0x3000,
-  // status @0x3010, bounce buffer @0x4000.
+  // Slot layout: descriptors @0, available ring @0x1000, used ring @0x2000, header @0x3000,
+  // status @0x3010.
   static let descOffset: UInt64 = 0, availOffset: UInt64 = 0x1000, usedOffset: UInt64 = 0x2000
   static let headerOffset: UInt64 = 0x3000, statusOffset: UInt64 = 0x3010
 
   /// Finds the modern capabilities of `f`, negotiates VERSION_1 (and ACCESS_PLATFORM when
   /// offered) and sets up queue 0.
-  init(function f: PCIFunction, bars: [PCIBar?], pool: DMAPool, bounce: Bool) throws(VirtioError) {
+  init(function f: PCIFunction, bars: [PCIBar?], pool: DMAPool, slot: Int, bounce: Bool) throws(VirtioError) {
     var common: UInt64 = 0, notifyBase: UInt64 = 0, device: UInt64 = 0
     var multiplier: UInt32 = 0
     for cap in f.capabilities(id: VirtioPCICapability.id) {
@@ -65,6 +71,7 @@ struct VirtioBlockDevice: BlockDevice {
     self.common = common
     self.deviceConfig = device
     self.pool = pool
+    self.slot = UInt64(slot) * DMAPool.slotSize
     self.bounce = bounce
     typealias Register = VirtioPCICommonConfig
 
@@ -90,10 +97,13 @@ struct VirtioBlockDevice: BlockDevice {
     queueSize = size
     MMIO.write16(common + Register.queueSize, size)
     // Zero the rings.
-    if let p = UnsafeMutableRawPointer(bitPattern: UInt(pool.cpu)) { p.initializeMemory(as: UInt8.self, repeating: 0, count: 0x4000) }
-    MMIO.write64(common + Register.queueDesc, pool.device + VirtioBlockDevice.descOffset)
-    MMIO.write64(common + Register.queueDriver, pool.device + VirtioBlockDevice.availOffset)
-    MMIO.write64(common + Register.queueDevice, pool.device + VirtioBlockDevice.usedOffset)
+    let slotBase = UInt64(slot) * DMAPool.slotSize
+    if let p = UnsafeMutableRawPointer(bitPattern: UInt(pool.cpu + slotBase)) {
+      p.initializeMemory(as: UInt8.self, repeating: 0, count: Int(DMAPool.slotSize))
+    }
+    MMIO.write64(common + Register.queueDesc, pool.device + slotBase + VirtioBlockDevice.descOffset)
+    MMIO.write64(common + Register.queueDriver, pool.device + slotBase + VirtioBlockDevice.availOffset)
+    MMIO.write64(common + Register.queueDevice, pool.device + slotBase + VirtioBlockDevice.usedOffset)
     let notifyOffset = UInt64(MMIO.read16(common + Register.queueNotifyOff))
     notifyAddress = notifyBase &+ notifyOffset &* UInt64(multiplier)  // device-provided: no trap on overflow
     MMIO.write16(common + Register.queueEnable, 1)
@@ -116,11 +126,11 @@ struct VirtioBlockDevice: BlockDevice {
   }
 
   func store<T>(_ value: T, at offset: UInt64, as: T.Type) {
-    UnsafeMutableRawPointer(bitPattern: UInt(pool.cpu + offset))?.storeBytes(of: value, as: T.self)
+    UnsafeMutableRawPointer(bitPattern: UInt(pool.cpu + slot + offset))?.storeBytes(of: value, as: T.self)
   }
 
   func load<T>(at offset: UInt64, as: T.Type) -> T? {
-    UnsafeRawPointer(bitPattern: UInt(pool.cpu + offset))?.load(as: T.self)
+    UnsafeRawPointer(bitPattern: UInt(pool.cpu + slot + offset))?.load(as: T.self)
   }
 
   mutating func read(lba: UInt64, into buffer: UnsafeMutableRawBufferPointer) throws(BlockDeviceError) {
@@ -152,9 +162,9 @@ struct VirtioBlockDevice: BlockDevice {
     store(UInt8(0xFF), at: VirtioBlockDevice.statusOffset, as: UInt8.self)
     let head: UInt64 = 0  // one request in flight at a time: always descriptors 0, 1, 2
     let descriptors: [(UInt64, UInt32, UInt16)] = [
-      (pool.device + VirtioBlockDevice.headerOffset, 16, VirtqDescriptorFlag.next),
+      (pool.device + slot + VirtioBlockDevice.headerOffset, 16, VirtqDescriptorFlag.next),
       (deviceAddress, UInt32(sectors * 512), VirtqDescriptorFlag.next | VirtqDescriptorFlag.write),
-      (pool.device + VirtioBlockDevice.statusOffset, 1, VirtqDescriptorFlag.write),
+      (pool.device + slot + VirtioBlockDevice.statusOffset, 1, VirtqDescriptorFlag.write),
     ]
     for (i, d) in descriptors.enumerated() {
       let off = VirtioBlockDevice.descOffset + (head + UInt64(i)) * 16

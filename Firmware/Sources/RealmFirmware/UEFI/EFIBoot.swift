@@ -4,25 +4,10 @@ import FirmwareCore
 /// The UEFI boot path: an EFI environment over this machine, then the ESP's removable-media
 /// application `\EFI\BOOT\BOOTAA64.EFI` (shim, GRUB, systemd-boot or a kernel's EFI stub).
 enum EFIBoot {
-  static let removableMediaPath = ByteString.of("/EFI/BOOT/BOOTAA64.EFI")
-
-  /// Whether `disk`'s ESP holds the removable-media application and no Boot Loader
-  /// Specification entries (those take the direct path, the fast one).
-  static func prefersEFI(_ disk: EFIDisk) -> Bool {
-    var reader = EFIDiskReader(disk: disk)
-    guard let gpt = try? GUIDPartitionTable(device: &reader), let esp = try? gpt.efiSystemPartition(),
-          var fat = try? EFIVolume(device: PartitionBlockDevice(base: reader, partition: esp)) else { return false }
-    if let directory = try? fat.lookup(ByteString.of("/loader/entries")), let entries = try? fat.entries(of: directory),
-       entries.contains(where: { !$0.isDirectory && ByteString.hasSuffix(ByteString.lowercased($0.name), ByteString.of(".conf")) }) {
-      return false
-    }
-    guard let application = try? fat.lookup(removableMediaPath) else { return false }
-    return !application.isDirectory
-  }
 
   /// Sets up the environment, loads and starts the application. Returns only to fail: the
   /// application returned or could not be loaded.
-  static func start(platform: PlatformDescription, deviceTree: [UInt8], disk: EFIDisk,
+  static func start(platform: PlatformDescription, deviceTree: [UInt8], disks: [EFIDisk], bootDisk: Int,
                     beforeExit: @escaping () -> Void) -> Never {
     var env: EFIEnvironment
     do throws(EFIStatus) {
@@ -42,7 +27,11 @@ enum EFIBoot {
       systemTable.pointee.console_out_handle = pointer(console)
       systemTable.pointee.standard_error_handle = pointer(console)
 
-      let partitions = try env.installDisk(disk)
+      var partitions: [(partition: GPTPartition, handle: EFIHandle, volume: Int?)] = []
+      for (i, disk) in disks.enumerated() {
+        let installed = try env.installDisk(disk)
+        if i == bootDisk { partitions = installed }
+      }
       let tree = try env.poolCopy(deviceTree)
       try env.installConfigurationTable(.deviceTreeTable, tree)
       try env.installConfigurationTable(.rtPropertiesTable,
@@ -54,7 +43,7 @@ enum EFIBoot {
       guard let esp = partitions.first(where: { $0.partition.isEFISystemPartition && $0.volume != nil }),
             let volume = esp.volume else { fail("UEFI: the EFI system partition is not a FAT volume") }
       let file: UInt64
-      do throws(EFIStatus) { file = try env.openFile(volume: volume, path: removableMediaPath) } catch {
+      do throws(EFIStatus) { file = try env.openFile(volume: volume, path: BootManager.removableMediaPath) } catch {
         fail("UEFI: reading \\EFI\\BOOT\\BOOTAA64.EFI: \(error)")
       }
       let index = try env.fileIndex(pointer(file))

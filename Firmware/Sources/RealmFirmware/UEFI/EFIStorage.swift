@@ -8,10 +8,15 @@ import FirmwareCore
 /// state, so there must be exactly one of it.
 final class EFIDisk {
   var device: VirtioBlockDevice
+  /// PciRoot(0)/Pci(device, function).
   let path: EFIDevicePath
-  init(device: VirtioBlockDevice, path: EFIDevicePath) {
+  /// "00:dd.f", for messages.
+  let name: String
+  init(device: VirtioBlockDevice, pciDevice: UInt32, pciFunction: UInt32) {
     self.device = device
-    self.path = path
+    path = EFIDevicePath(nodes: [.pciRoot(), .pci(function: UInt8(truncatingIfNeeded: pciFunction),
+                                                  device: UInt8(truncatingIfNeeded: pciDevice))])
+    name = "00:" + (pciDevice < 10 ? "0" : "") + "\(pciDevice).\(pciFunction)"
   }
 }
 
