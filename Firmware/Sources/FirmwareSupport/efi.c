@@ -40,6 +40,9 @@ SERVICE(efi_file_set_info) SERVICE(efi_file_flush) SERVICE(efi_file_open_ex) SER
 SERVICE(efi_file_write_ex) SERVICE(efi_file_flush_ex) SERVICE(efi_open_volume)
 SERVICE(efi_block_io_reset) SERVICE(efi_block_io_read_blocks) SERVICE(efi_block_io_write_blocks)
 SERVICE(efi_block_io_flush_blocks)
+SERVICE(efi_rng_get_info) SERVICE(efi_rng_get_rng)
+
+efi_rng_protocol fw_efi_rng = { efi_rng_get_info, efi_rng_get_rng };
 
 void fw_efi_file_init(fw_efi_file *f, uint64_t id) {
   *f = (fw_efi_file){ 0x20000, efi_file_open, efi_file_close, efi_file_delete, efi_file_read, efi_file_write,

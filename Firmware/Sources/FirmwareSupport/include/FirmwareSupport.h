@@ -38,6 +38,16 @@ static inline __attribute__((always_inline)) fw_smc_result fw_hvc(uint64_t a0, u
 static inline __attribute__((always_inline)) uint64_t fw_read_id_aa64pfr0(void) {
   uint64_t v; __asm__ volatile("mrs %0, id_aa64pfr0_el1" : "=r"(v)); return v;
 }
+static inline __attribute__((always_inline)) uint64_t fw_read_id_aa64isar0(void) {
+  uint64_t v; __asm__ volatile("mrs %0, id_aa64isar0_el1" : "=r"(v)); return v;
+}
+/// RNDR (FEAT_RNG): a 64-bit random number into *out; 0 when the hardware had none to give.
+static inline __attribute__((always_inline)) int fw_rndr(uint64_t *out) {
+  uint64_t v, ok;
+  __asm__ volatile("mrs %0, s3_3_c2_c4_0\n\tcset %1, ne" : "=r"(v), "=r"(ok) : : "cc");
+  *out = v;
+  return (int)ok;
+}
 static inline __attribute__((always_inline)) uint64_t fw_read_cntvct(void) {
   uint64_t v; __asm__ volatile("isb; mrs %0, cntvct_el0" : "=r"(v) : : "memory"); return v;
 }

@@ -118,6 +118,10 @@ typedef struct {
   uint64_t id;
   efi_block_io_media media_storage;
 } fw_efi_block_io;
+/// EFI_RNG_PROTOCOL, installed when the CPU has RNDR.
+typedef struct { void *get_info, *get_rng; } efi_rng_protocol;
+extern efi_rng_protocol fw_efi_rng;
+
 /// Fill an instance's function pointers (efi.c) and its id.
 void fw_efi_file_init(fw_efi_file *file, uint64_t id);
 void fw_efi_simple_file_system_init(fw_efi_simple_file_system *fs, uint64_t id);

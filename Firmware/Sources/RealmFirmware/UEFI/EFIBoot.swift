@@ -27,6 +27,9 @@ enum EFIBoot {
       systemTable.pointee.console_out_handle = pointer(console)
       systemTable.pointee.standard_error_handle = pointer(console)
 
+      if EFIRandom.available {
+        _ = try env.handles.install([EFIProtocolInterface(guid: .rng, interface: address(withUnsafeMutablePointer(to: &fw_efi_rng) { $0 }))])
+      }
       var partitions: [(partition: GPTPartition, handle: EFIHandle, volume: Int?)] = []
       for (i, disk) in disks.enumerated() {
         let installed = try env.installDisk(disk)
