@@ -162,7 +162,7 @@ private func expectWellFormed(_ map: EFIMemoryMap, sourceLocation: SourceLocatio
   @Test func matchesAPageModelOverRandomOperations() throws {
     var map = try ram(pages: 128)
     var model = [EFIMemoryType](repeating: .conventional, count: 128)
-    var rng = SplitMix(seed: 0x5EED)
+    var rng = SplitMix64(seed: 0x5EED)
     let types: [EFIMemoryType] = [.loaderCode, .loaderData, .bootServicesData, .runtimeServicesData, .acpiReclaim]
     for _ in 0..<4000 {
       let pages = rng.next() % 9
@@ -211,19 +211,6 @@ private func expectWellFormed(_ map: EFIMemoryMap, sourceLocation: SourceLocatio
       #expect(map.range(containing: ramBase + UInt64(p) * page)?.type == type)
     }
     #expect(map.ranges.reduce(0) { $0 + $1.pages } == 128)
-  }
-}
-
-/// A small deterministic generator (SplitMix64) for the model tests.
-struct SplitMix {
-  var state: UInt64
-  init(seed: UInt64) { state = seed }
-  mutating func next() -> UInt64 {
-    state &+= 0x9E37_79B9_7F4A_7C15
-    var z = state
-    z = (z ^ (z >> 30)) &* 0xBF58_476D_1CE4_E5B9
-    z = (z ^ (z >> 27)) &* 0x94D0_49BB_1331_11EB
-    return z ^ (z >> 31)
   }
 }
 
