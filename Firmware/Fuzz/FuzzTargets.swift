@@ -1,13 +1,20 @@
 // libFuzzer entry points for every FirmwareCore parser that sees untrusted input.
-// Scripts/fuzz-firmware compiles this file with the FirmwareCore sources and one of
-// -D FUZZ_FDT, FUZZ_GPT, FUZZ_FAT, FUZZ_BLS, FUZZ_IMAGE, FUZZ_PE (PE32+ parse on array and
-// raw-buffer storage, and load), FUZZ_DEVICEPATH (EFI device paths), FUZZ_ZSTD, FUZZ_INFLATE
-// (raw DEFLATE, gzip, kernel format detection). Any trap is a bug.
+// Scripts/fuzz-firmware compiles this file with the FirmwareCore sources once, and runs the binary
+// once per target, named by FUZZ_TARGET: fdt, gpt, fat, bls, image, pe (PE32+ parse on array and
+// raw-buffer storage, and load), devicepath (EFI device paths), zstd, inflate (raw DEFLATE, gzip,
+// kernel format detection). Any trap is a bug.
+
+// getenv without importing the C library (FirmwareCore's sources import nothing).
+@_silgen_name("getenv") func getenv(_ name: UnsafePointer<CChar>) -> UnsafeMutablePointer<CChar>?
+
+/// The target this run fuzzes.
+let fuzzTarget: String = getenv("FUZZ_TARGET").map { String(cString: $0) } ?? ""
 
 @_cdecl("LLVMFuzzerTestOneInput")
 public func fuzzOne(_ data: UnsafePointer<UInt8>, _ size: Int) -> Int32 {
   let bytes = Array(UnsafeBufferPointer(start: data, count: size))
-  #if FUZZ_FDT
+  switch fuzzTarget {
+  case "fdt":
   if var tree = try? DeviceTree(blob: bytes) {
     _ = try? PlatformDescription(tree: tree)
     let chosen = tree.chosenNode()
@@ -16,12 +23,12 @@ public func fuzzOne(_ data: UnsafePointer<UInt8>, _ size: Int) -> Int32 {
     let again = tree.serialized()
     guard (try? DeviceTree(blob: again)) != nil else { fatalError("serialized tree does not parse") }
   }
-  #elseif FUZZ_GPT
+  case "gpt":
   var padded = bytes
   while padded.count % 512 != 0 { padded.append(0) }
   var device = MemoryBlockDevice(bytes: padded)
   if let gpt = try? GUIDPartitionTable(device: &device) { _ = try? gpt.efiSystemPartition() }
-  #elseif FUZZ_FAT
+  case "fat":
   var padded = bytes
   while padded.count % 512 != 0 { padded.append(0) }
   if var fat = try? FATVolume(device: MemoryBlockDevice(bytes: padded)) {
@@ -36,16 +43,16 @@ public func fuzzOne(_ data: UnsafePointer<UInt8>, _ size: Int) -> Int32 {
     }
     _ = try? fat.lookup(Array("/loader/entries/a.conf".utf8))
   }
-  #elseif FUZZ_BLS
+  case "bls":
   if let entry = try? BootEntry(id: Array("fuzz".utf8), text: bytes) {
     let config = (try? LoaderConfiguration(text: bytes)) ?? LoaderConfiguration()
     _ = try? BootEntrySelection.choose([entry], configuration: config, requested: entry.title)
   }
-  #elseif FUZZ_IMAGE
+  case "image":
   if let header = try? ArmImageHeader(bytes: bytes, fileSize: UInt64(bytes.count)) {
     _ = header.loadAddress(atOrAbove: UInt64(bytes.count) << 20)
   }
-  #elseif FUZZ_PE
+  case "pe":
   let raw = try? PEImage(bytes: UnsafeRawBufferPointer(start: data, count: size))
   if let image = try? PEImage(bytes: bytes) {
     guard let raw, raw.sections == image.sections, raw.sizeOfImage == image.sizeOfImage
@@ -63,7 +70,7 @@ public func fuzzOne(_ data: UnsafePointer<UInt8>, _ size: Int) -> Int32 {
   } else if raw != nil {
     fatalError("the raw-buffer parse accepts what the array parse rejects")
   }
-  #elseif FUZZ_DEVICEPATH
+  case "devicepath":
   if let path = try? EFIDevicePath(parsing: bytes) {
     let nodes = path.nodes
     let rebuilt = EFIDevicePath(nodes: nodes)
@@ -74,25 +81,24 @@ public func fuzzOne(_ data: UnsafePointer<UInt8>, _ size: Int) -> Int32 {
     if let fat = path.fatPath { _ = EFIDevicePathNode.filePath(fatPath: fat).fatPath }
     if let first = nodes.first { _ = EFIDevicePath(nodes: [first]).isPrefix(of: rebuilt) }
   }
-  #elseif FUZZ_ZSTD
+  case "zstd":
   // The firmware's zboot path: a bounded output buffer that is the whole window.
   let raw = UnsafeRawBufferPointer(start: data, count: size)
   _ = try? Zstd.frameContentSize(raw)
   if let written = try? Zstd.decompress(raw, into: zstdFuzzOutput), written > zstdFuzzOutput.count {
     fatalError("decompress reports more bytes than the output holds")
   }
-  #elseif FUZZ_INFLATE
+  case "inflate":
   fuzzInflate(bytes)
-  #endif
+  default:
+    fatalError("FUZZ_TARGET names no target: '\(fuzzTarget)'")
+  }
   return 0
 }
 
-#if FUZZ_ZSTD
 /// 4 MiB, allocated once for every input.
 let zstdFuzzOutput = UnsafeMutableRawBufferPointer.allocate(byteCount: 4 << 20, alignment: 16)
-#endif
 
-#if FUZZ_INFLATE
 /// The input as a raw DEFLATE stream, a gzip member (into a 1 MiB and a small output) and a kernel
 /// file (format detection, a zboot payload unpacked): every result must stay inside its buffers.
 func fuzzInflate(_ bytes: [UInt8]) {
@@ -117,4 +123,3 @@ func fuzzInflate(_ bytes: [UInt8]) {
 
 /// One output buffer for every run (the output itself is the DEFLATE window).
 let inflateOutput = UnsafeMutableRawBufferPointer.allocate(byteCount: 1 << 20, alignment: 16)
-#endif
