@@ -30,6 +30,9 @@ enum EFIBoot {
       if EFIRandom.available {
         _ = try env.handles.install([EFIProtocolInterface(guid: .rng, interface: address(withUnsafeMutablePointer(to: &fw_efi_rng) { $0 }))])
       }
+      let window = try env.memory.allocatePages(.anyPages, type: .bootServicesData,
+                                                pages: EFIReadAhead.maximumSectors * 512 / EFIMemoryMap.pageSize)
+      env.storage.readAhead.buffer = pointer(window)
       var partitions: [(partition: GPTPartition, handle: EFIHandle, volume: Int?)] = []
       for (i, disk) in disks.enumerated() {
         let installed = try env.installDisk(disk)

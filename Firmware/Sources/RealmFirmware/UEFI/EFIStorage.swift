@@ -55,7 +55,47 @@ struct EFIOpenFile {
   var isDirectory: Bool { entry?.isDirectory ?? true }
 }
 
+/// Read-ahead for Block IO. Boot loaders read files a few blocks at a time (GRUB reads a kernel
+/// from ext4 in blocks), and under emulation each device request costs far more than its bytes:
+/// a read that misses fills a window, which doubles while the reads stay sequential.
+struct EFIReadAhead {
+  /// The window's memory (`maximumSectors` sectors), nil until the environment gives it some.
+  var buffer: UnsafeMutableRawPointer? = nil
+  static let maximumSectors: UInt64 = 8192  // 4 MiB
+  static let firstSectors: UInt64 = 256     // 128 KiB
+  var disk: EFIDisk? = nil
+  var lba: UInt64 = 0
+  var sectors: UInt64 = 0
+  /// Where the last request ended, to see a sequential reader.
+  var lastEnd: UInt64 = 0
+
+  /// Reads `count` sectors at `lba` of `disk` into `destination`, through the window when that
+  /// pays; direct for reads as large as the window.
+  mutating func read(_ disk: EFIDisk, lba: UInt64, count: UInt64,
+                     into destination: UnsafeMutableRawPointer) throws(BlockDeviceError) {
+    defer { lastEnd = lba + count }
+    let hit = self.disk === disk && lba >= self.lba && lba + count <= self.lba + sectors
+    if !hit {
+      guard let buffer, count < EFIReadAhead.maximumSectors else {
+        try disk.device.read(lba: lba, into: UnsafeMutableRawBufferPointer(start: destination, count: Int(count * 512)))
+        return
+      }
+      let sequential = self.disk === disk && lba == lastEnd
+      var window = sequential ? min(max(sectors * 2, EFIReadAhead.firstSectors), EFIReadAhead.maximumSectors)
+                              : EFIReadAhead.firstSectors
+      window = min(max(window, count), disk.device.sectorCount - lba)
+      self.disk = nil  // invalid until the read succeeds
+      try disk.device.read(lba: lba, into: UnsafeMutableRawBufferPointer(start: buffer, count: Int(window * 512)))
+      self.disk = disk
+      self.lba = lba
+      sectors = window
+    }
+    destination.copyMemory(from: buffer! + Int((lba - self.lba) * 512), byteCount: Int(count * 512))
+  }
+}
+
 struct EFIStorage {
+  var readAhead = EFIReadAhead()
   var blockDevices: [EFIBlockDevice] = []
   var volumes: [EFIVolume] = []
   var files: [EFIOpenFile] = []
@@ -360,7 +400,7 @@ func efiBlockIOReadBlocks(_ this: RawPointer?, _ mediaID: UInt32, _ lba: UInt64,
     guard count > 0 else { return }
     guard let buffer else { throw .invalidParameter }
     do throws(BlockDeviceError) {
-      try device.disk.device.read(lba: device.firstLBA + lba, into: UnsafeMutableRawBufferPointer(start: buffer, count: Int(size)))
+      try env.storage.readAhead.read(device.disk, lba: device.firstLBA + lba, count: count, into: buffer)
     } catch { throw .deviceError }
   }
 }
