@@ -26,10 +26,12 @@ public enum CRC32 {
       }
       while n >= 8 {
         let word = UInt64(littleEndian: p.load(as: UInt64.self)) ^ UInt64(c)
-        c = t[7 * 256 + Int(word & 0xFF)] ^ t[6 * 256 + Int((word >> 8) & 0xFF)]
-          ^ t[5 * 256 + Int((word >> 16) & 0xFF)] ^ t[4 * 256 + Int((word >> 24) & 0xFF)]
-          ^ t[3 * 256 + Int((word >> 32) & 0xFF)] ^ t[2 * 256 + Int((word >> 40) & 0xFF)]
-          ^ t[256 + Int((word >> 48) & 0xFF)] ^ t[Int(word >> 56)]
+        // In four parts: one expression of eight takes Swift 6.2's type checker too long.
+        let low = t[7 * 256 + Int(word & 0xFF)] ^ t[6 * 256 + Int((word >> 8) & 0xFF)]
+        let midLow = t[5 * 256 + Int((word >> 16) & 0xFF)] ^ t[4 * 256 + Int((word >> 24) & 0xFF)]
+        let midHigh = t[3 * 256 + Int((word >> 32) & 0xFF)] ^ t[2 * 256 + Int((word >> 40) & 0xFF)]
+        let high = t[256 + Int((word >> 48) & 0xFF)] ^ t[Int(word >> 56)]
+        c = (low ^ midLow) ^ (midHigh ^ high)
         p += 8
         n -= 8
       }

@@ -303,49 +303,62 @@ struct Inflater {
     let codeLengthCount = try take(4) + 4
     // zlib's limits: 286 literal/length and 30 distance codes.
     guard literalCount <= 286, distanceCount <= 30 else { throw .corrupt(offset: start) }
-    try withUnsafeTemporaryAllocation(of: UInt8.self, capacity: 286 + 30) { (lengths) throws(DecompressionError) in
-      let lengths = lengths.baseAddress!
-      lengths.update(repeating: 0, count: 19)
-      for i in 0..<codeLengthCount {
-        if i % 16 == 0 { refill() }
-        lengths[HuffmanTable.codeLengthOrder[i]] = UInt8(try take(3))
-      }
-      guard HuffmanTable.build(lengths, count: 19, alphabet: .codeLength, rootBits: HuffmanTable.codeLengthRootBits,
-                               into: codeLengthTable, capacity: HuffmanTable.codeLengthCapacity, allowIncomplete: false)
-      else { throw .corrupt(offset: start) }
-      let total = literalCount + distanceCount
-      var i = 0
-      while i < total {
-        refill()
-        let symbol = Int(try decode(codeLengthTable, rootBits: HuffmanTable.codeLengthRootBits) >> 16)
-        if symbol < 16 {
-          lengths[i] = UInt8(symbol)
-          i += 1
-          continue
-        }
-        var value: UInt8 = 0
-        let repeatCount: Int
-        switch symbol {
-        case 16:
-          guard i > 0 else { throw .corrupt(offset: errorOffset) }  // nothing to repeat
-          value = lengths[i - 1]
-          repeatCount = 3 + (try take(2))
-        case 17: repeatCount = 3 + (try take(3))
-        default: repeatCount = 11 + (try take(7))
-        }
-        guard repeatCount <= total - i else { throw .corrupt(offset: errorOffset) }
-        (lengths + i).update(repeating: value, count: repeatCount)
-        i += repeatCount
-      }
-      guard lengths[256] != 0 else { throw .corrupt(offset: start) }  // no end-of-block code
-      guard HuffmanTable.build(lengths, count: literalCount, alphabet: .literalLength,
-                               rootBits: HuffmanTable.literalRootBits, into: literalTable,
-                               capacity: HuffmanTable.literalCapacity, allowIncomplete: true),
-            HuffmanTable.build(lengths + literalCount, count: distanceCount, alphabet: .distance,
-                               rootBits: HuffmanTable.distanceRootBits, into: distanceTable,
-                               capacity: HuffmanTable.distanceCapacity, allowIncomplete: true)
-      else { throw .corrupt(offset: start) }
+    // withUnsafeTemporaryAllocation only rethrows untyped errors before Swift 6.3 (the aarch64
+    // cross build uses 6.2): the typed error leaves the closure through `failure`.
+    var failure: DecompressionError? = nil
+    withUnsafeTemporaryAllocation(of: UInt8.self, capacity: 286 + 30) { lengths in
+      do throws(DecompressionError) {
+        try readCodeLengths(into: lengths.baseAddress!, start: start, literalCount: literalCount,
+                            distanceCount: distanceCount, codeLengthCount: codeLengthCount)
+      } catch { failure = error }
     }
+    if let failure { throw failure }
+  }
+
+  /// The code-length code, then the literal/length and distance code lengths into `lengths`
+  /// (room for 286 + 30), and the two tables built from them.
+  private mutating func readCodeLengths(into lengths: UnsafeMutablePointer<UInt8>, start: Int, literalCount: Int,
+                                        distanceCount: Int, codeLengthCount: Int) throws(DecompressionError) {
+    lengths.update(repeating: 0, count: 19)
+    for i in 0..<codeLengthCount {
+      if i % 16 == 0 { refill() }
+      lengths[HuffmanTable.codeLengthOrder[i]] = UInt8(try take(3))
+    }
+    guard HuffmanTable.build(lengths, count: 19, alphabet: .codeLength, rootBits: HuffmanTable.codeLengthRootBits,
+                             into: codeLengthTable, capacity: HuffmanTable.codeLengthCapacity, allowIncomplete: false)
+    else { throw .corrupt(offset: start) }
+    let total = literalCount + distanceCount
+    var i = 0
+    while i < total {
+      refill()
+      let symbol = Int(try decode(codeLengthTable, rootBits: HuffmanTable.codeLengthRootBits) >> 16)
+      if symbol < 16 {
+        lengths[i] = UInt8(symbol)
+        i += 1
+        continue
+      }
+      var value: UInt8 = 0
+      let repeatCount: Int
+      switch symbol {
+      case 16:
+        guard i > 0 else { throw .corrupt(offset: errorOffset) }  // nothing to repeat
+        value = lengths[i - 1]
+        repeatCount = 3 + (try take(2))
+      case 17: repeatCount = 3 + (try take(3))
+      default: repeatCount = 11 + (try take(7))
+      }
+      guard repeatCount <= total - i else { throw .corrupt(offset: errorOffset) }
+      (lengths + i).update(repeating: value, count: repeatCount)
+      i += repeatCount
+    }
+    guard lengths[256] != 0 else { throw .corrupt(offset: start) }  // no end-of-block code
+    guard HuffmanTable.build(lengths, count: literalCount, alphabet: .literalLength,
+                             rootBits: HuffmanTable.literalRootBits, into: literalTable,
+                             capacity: HuffmanTable.literalCapacity, allowIncomplete: true),
+          HuffmanTable.build(lengths + literalCount, count: distanceCount, alphabet: .distance,
+                             rootBits: HuffmanTable.distanceRootBits, into: distanceTable,
+                             capacity: HuffmanTable.distanceCapacity, allowIncomplete: true)
+    else { throw .corrupt(offset: start) }
   }
 
   /// Decodes one Huffman-coded block on a local copy of the state, which the compiler keeps in
