@@ -5,7 +5,8 @@
 #
 #   add_check NAME LIMIT 'COMMAND' 'EXPECTATIONS'
 #     COMMAND runs in the guest host under a watchdog of LIMIT seconds; EXPECTATIONS is bash run on
-#     this machine afterwards with: expect_rc N, expect_out TEXT, expect_no_out TEXT, expect_err TEXT,
+#     this machine afterwards with: expect_rc N, expect_out TEXT, expect_line TEXT (a whole stdout
+#     line, carriage returns ignored), expect_no_out TEXT, expect_err TEXT,
 #     expect_err_lines N, expect_ms_max N [CHECK], expect_file PATH, expect_share_contains PATH TEXT (PATHs
 #     relative to the results' parent).
 #   harness_select           applies --only / --list (ONLY, LIST)
@@ -112,6 +113,7 @@ harness_results() {
   miss() { REASONS+=("$*"); }
   expect_rc() { [ "$C_RC" = "$1" ] || miss "rc=$C_RC, expected $1"; }
   expect_out() { grep -qF -- "$1" "$C_OUT" || miss "no '$1' in stdout"; }
+  expect_line() { tr -d '\r' < "$C_OUT" | grep -qxF -- "$1" || miss "no line '$1' in stdout"; }
   expect_no_out() { ! grep -qF -- "$1" "$C_OUT" || miss "'$1' in stdout"; }
   expect_err() { grep -qF -- "$1" "$C_ERR" || miss "no '$1' in stderr"; }
   expect_err_lines() {
@@ -176,6 +178,10 @@ harness_figures() {
 #   grub-gzip  the same with a gzip-compressed /boot/vmlinuz (as Ubuntu ships it)
 #   sdboot     systemd-boot as BOOTAA64.EFI, /loader/entries/debian.conf, kernel and initrd on the ESP
 #   stub       the kernel itself (its EFI stub) as BOOTAA64.EFI: no initrd, so it reaches the kernel only
+# and disks that must fail, each with a small root (8 MiB: busybox and /sbin/init only):
+#   app-not-pe       BOOTAA64.EFI is a text file
+#   app-unsupported  BOOTAA64.EFI returns EFI_UNSUPPORTED at once (tiny_efi_app)
+#   app-crash        BOOTAA64.EFI executes an undefined instruction (udf #0xefe0) (tiny_efi_app)
 # UEFI_DISK_EXTRA_ARGS (env) is appended to the command line: for measurements only (efi=debug).
 build_uefi_disk() {
   local kind=$1 out=$2 w=$2.d esp_mb=64 root_mb=112 total esp_first esp_sectors root_first root_sectors
@@ -193,7 +199,8 @@ mkdir -p /newroot
 mount -t ext4 -o ro /dev/vda2 /newroot || { echo "UEFI_INITRD: cannot mount /dev/vda2"; poweroff -f; }
 exec switch_root /newroot /sbin/init' "${mods[@]}"
   cp "$BUSYBOX" "$w/root/bin/busybox"
-  printf '#!/bin/busybox sh\n/bin/busybox mount -t proc proc /proc\necho "UEFI_ROOT_MARKER %s $(/bin/busybox cat /proc/cmdline)"\n/bin/busybox poweroff -f\n' \
+  # sleep: let the console drain (poweroff -f does not wait for it; the marker's newline would be lost)
+  printf '#!/bin/busybox sh\n/bin/busybox mount -t proc proc /proc\necho "UEFI_ROOT_MARKER %s $(/bin/busybox cat /proc/cmdline)"\n/bin/busybox sleep 1\n/bin/busybox poweroff -f\n' \
     "$kind" > "$w/root/sbin/init"
   chmod 755 "$w/root/sbin/init"
   case $kind in
@@ -220,6 +227,16 @@ exec switch_root /newroot /sbin/init' "${mods[@]}"
     stub)
       mkdir -p "$w/esp/EFI/BOOT"
       cp "$KERNEL_IMAGE" "$w/esp/EFI/BOOT/BOOTAA64.EFI" ;;
+    app-not-pe|app-unsupported|app-crash)
+      root_mb=8
+      mkdir -p "$w/esp/EFI/BOOT"
+      case $kind in
+        app-not-pe) printf 'A text file named BOOTAA64.EFI: no "MZ" header, so not a PE file.\n%.0s' 1 2 > "$w/esp/EFI/BOOT/BOOTAA64.EFI" ;;
+        # movz x0, #3; movk x0, #0x8000, lsl #48; ret: EFI_UNSUPPORTED (error bit | 3)
+        app-unsupported) tiny_efi_app "$w/esp/EFI/BOOT/BOOTAA64.EFI" 0xD2800060 0xF2F00000 0xD65F03C0 ;;
+        # udf #0xefe0; ret (never reached)
+        app-crash) tiny_efi_app "$w/esp/EFI/BOOT/BOOTAA64.EFI" 0x0000EFE0 0xD65F03C0 ;;
+      esac ;;
     *) die "build_uefi_disk: unknown kind '$kind'" ;;
   esac
   esp_first=2048; esp_sectors=$((esp_mb * 2048))
@@ -237,4 +254,39 @@ exec switch_root /newroot /sbin/init' "${mods[@]}"
   mkfs.ext4 -q -F -U 3f1b2c3d-0000-4000-8000-00000000beef -L root -d "$w/root" -E "offset=$((root_first * 512))" \
     "$out" "$((root_sectors / 2))k" || die "mkfs.ext4 $out failed"
   rm -rf "$w"
+}
+
+# tiny_efi_app OUT WORD...: a minimal AArch64 EFI application (PE32+, machine 0xAA64, subsystem 10)
+# whose code is the given 32-bit instruction words: one .text section (RVA 0x1000, file offset
+# 0x200, at most 128 instructions), entry at its start, ImageBase 0 and no relocations (the code
+# must be position independent; the image is not marked RELOCS_STRIPPED, so it loads anywhere).
+# 16 empty data directories, no certificate. Read by the firmware's PEImage like any other image.
+tiny_efi_app() {
+  local out=$1 off=0x200 w; shift
+  [ $# -ge 1 ] && [ $# -le 128 ] || die "tiny_efi_app: 1 to 128 instruction words"
+  head -c 1024 /dev/zero > "$out"
+  poke_le "$out" 0 2 0x5A4D                      # "MZ"
+  poke_le "$out" $((0x3C)) 4 0x40                # e_lfanew
+  poke_le "$out" $((0x40)) 4 0x00004550          # "PE\0\0"
+  poke_le "$out" $((0x44)) 2 0xAA64              # COFF: Machine AArch64
+  poke_le "$out" $((0x46)) 2 1                   #   NumberOfSections
+  poke_le "$out" $((0x54)) 2 240                 #   SizeOfOptionalHeader: 112 + 16 directories
+  poke_le "$out" $((0x56)) 2 0x0022              #   EXECUTABLE_IMAGE | LARGE_ADDRESS_AWARE
+  poke_le "$out" $((0x58)) 2 0x020B              # optional header (0x58): PE32+
+  poke_le "$out" $((0x58 + 4)) 4 0x200           #   SizeOfCode
+  poke_le "$out" $((0x58 + 16)) 4 0x1000         #   AddressOfEntryPoint
+  poke_le "$out" $((0x58 + 20)) 4 0x1000         #   BaseOfCode
+  poke_le "$out" $((0x58 + 32)) 4 0x1000         #   SectionAlignment
+  poke_le "$out" $((0x58 + 36)) 4 0x200          #   FileAlignment
+  poke_le "$out" $((0x58 + 56)) 4 0x2000         #   SizeOfImage
+  poke_le "$out" $((0x58 + 60)) 4 0x200          #   SizeOfHeaders
+  poke_le "$out" $((0x58 + 68)) 2 10             #   Subsystem: EFI application
+  poke_le "$out" $((0x58 + 108)) 4 16            #   NumberOfRvaAndSizes
+  printf '.text' | dd of="$out" bs=1 seek=$((0x148)) conv=notrunc status=none   # section table (0x148)
+  poke_le "$out" $((0x148 + 8)) 4 0x200          #   VirtualSize
+  poke_le "$out" $((0x148 + 12)) 4 0x1000        #   VirtualAddress
+  poke_le "$out" $((0x148 + 16)) 4 0x200         #   SizeOfRawData
+  poke_le "$out" $((0x148 + 20)) 4 0x200         #   PointerToRawData
+  poke_le "$out" $((0x148 + 36)) 4 0x60000020    # CODE | MEM_EXECUTE | MEM_READ
+  for w in "$@"; do poke_le "$out" $((off)) 4 "$w"; off=$((off + 4)); done
 }

@@ -82,7 +82,9 @@ final class MachineDevices: @unchecked Sendable {
     for file in files {
       let device = VirtioBlock(
         file: file, loop: ioLoop!, queues: min(max(config.cpus, 1), 4),
-        serial: "rr-\(String(file.identity.inode, radix: 16))")
+        serial: "rr-\(String(file.identity.inode, radix: 16))",
+        limits: ipa.isRealm
+          ? .realm(memorySize: config.memorySize, disks: files.count, queues: min(max(config.cpus, 1), 4)) : .unlimited)
       disks.append(device)
       functions[slot] = transport(device)
     }

@@ -142,7 +142,7 @@ do {
     let loop = try? IOLoop(name: "bench-io", pollNanoseconds: options.pollNanoseconds),
     let file = try? BlockFile(path: options.file, readOnly: false, direct: options.direct)
   else { print("device setup failed"); return 0 }
-  let device = VirtioBlock(file: file, loop: loop, queues: 1, queueSize: 256, serial: "bench")
+  let device = VirtioBlock(file: file, loop: loop, queues: 1, serial: "bench")
   try? loop.start()
   defer { loop.stop() }
   let line = RecordingInterruptLine()

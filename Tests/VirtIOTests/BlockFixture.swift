@@ -19,7 +19,8 @@ final class BlockFixture {
 
   init(
     sectors: Int = 2048, readOnly: Bool = false, direct: Bool = false, queues: Int = 1, queueSize: UInt16 = 64,
-    requireAccessPlatform: Bool = false, synchronous: Bool = false, ioEvents: Int = 256
+    requireAccessPlatform: Bool = false, synchronous: Bool = false, ioEvents: Int = 256,
+    limits: BlockRequestLimits? = nil
   ) throws {
     directory = FileManager.default.temporaryDirectory.appendingPathComponent("virtio-\(UUID().uuidString)")
     try FileManager.default.createDirectory(at: directory, withIntermediateDirectories: true)
@@ -31,7 +32,9 @@ final class BlockFixture {
     memory = try GuestMemory(ranges: [(Self.ramBase, 16 << 20)])
     loop = try IOLoop(name: "test-io", maxEvents: ioEvents, forceSynchronous: synchronous)
     let file = try BlockFile(path: path, readOnly: readOnly, direct: direct)
-    device = VirtioBlock(file: file, loop: loop, queues: queues, queueSize: queueSize, serial: "serial-0123456789abcdef")
+    device = VirtioBlock(
+      file: file, loop: loop, queues: queues, serial: "serial-0123456789abcdef",
+      limits: limits ?? BlockRequestLimits(queueSize: queueSize))
     try loop.start()
     transport = VirtioPCITransport(
       device: device, memory: memory, interrupt: interrupt, barAddress: 0x5000_0000,

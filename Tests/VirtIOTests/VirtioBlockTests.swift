@@ -386,6 +386,46 @@ import FirmwareCore
     #expect(fixture.driver.readCommon(0x18, size: 2) == 64)  // queue size max
   }
 
+  @Test func blockConfigSpaceWithRealmLimits() throws {
+    // A 256 MiB Realm: the guest's swiotlb pool is 128 slots; half of it holds 4 requests of
+    // 2 x 4 KiB segments (36 slots; 8 requests of 4 segments would take 120)
+    let limits = BlockRequestLimits.realm(memorySize: 256 << 20, disks: 1)
+    #expect(limits == BlockRequestLimits(queueSize: 4, maxSegments: 2, maxSegmentSize: 4096))
+    #expect(limits.realmSlotsInFlight == 36)
+    let fixture = try BlockFixture(sectors: 100, limits: limits)
+    #expect(fixture.driver.deviceFeatures & VirtioBlock.Feature.sizeMax != 0)
+    #expect(fixture.driver.readDeviceConfig(0x08, size: 4) == 4096)  // size_max
+    #expect(fixture.driver.readDeviceConfig(0x0C, size: 4) == 2)  // seg_max
+    #expect(fixture.driver.readCommon(0x18, size: 2) == 4)  // queue size max
+    // a normal VM's disk: no size_max, seg_max from the queue
+    let plain = try BlockFixture(sectors: 100)
+    #expect(plain.driver.deviceFeatures & VirtioBlock.Feature.sizeMax == 0)
+    #expect(plain.driver.readDeviceConfig(0x08, size: 4) == 0)
+    #expect(plain.driver.readDeviceConfig(0x0C, size: 4) == 62)
+  }
+
+  @Test func realmLimitsFitHalfTheGuestPool() {
+    for mib in [48, 64, 128, 256, 384, 512, 1024, 2048, 4096, 16384] {
+      for (disks, queues) in [(1, 1), (1, 4), (3, 2)] {
+        let memory = UInt64(mib) << 20
+        let limits = BlockRequestLimits.realm(memorySize: memory, disks: disks, queues: queues)
+        let queue = UInt64(limits.queueSize)
+        let context = "\(mib) MiB, \(disks) disks x \(queues) queues: queue \(queue)"
+        #expect(queue >= 4 && queue <= 256 && queue & (queue - 1) == 0, "\(context)")
+        #expect(UInt64(limits.maxSegments!) <= min(4, queue - 2), "\(context)")
+        let budget = memory / 1024 / 2048 / 2 / UInt64(disks * queues)
+        // the smallest queue is kept even where it does not fit; otherwise it fits, and twice it would not
+        #expect(queue == 4 || limits.realmSlotsInFlight <= budget, "\(context)")
+        if queue < 256 {
+          let twice = BlockRequestLimits(queueSize: UInt16(queue * 2), maxSegments: 4, maxSegmentSize: 4096)
+          #expect(twice.realmSlotsInFlight > budget, "\(context) is not the largest")
+        }
+      }
+    }
+    #expect(BlockRequestLimits.realm(memorySize: 1 << 30, disks: 1) == BlockRequestLimits(queueSize: 16, maxSegments: 4, maxSegmentSize: 4096))
+    #expect(BlockRequestLimits.realm(memorySize: 16 << 20, disks: 1).queueSize == 4)
+  }
+
   @Test func featureNegotiationNeedsVersion1() throws {
     let fixture = try BlockFixture()
     let offered = fixture.driver.deviceFeatures

@@ -9,6 +9,7 @@ import Synchronization
 /// ``IOLoop`` thread, so a vCPU's queue notification only schedules work and returns.
 public final class VirtioBlock: VirtioDevice {
   public enum Feature {
+    public static let sizeMax: UInt64 = 1 << 1
     public static let segMax: UInt64 = 1 << 2
     public static let readOnly: UInt64 = 1 << 5
     public static let blockSize: UInt64 = 1 << 6
@@ -58,7 +59,10 @@ public final class VirtioBlock: VirtioDevice {
   /// - Parameters:
   ///   - queues: request queues (more than one offers VIRTIO_BLK_F_MQ).
   ///   - serial: the id GET_ID returns (at most 20 bytes are used).
-  public init(file: BlockFile, loop: IOLoop, queues: Int = 1, queueSize: UInt16 = 256, serial: String) {
+  ///   - limits: the queue size and the segment limits advertised (a Realm's guest bounces every
+  ///     request through a small pool: ``BlockRequestLimits/realm(memorySize:disks:queues:)``).
+  public init(file: BlockFile, loop: IOLoop, queues: Int = 1, serial: String, limits: BlockRequestLimits = .unlimited) {
+    let queueSize = limits.queueSize
     self.file = file
     self.loop = loop
     queueCount = max(1, queues)
@@ -66,6 +70,7 @@ public final class VirtioBlock: VirtioDevice {
     capacity = file.size / Self.sectorSize
     self.serial = Array(serial.utf8.prefix(Self.serialLength))
     var features = Feature.segMax | Feature.blockSize | Feature.flush
+    if limits.maxSegmentSize != nil { features |= Feature.sizeMax }
     if queueCount > 1 { features |= Feature.multiQueue }
     if file.readOnly {
       features |= Feature.readOnly
@@ -78,7 +83,9 @@ public final class VirtioBlock: VirtioDevice {
     var config = [UInt8](repeating: 0, count: Self.configSize)
     func put(_ offset: Int, _ value: UInt64, _ width: Int) { config.storeLE(value, at: offset, width: width) }
     put(0x00, capacity, 8)
-    put(0x0C, UInt64(max(queueSize, 3)) - 2, 4)  // seg_max: header and status take two descriptors
+    if let size = limits.maxSegmentSize { put(0x08, UInt64(size), 4) }  // size_max
+    // seg_max: header and status take two descriptors
+    put(0x0C, min(UInt64(max(queueSize, 3)) - 2, UInt64(limits.maxSegments ?? UInt32.max)), 4)
     put(0x14, Self.sectorSize, 4)  // blk_size
     put(0x22, UInt64(queueCount), 2)  // num_queues
     put(0x24, UInt64(Self.maxRangeSectors), 4)  // max_discard_sectors
