@@ -246,7 +246,9 @@ exec switch_root /newroot /sbin/init' "${mods[@]}"
   sgdisk -o -n "1:$esp_first:$((root_first - 1))" -t 1:ef00 -c 1:EFI \
     -n "2:$root_first:$((root_first + root_sectors - 1))" -t 2:8300 -c 2:root "$out" >/dev/null ||
     die "sgdisk $out failed"
-  mkfs.vfat -F 32 -n ESP --offset "$esp_first" "$out" $((esp_sectors / 2)) >/dev/null || die "mkfs.vfat $out failed"
+  # (mkfs.vfat warns that the file is larger than the volume: that is the point of --offset)
+  local made
+  made=$(mkfs.vfat -F 32 -n ESP --offset "$esp_first" "$out" $((esp_sectors / 2)) 2>&1) || die "mkfs.vfat $out failed: $made"
   (cd "$w/esp" && find . -mindepth 1 -type d | sed 's,^\./,,' | sort | while read -r d; do
      mmd -i "$out@@$((esp_first * 512))" "::/$d" || exit 1; done) || die "mmd $out failed"
   (cd "$w/esp" && find . -type f | sed 's,^\./,,' | sort | while read -r f; do

@@ -77,7 +77,8 @@ struct FakeRealmMonitor: SMCConduit {
   let memory = [MemoryRange(base: 0x8000_0000, size: 0x80_0000), MemoryRange(base: 0x9000_0000, size: 0x10_0000)]
   let pool = MemoryRange(base: 0x8010_0000, size: 0x10_4000)
 
-  func run(_ monitor: FakeRealmMonitor) throws(RSIError) -> (RealmEnvironment, FakeRealmMonitor, UInt64) {
+  func run(_ monitor: FakeRealmMonitor, memory: [MemoryRange]? = nil) throws(RSIError) -> (RealmEnvironment, FakeRealmMonitor, UInt64) {
+    let memory = memory ?? self.memory
     var rsi = RealmServiceInterface(conduit: monitor)
     let buffer = UnsafeMutableRawPointer.allocate(byteCount: 4096, alignment: 4096)
     defer { buffer.deallocate() }
@@ -137,6 +138,15 @@ struct FakeRealmMonitor: SMCConduit {
     var narrow = FakeRealmMonitor()
     narrow.ipaWidth = 32
     #expect(throws: RSIError.misalignedRange(base: 0x8000_0000, top: 0x8080_0000)) { try run(narrow) }
+  }
+
+  /// RAM may end exactly at the top of the protected half: a 2 GiB Realm at 2 GiB with a 33-bit
+  /// IPA space (its end is exclusive); one page more is refused.
+  @Test func ramUpToTheTopOfTheProtectedHalf() throws {
+    _ = try run(FakeRealmMonitor(), memory: [MemoryRange(base: 0x8000_0000, size: 0x8000_0000)])
+    #expect(throws: RSIError.misalignedRange(base: 0x8000_0000, top: 0x1_0000_1000)) {
+      try run(FakeRealmMonitor(), memory: [MemoryRange(base: 0x8000_0000, size: 0x8000_1000)])
+    }
   }
 
   @Test func probesOnlyWithSMCAndRME() {

@@ -164,7 +164,8 @@ public enum RealmBootstrap {
       let (rounded, overflow) = range.base.addingReportingOverflow(0xFFF)
       guard !overflow else { throw .misalignedRange(base: range.base, top: range.end) }
       let base = rounded & ~0xFFF
-      guard base <= top, top < (1 << (width - 1)) else { throw .misalignedRange(base: range.base, top: range.end) }
+      // `top` is exclusive: RAM may end exactly at the top of the protected half.
+      guard base <= top, top <= (1 << (width - 1)) else { throw .misalignedRange(base: range.base, top: range.end) }
       try rsi.setRIPAS(base: base, top: top, state: RSIConstant.ripasRAM)
     }
     try rsi.setRIPAS(base: dmaPool.base, top: dmaPool.end, state: RSIConstant.ripasEmpty)
