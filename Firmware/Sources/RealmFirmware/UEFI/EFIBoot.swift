@@ -54,7 +54,7 @@ enum EFIBoot {
       }
       let index = try env.fileIndex(pointer(file))
       let opened = env.storage.files[index]
-      let filePath = EFIDevicePath(nodes: [.filePath(Array("\\EFI\\BOOT\\BOOTAA64.EFI".utf16))])
+      let filePath = EFIDevicePath(nodes: [.filePath(fatPath: BootManager.removableMediaPath)])
       let partitionPath = try devicePath(at: UnsafeRawPointer(pointer(try env.handles.interface(.devicePath, on: esp.handle))))
       do throws(EFIStatus) {
         image = try env.loadImage(UnsafeRawBufferPointer(start: pointer(opened.contents), count: Int(opened.entry?.size ?? 0)),

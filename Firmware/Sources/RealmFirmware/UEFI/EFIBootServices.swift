@@ -87,7 +87,7 @@ func efiSetMem(_ buffer: RawPointer?, _ size: UInt64, _ value: UInt8) {
 @_cdecl("efi_calculate_crc32")
 func efiCalculateCRC32(_ data: RawPointer?, _ size: UInt64, _ crc: Out<UInt32>?) -> UInt64 {
   guard let data, let crc, size > 0 else { return EFIStatus.invalidParameter.rawValue }
-  crc.pointee = CRC32.checksum(Array(UnsafeRawBufferPointer(start: data, count: Int(size))))
+  crc.pointee = CRC32.checksum(UnsafeRawBufferPointer(start: data, count: Int(size)))
   return EFIStatus.success.rawValue
 }
 

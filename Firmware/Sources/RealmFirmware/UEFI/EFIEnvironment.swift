@@ -59,6 +59,8 @@ func guid(_ pointer: UnsafeRawPointer?) throws(EFIStatus) -> EFIGUID {
 
 func address(_ pointer: UnsafeRawPointer?) -> UInt64 { UInt64(UInt(bitPattern: pointer)) }
 func pointer(_ address: UInt64) -> UnsafeMutableRawPointer? { UnsafeMutableRawPointer(bitPattern: UInt(address)) }
+/// efi.c's system table.
+var systemTable: UnsafeMutablePointer<efi_system_table> { withUnsafeMutablePointer(to: &fw_efi_system_table) { $0 } }
 
 /// The length of the device path at `pointer`, End node included (callers' paths are bounded
 /// to 64 KiB so that a missing End node cannot walk the whole of RAM).
@@ -92,7 +94,7 @@ extension EFIEnvironment {
 
   /// InstallConfigurationTable: adds, replaces or (with a nil table) removes the table of `vendor`.
   mutating func installConfigurationTable(_ vendor: EFIGUID, _ table: UInt64) throws(EFIStatus) {
-    let system = withUnsafeMutablePointer(to: &fw_efi_system_table) { $0 }
+    let system = systemTable
     let count = Int(system.pointee.number_of_table_entries)
     for i in 0..<count {
       let entryGUID = try guid(UnsafeRawPointer(configurationTables + i))
@@ -116,14 +118,14 @@ extension EFIEnvironment {
   }
 
   func refreshSystemTableCRC() {
-    EFIEnvironment.sealHeader(UnsafeMutableRawPointer(withUnsafeMutablePointer(to: &fw_efi_system_table) { $0 }))
+    EFIEnvironment.sealHeader(UnsafeMutableRawPointer(systemTable))
   }
 
   /// Recomputes a table header's CRC32 (over HeaderSize bytes with the CRC field zero).
   static func sealHeader(_ table: UnsafeMutableRawPointer) {
     let size = Int(table.load(fromByteOffset: 12, as: UInt32.self))
     table.storeBytes(of: 0, toByteOffset: 16, as: UInt32.self)
-    let crc = CRC32.checksum(Array(UnsafeRawBufferPointer(start: table, count: size)))
+    let crc = CRC32.checksum(UnsafeRawBufferPointer(start: table, count: size))
     table.storeBytes(of: crc, toByteOffset: 16, as: UInt32.self)
   }
 }

@@ -5,8 +5,6 @@ import FirmwareCore
 // memory, placed at their section alignment in LoaderCode pages, relocated, and started on the
 // firmware's stack with the state Exit unwinds to.
 
-var systemTable: UnsafeMutablePointer<efi_system_table> { withUnsafeMutablePointer(to: &fw_efi_system_table) { $0 } }
-
 extension EFIEnvironment {
   /// Loads the PE image in `file`, installs its Loaded Image protocol and returns its handle.
   /// - Parameters:

@@ -219,10 +219,9 @@ func resolvePath(_ utf8: [UInt8], from base: [UInt8]) -> [UInt8] {
 
 /// EFI_FILE_INFO for `entry` (the root when nil): 80 bytes, then the NUL-terminated UCS-2 name.
 func fileInfo(_ entry: FATDirectoryEntry?) -> [UInt8] {
+  // A FAT name has no "/", so the FilePath node's UTF-8 → UCS-2 conversion is the name's.
   var name: [UInt16] = []
-  for scalar in String(decoding: entry?.name ?? [], as: UTF8.self).unicodeScalars {
-    name.append(scalar.value <= 0xFFFF ? UInt16(scalar.value) : 0xFFFD)
-  }
+  if case .filePath(let units) = EFIDevicePathNode.filePath(fatPath: entry?.name ?? []) { name = units }
   let size = UInt64(80 + (name.count + 1) * 2)
   var info: [UInt8] = []
   info.reserveCapacity(Int(size))
