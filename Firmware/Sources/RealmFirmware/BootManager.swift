@@ -36,23 +36,32 @@ enum BootManager {
     return offer
   }
 
-  /// The disk to boot and how; fails, naming each disk and what it lacks, when none will do.
-  static func choose(_ disks: [EFIDisk], mode: FirmwareBootMode) -> (disk: Int, path: BootPath) {
+  /// Boots the first disk, in PCI order, whose ESP offers what the mode allows (in the automatic
+  /// mode its BLS entries, else its UEFI application). A failed attempt moves on to the next disk,
+  /// not to the same disk's other path: `image create` disks carry the kernel as BOOTAA64.EFI too,
+  /// and booting it without its initrd and command line would hide the reason. Returns never: when
+  /// every disk failed, fails naming each and why in one line.
+  static func boot(_ disks: [EFIDisk], mode: FirmwareBootMode,
+                   attempt: (_ disk: Int, _ path: BootPath) throws(BootFailure) -> Never) -> Never {
     var reasons: [String] = []
     for (i, disk) in disks.enumerated() {
       let o = offer(disk)
-      switch mode {
-      case .bls where o.bls, .automatic where o.bls: return (i, .bls)
-      case .efi where o.efi, .automatic where o.efi: return (i, .efi)
-      default: break
+      let path: BootPath? = o.bls && mode != .efi ? .bls : o.efi && mode != .bls ? .efi : nil
+      let prefix = disks.count > 1 ? "disk \(disk.name): " : ""
+      guard let path else {
+        let lacking: String
+        switch mode {
+        case .bls: lacking = "no /loader/entries/*.conf"
+        case .efi: lacking = "no \\EFI\\BOOT\\BOOTAA64.EFI"
+        case .automatic: lacking = "no /loader/entries/*.conf and no \\EFI\\BOOT\\BOOTAA64.EFI"
+        }
+        reasons.append(prefix + (o.problem ?? lacking))
+        continue
       }
-      let lacking: String
-      switch mode {
-      case .bls: lacking = "no /loader/entries/*.conf"
-      case .efi: lacking = "no \\EFI\\BOOT\\BOOTAA64.EFI"
-      case .automatic: lacking = "no /loader/entries/*.conf and no \\EFI\\BOOT\\BOOTAA64.EFI"
+      if let last = reasons.last {
+        log("could not boot (\(last)); trying \(path == .bls ? "the BLS entries" : "\\EFI\\BOOT\\BOOTAA64.EFI") of disk \(disk.name)")
       }
-      reasons.append((disks.count > 1 ? "disk \(disk.name): " : "") + (o.problem ?? lacking))
+      do throws(BootFailure) { try attempt(i, path) } catch { reasons.append(prefix + error.reason) }
     }
     var message = ""
     for (i, r) in reasons.enumerated() { message += (i > 0 ? "; " : "") + r }

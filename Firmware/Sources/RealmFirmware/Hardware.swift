@@ -43,6 +43,12 @@ func log(_ message: String) {
   print("realm-fw: " + message)
 }
 
+/// Why one boot attempt failed before anything irreversible happened: the boot manager moves on.
+struct BootFailure: Error {
+  var reason: String
+  init(_ reason: String) { self.reason = reason }
+}
+
 /// Prints a fatal error, reports it on realm-run's boot-status page (when the machine has one:
 /// realm-run then exits 4 with the message) and powers off.
 func fail(_ message: String) -> Never {

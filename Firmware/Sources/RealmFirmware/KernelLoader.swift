@@ -47,28 +47,32 @@ struct KernelLoader {
   let platform: PlatformDescription
   let bootCounter: UInt64
 
-  /// Loads the default entry from `device` and enters the kernel; `beforeEntry` runs last
-  /// (device reset, Realm clean-up). Never returns; failures are reported and power off.
-  mutating func boot(device: inout VirtioBlockDevice, beforeEntry: (LoadedBoot) -> Void) {
+  /// Loads the default entry from `disk` and enters the kernel; `beforeEntry` runs last
+  /// (device reset, Realm clean-up). Returns only by throwing, before anything is irreversible:
+  /// the boot manager then tries the next disk.
+  mutating func boot(disk: EFIDisk, beforeEntry: (LoadedBoot) -> Void) throws(BootFailure) -> Never {
+    // Reads go through the disk itself (not a copy of its queue state): a failed attempt leaves
+    // the queue where the next one, on any path, goes on from.
+    var device = EFIDiskReader(disk: disk)
     let gpt: GUIDPartitionTable
     let esp: GPTPartition
     do throws(GPTError) {
       gpt = try GUIDPartitionTable(device: &device)
       esp = try gpt.efiSystemPartition()
-    } catch { fail("partition table: \(error)") }
+    } catch { throw BootFailure("partition table: \(error)") }
     if let fallback = gpt.fallback { log("warning: \(fallback)") }
-    var fat: FATVolume<PartitionBlockDevice<VirtioBlockDevice>>
+    var fat: EFIVolume
     do throws(FATError) {
-      fat = try FATVolume(device: PartitionBlockDevice(base: device, partition: esp))
-    } catch { fail("EFI system partition: \(error)") }
+      fat = try EFIVolume(device: PartitionBlockDevice(base: device, partition: esp))
+    } catch { throw BootFailure("EFI system partition: \(error)") }
 
-    let entry = chooseEntry(&fat)
+    let entry = try chooseEntry(&fat)
     let kernelFile: FATDirectoryEntry
     var initrdFiles: [FATDirectoryEntry] = []
     do throws(FATError) {
       kernelFile = try fat.lookup(entry.linux)
       for path in entry.initrds { initrdFiles.append(try fat.lookup(path)) }
-    } catch { fail("\(ByteString.string(entry.linux)) or an initrd: \(error)") }
+    } catch { throw BootFailure("\(ByteString.string(entry.linux)) or an initrd: \(error)") }
     var initrdSize: UInt64 = 0
     for f in initrdFiles { initrdSize += UInt64(f.size) }
 
@@ -76,20 +80,20 @@ struct KernelLoader {
     let kernelName = ByteString.string(entry.linux)
     let fileSize = UInt64(kernelFile.size)
     let head: [UInt8]
-    do throws(FATError) { head = try fat.readFirstCluster(of: kernelFile) } catch { fail("reading the kernel: \(error)") }
+    do throws(FATError) { head = try fat.readFirstCluster(of: kernelFile) } catch { throw BootFailure("reading the kernel: \(error)") }
     let format: KernelFormat
     do throws(KernelFormatError) { format = try KernelFormat.detect(head, fileSize: fileSize) } catch {
-      fail("kernel \(kernelName): \(error)")
+      throw BootFailure("kernel \(kernelName): \(error)")
     }
     var compressed: CompressedKernel? = nil
     let header: ArmImageHeader
     switch format {
     case .image:
       do throws(KernelImageError) { header = try ArmImageHeader(bytes: head, fileSize: fileSize) } catch {
-        fail("\(kernelName) is not an arm64 Image: \(error)")
+        throw BootFailure("\(kernelName) is not an arm64 Image: \(error)")
       }
     case .gzip, .zbootGzip, .zbootZstd:
-      let kernel = readCompressed(kernelFile, format: format, name: kernelName, fat: &fat)
+      let kernel = try readCompressed(kernelFile, format: format, name: kernelName, fat: &fat)
       header = kernel.header
       compressed = kernel
     }
@@ -104,9 +108,9 @@ struct KernelLoader {
       layout = try BootLayout(memory: platform.memory, firmwareEnd: fw_image_end(), kernel: header,
                               initrdSize: initrdSize, deviceTreeCapacity: UInt64(estimate + 4096),
                               below: compressed?.regionStart)
-    } catch { fail("kernel, initrd and DTB do not fit in RAM: \(error)") }
+    } catch { throw BootFailure("kernel, initrd and DTB do not fit in RAM: \(error)") }
 
-    if let compressed { unpack(compressed, into: layout, name: kernelName) }
+    if let compressed { try unpack(compressed, into: layout, name: kernelName) }
     do throws(FATError) {
       if compressed == nil { try fat.readFile(kernelFile, into: buffer(layout.kernel, Int(kernelFile.size))) }
       var offset: UInt64 = 0
@@ -114,7 +118,7 @@ struct KernelLoader {
         try fat.readFile(f, into: buffer(layout.initrd + offset, Int(f.size)))
         offset += UInt64(f.size)
       }
-    } catch { fail("loading: \(error)") }
+    } catch { throw BootFailure("loading: \(error)") }
 
     let dtb = editedTree(bootargs: bootargs, initrd: initrdSize > 0 ? (layout.initrd, layout.initrd + initrdSize) : nil)
     let dtbBuffer = buffer(layout.deviceTree, dtb.count)
@@ -137,14 +141,14 @@ struct KernelLoader {
   /// ISIZE; for zstd by unpacking the payload below the file (its size is the frame's content
   /// size, else the le32 Linux appends after the payload).
   func readCompressed(_ file: FATDirectoryEntry, format: KernelFormat, name: String,
-                      fat: inout FATVolume<PartitionBlockDevice<VirtioBlockDevice>>) -> CompressedKernel {
+                      fat: inout EFIVolume) throws(BootFailure) -> CompressedKernel {
     let fileSize = UInt64(file.size)
     let address: UInt64
     do throws(BootLayoutError) {
       address = try BootLayout.compressedKernelBuffer(memory: platform.memory, firmwareEnd: fw_image_end(), size: fileSize)
-    } catch { fail("kernel \(name): no room to read the compressed file: \(error)") }
+    } catch { throw BootFailure("kernel \(name): no room to read the compressed file: \(error)") }
     do throws(FATError) { try fat.readFile(file, into: buffer(address, Int(fileSize))) } catch {
-      fail("reading the kernel: \(error)")
+      throw BootFailure("reading the kernel: \(error)")
     }
     var payload = UnsafeRawBufferPointer(buffer(address, Int(fileSize)))
     switch format {
@@ -157,66 +161,66 @@ struct KernelLoader {
       let file = UnsafeRawBufferPointer(buffer(address, Int(fileSize)))
       var unpackedSize: UInt64
       if let declared = (try? Zstd.frameContentSize(payload)) ?? nil { unpackedSize = declared } else {
-        guard let trailer = file.le32(at: offset + size) else { fail("kernel \(name): EFI zboot (zstd) size trailer missing") }
+        guard let trailer = file.le32(at: offset + size) else { throw BootFailure("kernel \(name): EFI zboot (zstd) size trailer missing") }
         unpackedSize = UInt64(trailer)
       }
       let zstdSize = (unpackedSize + 0xFFFF) & ~0xFFFF
       guard address >= zstdSize, let below = try? BootLayout.compressedKernelBuffer(
         memory: platform.memory, firmwareEnd: fw_image_end(), size: fileSize + zstdSize), below + zstdSize <= address
-      else { fail("kernel \(name): no room to unpack the EFI zboot (zstd) payload of \(unpackedSize) bytes") }
+      else { throw BootFailure("kernel \(name): no room to unpack the EFI zboot (zstd) payload of \(unpackedSize) bytes") }
       let start = fw_read_cntvct()
       let output = buffer(below, Int(unpackedSize))
       let produced: Int
       do throws(ZstdError) { produced = try Zstd.decompress(payload, into: output) } catch {
-        fail("kernel \(name): EFI zboot (zstd) \(error)")
+        throw BootFailure("kernel \(name): EFI zboot (zstd) \(error)")
       }
       let unpacked = UnsafeRawBufferPointer(rebasing: output[..<produced])
       let header: ArmImageHeader
       do throws(KernelImageError) { header = try ArmImageHeader(bytes: unpacked, fileSize: UInt64(produced)) } catch {
-        fail("kernel \(name): the EFI zboot (zstd) data is not an arm64 Image: \(error)")
+        throw BootFailure("kernel \(name): the EFI zboot (zstd) data is not an arm64 Image: \(error)")
       }
       log("kernel \(name): EFI zboot (zstd), \(payload.count) bytes unpacked to \(produced) in \(millisecondsSince(start)) ms")
       return CompressedKernel(fileAddress: address, regionStart: below, payload: payload, unpacked: unpacked,
                               unpackedSize: produced, header: header, kind: "EFI zboot (zstd)")
     }
     let kind = format == .gzip ? "gzip" : "EFI zboot (gzip)"
-    guard let unpackedSize = Gzip.uncompressedSizeHint(payload) else { fail("kernel \(name): gzip data truncated") }
+    guard let unpackedSize = Gzip.uncompressedSizeHint(payload) else { throw BootFailure("kernel \(name): gzip data truncated") }
     let prefix = UnsafeMutableRawBufferPointer.allocate(byteCount: ArmImageHeader.size, alignment: 8)
     defer { prefix.deallocate() }
+    let n: Int
+    do throws(DecompressionError) { n = try Gzip.decompressPrefix(payload, into: prefix) } catch {
+      throw BootFailure("kernel \(name): \(kind) \(error)")
+    }
     let header: ArmImageHeader
-    do throws(DecompressionError) {
-      let n = try Gzip.decompressPrefix(payload, into: prefix)
-      do throws(KernelImageError) {
-        header = try ArmImageHeader(bytes: UnsafeRawBufferPointer(rebasing: prefix[..<n]), fileSize: UInt64(unpackedSize))
-      } catch {
-        fail("kernel \(name): the \(kind) data is not an arm64 Image: \(error)")
-      }
-    } catch { fail("kernel \(name): \(kind) \(error)") }
+    do throws(KernelImageError) {
+      header = try ArmImageHeader(bytes: UnsafeRawBufferPointer(rebasing: prefix[..<n]), fileSize: UInt64(unpackedSize))
+    } catch { throw BootFailure("kernel \(name): the \(kind) data is not an arm64 Image: \(error)") }
     return CompressedKernel(fileAddress: address, regionStart: address, payload: payload, unpacked: nil,
                             unpackedSize: Int(unpackedSize), header: header, kind: kind)
   }
 
   /// Puts the kernel into its place (at most `image_size` bytes): unpacks a gzip member there, or
   /// copies the already unpacked zstd payload; then checks the Image it holds.
-  func unpack(_ kernel: CompressedKernel, into layout: BootLayout, name: String) {
+  func unpack(_ kernel: CompressedKernel, into layout: BootLayout, name: String) throws(BootFailure) {
     let start = fw_read_cntvct()
     let destination = buffer(layout.kernel, Int(kernel.header.imageSize))
     let produced: Int
     if let unpacked = kernel.unpacked {
       guard unpacked.count <= destination.count, let d = destination.baseAddress, let s = unpacked.baseAddress else {
-        fail("kernel \(name): the unpacked Image (\(unpacked.count) bytes) exceeds its image_size")
+        throw BootFailure("kernel \(name): the unpacked Image (\(unpacked.count) bytes) exceeds its image_size")
       }
       d.copyMemory(from: s, byteCount: unpacked.count)
       produced = unpacked.count
     } else {
       do throws(DecompressionError) { produced = try Gzip.decompress(kernel.payload, into: destination) } catch {
-        fail("kernel \(name): \(kernel.kind) \(error)")
+        throw BootFailure("kernel \(name): \(kernel.kind) \(error)")
       }
     }
+    let header: ArmImageHeader
     do throws(KernelImageError) {
-      let unpacked = try ArmImageHeader(bytes: UnsafeRawBufferPointer(rebasing: destination[..<produced]), fileSize: UInt64(produced))
-      guard unpacked == kernel.header else { fail("kernel \(name): the unpacked Image header changed") }
-    } catch { fail("kernel \(name): the unpacked data is not an arm64 Image: \(error)") }
+      header = try ArmImageHeader(bytes: UnsafeRawBufferPointer(rebasing: destination[..<produced]), fileSize: UInt64(produced))
+    } catch { throw BootFailure("kernel \(name): the unpacked data is not an arm64 Image: \(error)") }
+    guard header == kernel.header else { throw BootFailure("kernel \(name): the unpacked Image header changed") }
     if kernel.unpacked == nil {
       log("kernel \(name): \(kernel.kind), \(kernel.payload.count) bytes unpacked to \(produced) in \(millisecondsSince(start)) ms")
     }
@@ -242,7 +246,7 @@ struct KernelLoader {
   }
 
   /// Reads /loader/loader.conf and /loader/entries/*.conf and picks the entry to boot.
-  func chooseEntry(_ fat: inout FATVolume<PartitionBlockDevice<VirtioBlockDevice>>) -> BootEntry {
+  func chooseEntry(_ fat: inout EFIVolume) throws(BootFailure) -> BootEntry {
     var configuration = LoaderConfiguration()
     if let file = try? fat.lookup(ByteString.of("/loader/loader.conf")), let text = try? fat.readFile(file) {
       do throws(BootEntryError) { configuration = try LoaderConfiguration(text: text) } catch {
@@ -253,7 +257,7 @@ struct KernelLoader {
     let directory: [FATDirectoryEntry]
     do throws(FATError) {
       directory = try fat.entries(of: try fat.lookup(ByteString.of("/loader/entries")))
-    } catch { fail("/loader/entries: \(error)") }
+    } catch { throw BootFailure("/loader/entries: \(error)") }
     for file in directory where !file.isDirectory && ByteString.hasSuffix(ByteString.lowercased(file.name), ByteString.of(".conf")) {
       let id = Array(file.name.dropLast(5))
       do throws(FATError) {
@@ -265,6 +269,6 @@ struct KernelLoader {
     }
     do throws(BootEntryError) {
       return try BootEntrySelection.choose(entries, configuration: configuration, requested: platform.bootEntry)
-    } catch { fail("no usable boot entry: \(error)") }
+    } catch { throw BootFailure("no usable boot entry: \(error)") }
   }
 }

@@ -80,39 +80,41 @@ public func firmwareMain(dtb: UInt64) {
 
   // 4. Boot: the first disk, in PCI order, whose ESP has something to boot. BLS entries go by the
   // direct path (the fast one), else \EFI\BOOT\BOOTAA64.EFI runs in the UEFI environment;
-  // realm-run's --boot-mode can insist on either.
-  let (chosen, path) = BootManager.choose(disks, mode: platform.bootMode)
-  if path == .efi {
-    EFIBoot.start(platform: platform, deviceTree: blob, disks: disks, bootDisk: chosen) {
-      for d in disks { d.device.reset() }
-      if realm != nil {
-        // Linux expects all RAM to be RIPAS RAM: give the pool back.
-        do throws(RSIError) {
-          try rsi.setRIPAS(base: poolBase, top: poolBase + DMAPool.totalSize, state: RSIConstant.ripasRAM)
-        } catch { fail("RSI failure: \(describe(error))") }
-      }
-    }
+  // realm-run's --boot-mode can insist on either. A failed attempt moves on to the next.
+  let resetDisks = { for d in disks { d.device.reset() } }
+  // Linux expects all RAM to be RIPAS RAM: the pool goes back before it runs.
+  let returnPool = {
+    guard realm != nil else { return }
+    do throws(RSIError) {
+      try rsi.setRIPAS(base: poolBase, top: poolBase + DMAPool.totalSize, state: RSIConstant.ripasRAM)
+    } catch { fail("RSI failure: \(describe(error))") }
   }
-  var device = disks[chosen].device
-  var loader = KernelLoader(tree: tree, platform: platform, bootCounter: bootCounter)
-  loader.boot(device: &device) { loaded in
-    for d in disks { d.device.reset() }
-    if realm != nil {
-      // Measured boot, as edk2 does for a Realm: DTB → REM0, kernel → REM1, command line and
-      // initrd → REM2, each extended with its SHA-256 digest.
-      let measurements = blob.withUnsafeBytes { dtbBytes in
-        MeasuredBoot.measurements(deviceTree: dtbBytes, kernel: loaded.kernel, commandLine: loaded.commandLine,
-                                  initrd: loaded.initrd)
+  BootManager.boot(disks, mode: platform.bootMode) { (chosen, path) throws(BootFailure) -> Never in
+    switch path {
+    case .efi:
+      try EFIBoot.start(platform: platform, deviceTree: blob, disks: disks, bootDisk: chosen) {
+        resetDisks()
+        returnPool()
       }
-      do throws(RSIError) {
-        try MeasuredBoot.extend(measurements, rsi: &rsi) { m in
-          log("REM\(m.rem) extended with \(m.item.name) sha256 " + ByteString.hex(bytes: m.digest))
+    case .bls:
+      var loader = KernelLoader(tree: tree, platform: platform, bootCounter: bootCounter)
+      try loader.boot(disk: disks[chosen]) { loaded in
+        resetDisks()
+        if realm != nil {
+          // Measured boot, as edk2 does for a Realm: DTB → REM0, kernel → REM1, command line and
+          // initrd → REM2, each extended with its SHA-256 digest.
+          let measurements = blob.withUnsafeBytes { dtbBytes in
+            MeasuredBoot.measurements(deviceTree: dtbBytes, kernel: loaded.kernel, commandLine: loaded.commandLine,
+                                      initrd: loaded.initrd)
+          }
+          do throws(RSIError) {
+            try MeasuredBoot.extend(measurements, rsi: &rsi) { m in
+              log("REM\(m.rem) extended with \(m.item.name) sha256 " + ByteString.hex(bytes: m.digest))
+            }
+          } catch { fail("RSI failure: \(describe(error))") }
         }
-      } catch { fail("RSI failure: \(describe(error))") }
-      // Linux expects all RAM to be RIPAS RAM: give the pool back.
-      do throws(RSIError) {
-        try rsi.setRIPAS(base: poolBase, top: poolBase + DMAPool.totalSize, state: RSIConstant.ripasRAM)
-      } catch { fail("RSI failure: \(describe(error))") }
+        returnPool()
+      }
     }
   }
 }

@@ -5,19 +5,21 @@ import FirmwareCore
 /// application `\EFI\BOOT\BOOTAA64.EFI` (shim, GRUB, systemd-boot or a kernel's EFI stub).
 enum EFIBoot {
 
-  /// Sets up the environment, loads and starts the application. Returns only to fail: the
-  /// application returned or could not be loaded.
+  /// Sets up the environment, loads and starts the application. Returns only by throwing, when
+  /// the application could not be loaded or returned before ExitBootServices: the boot manager
+  /// then tries the next disk. An application that returns after ExitBootServices ends the boot.
   static func start(platform: PlatformDescription, deviceTree: [UInt8], disks: [EFIDisk], bootDisk: Int,
-                    beforeExit: @escaping () -> Void) -> Never {
+                    beforeExit: @escaping () -> Void) throws(BootFailure) -> Never {
     var env: EFIEnvironment
     do throws(EFIStatus) {
       env = try environment(platform: platform, beforeExit: beforeExit)
-    } catch { fail("UEFI: setting up memory: \(error)") }
+    } catch { throw BootFailure("UEFI: setting up memory: \(error)") }
 
     // Console, disk and partition handles, and the tables the OS reads.
-    let image: EFIHandle
+    let console: EFIHandle
+    var partitions: [(partition: GPTPartition, handle: EFIHandle, volume: Int?)] = []
     do throws(EFIStatus) {
-      let console = try env.handles.install([
+      console = try env.handles.install([
         EFIProtocolInterface(guid: .simpleTextOutput, interface: address(withUnsafeMutablePointer(to: &fw_efi_con_out) { $0 })),
         EFIProtocolInterface(guid: .simpleTextInput, interface: address(withUnsafeMutablePointer(to: &fw_efi_con_in) { $0 })),
       ])
@@ -33,7 +35,6 @@ enum EFIBoot {
       let window = try env.memory.allocatePages(.anyPages, type: .bootServicesData,
                                                 pages: EFIReadAhead.maximumSectors * 512 / EFIMemoryMap.pageSize)
       env.storage.readAhead.buffer = pointer(window)
-      var partitions: [(partition: GPTPartition, handle: EFIHandle, volume: Int?)] = []
       for (i, disk) in disks.enumerated() {
         let installed = try env.installDisk(disk)
         if i == bootDisk { partitions = installed }
@@ -45,29 +46,39 @@ enum EFIBoot {
       EFIEnvironment.sealHeader(UnsafeMutableRawPointer(withUnsafeMutablePointer(to: &fw_efi_boot_services) { $0 }))
       EFIEnvironment.sealHeader(UnsafeMutableRawPointer(withUnsafeMutablePointer(to: &fw_efi_runtime_services) { $0 }))
       env.refreshSystemTableCRC()
+    } catch { throw BootFailure("UEFI: setting up the environment: \(error)") }
 
-      guard let esp = partitions.first(where: { $0.partition.isEFISystemPartition && $0.volume != nil }),
-            let volume = esp.volume else { fail("UEFI: the EFI system partition is not a FAT volume") }
-      let file: UInt64
-      do throws(EFIStatus) { file = try env.openFile(volume: volume, path: BootManager.removableMediaPath) } catch {
-        fail("UEFI: reading \\EFI\\BOOT\\BOOTAA64.EFI: \(error)")
-      }
-      let index = try env.fileIndex(pointer(file))
-      let opened = env.storage.files[index]
-      let filePath = EFIDevicePath(nodes: [.filePath(fatPath: BootManager.removableMediaPath)])
-      let partitionPath = try devicePath(at: UnsafeRawPointer(pointer(try env.handles.interface(.devicePath, on: esp.handle))))
-      do throws(EFIStatus) {
-        image = try env.loadImage(UnsafeRawBufferPointer(start: pointer(opened.contents), count: Int(opened.entry?.size ?? 0)),
-                                  parent: console, device: esp.handle, filePath: filePath,
-                                  fullPath: partitionPath.appending(filePath))
-      } catch { fail("UEFI: \\EFI\\BOOT\\BOOTAA64.EFI is not a loadable AArch64 EFI application (\(error))") }
-      env.closeFile(index)
-    } catch { fail("UEFI: setting up the environment: \(error)") }
+    // The application, read through the Simple File System the loader itself will use.
+    guard let esp = partitions.first(where: { $0.partition.isEFISystemPartition && $0.volume != nil }),
+          let volume = esp.volume else { throw BootFailure("UEFI: the EFI system partition is not a FAT volume") }
+    let file: UInt64
+    do throws(EFIStatus) { file = try env.openFile(volume: volume, path: BootManager.removableMediaPath) } catch {
+      throw BootFailure("UEFI: reading \\EFI\\BOOT\\BOOTAA64.EFI: \(error)")
+    }
+    let index: Int
+    let partitionPath: EFIDevicePath
+    do throws(EFIStatus) {
+      index = try env.fileIndex(pointer(file))
+      partitionPath = try devicePath(at: UnsafeRawPointer(pointer(try env.handles.interface(.devicePath, on: esp.handle))))
+    } catch { throw BootFailure("UEFI: setting up the environment: \(error)") }
+    let opened = env.storage.files[index]
+    let filePath = EFIDevicePath(nodes: [.filePath(fatPath: BootManager.removableMediaPath)])
+    let image: EFIHandle
+    do throws(EFIStatus) {
+      image = try env.loadImage(UnsafeRawBufferPointer(start: pointer(opened.contents), count: Int(opened.entry?.size ?? 0)),
+                                parent: console, device: esp.handle, filePath: filePath,
+                                fullPath: partitionPath.appending(filePath))
+    } catch { throw BootFailure("UEFI: \\EFI\\BOOT\\BOOTAA64.EFI is not a loadable AArch64 EFI application (\(error))") }
+    env.closeFile(index)
 
     EFIEnvironment.current = env
     log("UEFI: starting \\EFI\\BOOT\\BOOTAA64.EFI")
     let status = efiStartImage(image, nil, nil)
-    fail("UEFI: \\EFI\\BOOT\\BOOTAA64.EFI returned \(EFIStatus(rawValue: status))")
+    let reason = "UEFI: \\EFI\\BOOT\\BOOTAA64.EFI returned \(EFIStatus(rawValue: status))"
+    // After ExitBootServices the devices are reset and the services gone: nothing to go back to.
+    if EFIEnvironment.current?.exitedBootServices ?? true { fail(reason + " after ExitBootServices") }
+    EFIEnvironment.current = nil
+    throw BootFailure(reason)
   }
 
   /// The memory map of this machine: its RAM free, except the firmware itself (its code and
@@ -78,6 +89,7 @@ enum EFIBoot {
   static func environment(platform: PlatformDescription,
                           beforeExit: @escaping () -> Void) throws(EFIStatus) -> EFIEnvironment {
     var map = EFIMemoryMap()
+    systemTable.pointee.number_of_table_entries = 0  // an earlier attempt's tables are gone with it
     let page = EFIMemoryMap.pageSize
     for range in platform.memory {
       let start = (range.base + page - 1) & ~(page - 1)
