@@ -1,10 +1,12 @@
 import FirmwareCore
 
-/// How a disk is booted: its ESP's Boot Loader Specification entries by the direct path, or its
-/// removable-media application in the UEFI environment.
+/// How a disk is booted: its ESP's Boot Loader Specification entries by the direct path, its
+/// removable-media application in the UEFI environment, or (boot mode "efi", no application) its
+/// default BLS entry's kernel through its own EFI stub in the UEFI environment (EFIStubBoot).
 enum BootPath: Equatable {
   case bls
   case efi
+  case efiStub
 }
 
 /// Picks the disk to boot: the first, in PCI order, whose ESP has something the boot mode takes.
@@ -44,12 +46,13 @@ enum BootManager {
       switch mode {
       case .bls where o.bls, .automatic where o.bls: return (i, .bls)
       case .efi where o.efi, .automatic where o.efi: return (i, .efi)
+      case .efi where o.bls: return (i, .efiStub)
       default: break
       }
       let lacking: String
       switch mode {
       case .bls: lacking = "no /loader/entries/*.conf"
-      case .efi: lacking = "no \\EFI\\BOOT\\BOOTAA64.EFI"
+      case .efi: lacking = "no \\EFI\\BOOT\\BOOTAA64.EFI and no /loader/entries/*.conf"
       case .automatic: lacking = "no /loader/entries/*.conf and no \\EFI\\BOOT\\BOOTAA64.EFI"
       }
       reasons.append((disks.count > 1 ? "disk \(disk.name): " : "") + (o.problem ?? lacking))

@@ -62,7 +62,7 @@ struct KernelLoader {
       fat = try FATVolume(device: PartitionBlockDevice(base: device, partition: esp))
     } catch { fail("EFI system partition: \(error)") }
 
-    let entry = chooseEntry(&fat)
+    let entry = KernelLoader.chooseEntry(&fat, requested: platform.bootEntry)
     let kernelFile: FATDirectoryEntry
     var initrdFiles: [FATDirectoryEntry] = []
     do throws(FATError) {
@@ -95,9 +95,7 @@ struct KernelLoader {
     }
 
     // Command line and DT edits (sizes do not depend on the addresses filled in later).
-    let existing = platform.bootArguments
-    var bootargs = entry.options
-    if !existing.isEmpty { bootargs += bootargs.isEmpty ? existing : [32] + existing }
+    let bootargs = entry.commandLine(appending: platform.bootArguments)
     let estimate = editedTree(bootargs: bootargs, initrd: initrdSize > 0 ? (0, 0) : nil).count
     let layout: BootLayout
     do throws(BootLayoutError) {
@@ -241,8 +239,9 @@ struct KernelLoader {
     return t.serialized()
   }
 
-  /// Reads /loader/loader.conf and /loader/entries/*.conf and picks the entry to boot.
-  func chooseEntry(_ fat: inout FATVolume<PartitionBlockDevice<VirtioBlockDevice>>) -> BootEntry {
+  /// Reads /loader/loader.conf and /loader/entries/*.conf and picks the entry to boot (the
+  /// direct path's and EFIStubBoot's).
+  static func chooseEntry<Device: BlockDevice>(_ fat: inout FATVolume<Device>, requested: [UInt8]?) -> BootEntry {
     var configuration = LoaderConfiguration()
     if let file = try? fat.lookup(ByteString.of("/loader/loader.conf")), let text = try? fat.readFile(file) {
       do throws(BootEntryError) { configuration = try LoaderConfiguration(text: text) } catch {
@@ -264,7 +263,7 @@ struct KernelLoader {
       } catch { log("cannot read \(ByteString.string(file.name)): \(error)") }
     }
     do throws(BootEntryError) {
-      return try BootEntrySelection.choose(entries, configuration: configuration, requested: platform.bootEntry)
+      return try BootEntrySelection.choose(entries, configuration: configuration, requested: requested)
     } catch { fail("no usable boot entry: \(error)") }
   }
 }

@@ -82,8 +82,8 @@ public func firmwareMain(dtb: UInt64) {
   // direct path (the fast one), else \EFI\BOOT\BOOTAA64.EFI runs in the UEFI environment;
   // realm-run's --boot-mode can insist on either.
   let (chosen, path) = BootManager.choose(disks, mode: platform.bootMode)
-  if path == .efi {
-    EFIBoot.start(platform: platform, deviceTree: blob, disks: disks, bootDisk: chosen) {
+  if path != .bls {
+    EFIBoot.start(platform: platform, deviceTree: blob, disks: disks, bootDisk: chosen, path: path) {
       for d in disks { d.device.reset() }
       if realm != nil {
         // Linux expects all RAM to be RIPAS RAM: give the pool back.

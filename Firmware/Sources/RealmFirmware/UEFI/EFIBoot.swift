@@ -2,13 +2,14 @@ import FirmwareSupport
 import FirmwareCore
 
 /// The UEFI boot path: an EFI environment over this machine, then the ESP's removable-media
-/// application `\EFI\BOOT\BOOTAA64.EFI` (shim, GRUB, systemd-boot or a kernel's EFI stub).
+/// application `\EFI\BOOT\BOOTAA64.EFI` (shim, GRUB, systemd-boot or a kernel's EFI stub), or
+/// for `.efiStub` the default BLS entry's kernel (EFIStubBoot).
 enum EFIBoot {
 
   /// Sets up the environment, loads and starts the application. Returns only to fail: the
   /// application returned or could not be loaded.
   static func start(platform: PlatformDescription, deviceTree: [UInt8], disks: [EFIDisk], bootDisk: Int,
-                    beforeExit: @escaping () -> Void) -> Never {
+                    path: BootPath = .efi, beforeExit: @escaping () -> Void) -> Never {
     var env: EFIEnvironment
     do throws(EFIStatus) {
       env = try environment(platform: platform, beforeExit: beforeExit)
@@ -16,6 +17,7 @@ enum EFIBoot {
 
     // Console, disk and partition handles, and the tables the OS reads.
     let image: EFIHandle
+    var name = "\\EFI\\BOOT\\BOOTAA64.EFI"
     do throws(EFIStatus) {
       let console = try env.handles.install([
         EFIProtocolInterface(guid: .simpleTextOutput, interface: address(withUnsafeMutablePointer(to: &fw_efi_con_out) { $0 })),
@@ -48,6 +50,11 @@ enum EFIBoot {
 
       guard let esp = partitions.first(where: { $0.partition.isEFISystemPartition && $0.volume != nil }),
             let volume = esp.volume else { fail("UEFI: the EFI system partition is not a FAT volume") }
+      if path == .efiStub {
+        let partitionPath = try devicePath(at: UnsafeRawPointer(pointer(try env.handles.interface(.devicePath, on: esp.handle))))
+        (image, name) = try EFIStubBoot.load(&env, platform: platform, volume: volume, partition: esp.handle,
+                                             partitionPath: partitionPath, parent: console)
+      } else {
       let file: UInt64
       do throws(EFIStatus) { file = try env.openFile(volume: volume, path: BootManager.removableMediaPath) } catch {
         fail("UEFI: reading \\EFI\\BOOT\\BOOTAA64.EFI: \(error)")
@@ -62,12 +69,13 @@ enum EFIBoot {
                                   fullPath: partitionPath.appending(filePath))
       } catch { fail("UEFI: \\EFI\\BOOT\\BOOTAA64.EFI is not a loadable AArch64 EFI application (\(error))") }
       env.closeFile(index)
+      }
     } catch { fail("UEFI: setting up the environment: \(error)") }
 
     EFIEnvironment.current = env
-    log("UEFI: starting \\EFI\\BOOT\\BOOTAA64.EFI")
+    log("UEFI: starting \(name)")
     let status = efiStartImage(image, nil, nil)
-    fail("UEFI: \\EFI\\BOOT\\BOOTAA64.EFI returned \(EFIStatus(rawValue: status))")
+    fail("UEFI: \(name) returned \(EFIStatus(rawValue: status))")
   }
 
   /// The memory map of this machine: its RAM free, except the firmware itself (its code and
