@@ -18,12 +18,23 @@ public struct DiskIORange: Equatable {
     public var count: UInt64
     /// Where they go in the caller's buffer.
     public var bufferOffset: UInt64
+    public init(lba: UInt64, offsetInBlock: UInt64, count: UInt64, bufferOffset: UInt64) {
+      self.lba = lba
+      self.offsetInBlock = offsetInBlock
+      self.count = count
+      self.bufferOffset = bufferOffset
+    }
   }
   /// Whole blocks read straight into the caller's buffer.
   public struct Whole: Equatable {
     public var lba: UInt64
     public var blocks: UInt64
     public var bufferOffset: UInt64
+    public init(lba: UInt64, blocks: UInt64, bufferOffset: UInt64) {
+      self.lba = lba
+      self.blocks = blocks
+      self.bufferOffset = bufferOffset
+    }
   }
 
   /// The partial first block (nil when the range starts on a block boundary).
@@ -31,6 +42,12 @@ public struct DiskIORange: Equatable {
   public var whole: Whole?
   /// The partial last block (nil when the range ends on a block boundary or inside `head`).
   public var tail: Partial?
+
+  public init(head: Partial?, whole: Whole?, tail: Partial?) {
+    self.head = head
+    self.whole = whole
+    self.tail = tail
+  }
 
   /// Splits `length` bytes at byte `offset` of a medium of `mediaBlocks` blocks of `blockSize`
   /// bytes. A zero length is an empty plan (nothing to read), wherever it is.
