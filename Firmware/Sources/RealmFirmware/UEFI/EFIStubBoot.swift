@@ -40,7 +40,6 @@ enum EFIStubBoot {
     let index = try env.fileIndex(pointer(file))
     let opened = env.storage.files[index]
     defer { env.closeFile(index) }
-    guard !opened.isDirectory else { fail("UEFI: \(name) is a directory") }
     let filePath = EFIDevicePath(nodes: [.filePath(fatPath: entry.linux)])
     let image: EFIHandle
     do throws(EFIStatus) {
@@ -66,7 +65,7 @@ enum EFIStubBoot {
         EFIProtocolInterface(guid: .loadFile2, interface: address(withUnsafeMutablePointer(to: &fw_efi_initrd_load_file2) { $0 })),
       ])
     }
-    log("UEFI: entry \(ByteString.string(entry.title)): \(name) through its EFI stub, initrd \(initrd.size) bytes by LoadFile2")
+    log("UEFI: \(name) through its EFI stub, initrd \(initrd.size) bytes by LoadFile2")
     return (image, name)
   }
 }
