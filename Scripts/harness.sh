@@ -266,7 +266,24 @@ exec switch_root /newroot /sbin/init' "${mods[@]}"
 tiny_efi_app() {
   local out=$1 off=0x200 w; shift
   [ $# -ge 1 ] && [ $# -le 128 ] || die "tiny_efi_app: 1 to 128 instruction words"
-  head -c 1024 /dev/zero > "$out"
+  tiny_efi_headers "$out" 0x200 0x60000020
+  for w in "$@"; do poke_le "$out" $((off)) 4 "$w"; off=$((off + 4)); done
+}
+
+# tiny_efi_app_blob OUT CODE: the same around a flat position-independent code blob (entry at its
+# first byte, no relocations), in one section as large as the blob and writable too (its variables).
+tiny_efi_app_blob() {
+  local out=$1 code=$2 size
+  size=$(( ($(stat -c %s "$code") + 0x1FF) & ~0x1FF ))
+  tiny_efi_headers "$out" "$size" 0xE0000020
+  dd if="$code" of="$out" bs=512 seek=1 conv=notrunc status=none
+}
+
+# tiny_efi_headers OUT SIZE FLAGS: the headers of tiny_efi_app's images, for a section of SIZE bytes
+# (a multiple of 0x200) with section flags FLAGS; OUT is the headers and the section, zero-filled.
+tiny_efi_headers() {
+  local out=$1 size=$2 flags=$3
+  head -c $((0x200 + size)) /dev/zero > "$out"
   poke_le "$out" 0 2 0x5A4D                      # "MZ"
   poke_le "$out" $((0x3C)) 4 0x40                # e_lfanew
   poke_le "$out" $((0x40)) 4 0x00004550          # "PE\0\0"
@@ -275,20 +292,19 @@ tiny_efi_app() {
   poke_le "$out" $((0x54)) 2 240                 #   SizeOfOptionalHeader: 112 + 16 directories
   poke_le "$out" $((0x56)) 2 0x0022              #   EXECUTABLE_IMAGE | LARGE_ADDRESS_AWARE
   poke_le "$out" $((0x58)) 2 0x020B              # optional header (0x58): PE32+
-  poke_le "$out" $((0x58 + 4)) 4 0x200           #   SizeOfCode
+  poke_le "$out" $((0x58 + 4)) 4 "$size"         #   SizeOfCode
   poke_le "$out" $((0x58 + 16)) 4 0x1000         #   AddressOfEntryPoint
   poke_le "$out" $((0x58 + 20)) 4 0x1000         #   BaseOfCode
   poke_le "$out" $((0x58 + 32)) 4 0x1000         #   SectionAlignment
   poke_le "$out" $((0x58 + 36)) 4 0x200          #   FileAlignment
-  poke_le "$out" $((0x58 + 56)) 4 0x2000         #   SizeOfImage
+  poke_le "$out" $((0x58 + 56)) 4 $((0x1000 + ((size + 0xFFF) & ~0xFFF)))  #   SizeOfImage
   poke_le "$out" $((0x58 + 60)) 4 0x200          #   SizeOfHeaders
   poke_le "$out" $((0x58 + 68)) 2 10             #   Subsystem: EFI application
   poke_le "$out" $((0x58 + 108)) 4 16            #   NumberOfRvaAndSizes
   printf '.text' | dd of="$out" bs=1 seek=$((0x148)) conv=notrunc status=none   # section table (0x148)
-  poke_le "$out" $((0x148 + 8)) 4 0x200          #   VirtualSize
+  poke_le "$out" $((0x148 + 8)) 4 "$size"        #   VirtualSize
   poke_le "$out" $((0x148 + 12)) 4 0x1000        #   VirtualAddress
-  poke_le "$out" $((0x148 + 16)) 4 0x200         #   SizeOfRawData
+  poke_le "$out" $((0x148 + 16)) 4 "$size"       #   SizeOfRawData
   poke_le "$out" $((0x148 + 20)) 4 0x200         #   PointerToRawData
-  poke_le "$out" $((0x148 + 36)) 4 0x60000020    # CODE | MEM_EXECUTE | MEM_READ
-  for w in "$@"; do poke_le "$out" $((off)) 4 "$w"; off=$((off + 4)); done
+  poke_le "$out" $((0x148 + 36)) 4 "$flags"      # CODE | MEM_EXECUTE | MEM_READ (| MEM_WRITE)
 }

@@ -124,3 +124,21 @@ import FirmwareCore
     }
   }
 }
+
+@Suite struct BootEntryCommandLineTests {
+  @Test func optionsThenTheMachinesBootArguments() throws {
+    var e = try BootEntry(id: Array("e".utf8), text: Array("linux /vmlinuz\noptions root=/dev/vda2 ro\n".utf8))
+    #expect(e.commandLine(appending: []) == Array("root=/dev/vda2 ro".utf8))
+    #expect(e.commandLine(appending: Array("console=ttyAMA0".utf8)) == Array("root=/dev/vda2 ro console=ttyAMA0".utf8))
+    e.options = []
+    #expect(e.commandLine(appending: Array("console=ttyAMA0".utf8)) == Array("console=ttyAMA0".utf8))
+    #expect(e.commandLine(appending: []).isEmpty)
+  }
+
+  @Test func ucs2FromUTF8() {
+    #expect(ByteString.ucs2(fromUTF8: Array("root=/dev/vda2 é€".utf8)) == Array("root=/dev/vda2 é€".utf16))
+    // Beyond the BMP, a stray continuation byte, a cut sequence: U+FFFD each.
+    #expect(ByteString.ucs2(fromUTF8: Array("a😀b".utf8)) == [0x61, 0xFFFD, 0x62])
+    #expect(ByteString.ucs2(fromUTF8: [0x80, 0x61, 0xE2, 0x82]) == [0xFFFD, 0x61, 0xFFFD])
+  }
+}

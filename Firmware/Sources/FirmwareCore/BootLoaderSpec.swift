@@ -39,6 +39,13 @@ public struct BootEntry: Equatable {
     if title.isEmpty { title = id }
   }
 
+  /// The kernel command line to boot this entry with: its options, then `bootArguments`
+  /// (the machine's /chosen/bootargs) after a space, as the direct path and the EFI stub path pass it.
+  public func commandLine(appending bootArguments: [UInt8]) -> [UInt8] {
+    if bootArguments.isEmpty { return options }
+    return options.isEmpty ? bootArguments : options + [32] + bootArguments
+  }
+
   /// Splits text into (line number, key, value) triples.
   static func keyValueLines(_ text: [UInt8]) throws(BootEntryError) -> [(Int, (key: [UInt8], value: [UInt8]))] {
     var result: [(Int, (key: [UInt8], value: [UInt8]))] = []

@@ -78,6 +78,28 @@ public enum ByteString {
     s.withUTF8Buffer { Array($0) }
   }
 
+  /// UTF-8 as UCS-2 code units (file paths, load options). Characters outside the BMP (which
+  /// UCS-2 cannot carry), stray continuation bytes and cut sequences become U+FFFD.
+  public static func ucs2(fromUTF8 utf8: [UInt8]) -> [UInt16] {
+    var units: [UInt16] = []
+    units.reserveCapacity(utf8.count)
+    var i = 0
+    while i < utf8.count {
+      let lead = utf8[i]
+      let length = lead >= 0xF0 ? 4 : lead >= 0xE0 ? 3 : lead >= 0xC0 ? 2 : 1
+      var scalar = UInt32(lead >= 0xE0 ? lead & 0x0F : lead >= 0xC0 ? lead & 0x1F : lead)
+      var k = 1
+      while k < length, i + k < utf8.count, utf8[i + k] & 0xC0 == 0x80 {
+        scalar = scalar << 6 | UInt32(utf8[i + k] & 0x3F)
+        k += 1
+      }
+      if (length == 1 && lead >= 0x80) || k < length || length == 4 || scalar > 0xFFFF { scalar = 0xFFFD }
+      units.append(UInt16(scalar))
+      i += k
+    }
+    return units
+  }
+
   /// ASCII lower-casing.
   public static func lowercased(_ b: [UInt8]) -> [UInt8] {
     b.map { ($0 >= 65 && $0 <= 90) ? $0 + 32 : $0 }

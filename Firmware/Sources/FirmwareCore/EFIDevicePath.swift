@@ -40,25 +40,9 @@ public enum EFIDevicePathNode: Equatable, Sendable {
   public static let linuxInitrdMedia = EFIDevicePathNode.mediaVendor(.linuxInitrdMedia, data: [])
 
   /// A FilePath node for a FAT path ("/EFI/debian/shimaa64.efi" or with `\`): `/` becomes `\`,
-  /// UTF-8 becomes UCS-2 (characters outside the BMP become U+FFFD, which UCS-2 cannot carry).
+  /// UTF-8 becomes UCS-2 (`ByteString.ucs2(fromUTF8:)`).
   public static func filePath(fatPath: [UInt8]) -> EFIDevicePathNode {
-    var units: [UInt16] = []
-    var i = 0
-    while i < fatPath.count {
-      let lead = fatPath[i]
-      let length = lead >= 0xF0 ? 4 : lead >= 0xE0 ? 3 : lead >= 0xC0 ? 2 : 1
-      var scalar = UInt32(lead >= 0xE0 ? lead & 0x0F : lead >= 0xC0 ? lead & 0x1F : lead)
-      var k = 1
-      while k < length, i + k < fatPath.count, fatPath[i + k] & 0xC0 == 0x80 {
-        scalar = scalar << 6 | UInt32(fatPath[i + k] & 0x3F)
-        k += 1
-      }
-      // A stray continuation byte, a cut sequence or a character beyond the BMP.
-      if (length == 1 && lead >= 0x80) || k < length || length == 4 || scalar > 0xFFFF { scalar = 0xFFFD }
-      units.append(scalar == 0x2F ? 0x5C : UInt16(scalar))
-      i += k
-    }
-    return .filePath(units)
+    .filePath(ByteString.ucs2(fromUTF8: fatPath).map { $0 == 0x2F ? 0x5C : $0 })
   }
 
   /// The FAT path of a FilePath node: `\` becomes `/`, UCS-2 becomes UTF-8; nil for other nodes.

@@ -58,6 +58,8 @@ extension EFIGUID {
   /// LINUX_EFI_INITRD_MEDIA_GUID: the vendor-media device path node carrying LoadFile2 for the
   /// initrd, and the configuration table the stub publishes it in.
   public static let linuxInitrdMedia = EFIGUID(0x5568e427, 0x68fc, 0x4f3d, (0xac, 0x74, 0xca, 0x55, 0x52, 0x31, 0xcc, 0x68))
+  /// EFI_DISK_IO_PROTOCOL: byte-granular reads over a handle's Block IO.
+  public static let diskIO = EFIGUID(0xce345171, 0xba0b, 0x11d2, (0x8e, 0x4f, 0x00, 0xa0, 0xc9, 0x69, 0x72, 0x3b))
   /// EFI_RNG_PROTOCOL.
   public static let rng = EFIGUID(0x3152bca5, 0xeade, 0x433d, (0x86, 0x2e, 0xc0, 0x1c, 0xdc, 0x29, 0x1f, 0x44))
   /// SHIM_LOCK protocol and shim's variable namespace (MokList, MokSBState, …).

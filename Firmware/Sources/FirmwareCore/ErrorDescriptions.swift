@@ -191,3 +191,13 @@ extension KernelFormatError: CustomStringConvertible {
     }
   }
 }
+
+extension DiskIORangeError: CustomStringConvertible {
+  public var description: String {
+    switch self {
+    case .beyondMedia(let offset, let length, let mediaSize):
+      return "\(length) bytes at offset \(offset) run past the \(mediaSize)-byte media"
+    case .zeroBlockSize: return "block size 0"
+    }
+  }
+}

@@ -40,9 +40,12 @@ SERVICE(efi_file_set_info) SERVICE(efi_file_flush) SERVICE(efi_file_open_ex) SER
 SERVICE(efi_file_write_ex) SERVICE(efi_file_flush_ex) SERVICE(efi_open_volume)
 SERVICE(efi_block_io_reset) SERVICE(efi_block_io_read_blocks) SERVICE(efi_block_io_write_blocks)
 SERVICE(efi_block_io_flush_blocks)
+SERVICE(efi_disk_io_read_disk) SERVICE(efi_disk_io_write_disk)
+SERVICE(efi_initrd_load_file)
 SERVICE(efi_rng_get_info) SERVICE(efi_rng_get_rng)
 
 efi_rng_protocol fw_efi_rng = { efi_rng_get_info, efi_rng_get_rng };
+efi_load_file2_protocol fw_efi_initrd_load_file2 = { efi_initrd_load_file };
 
 void fw_efi_file_init(fw_efi_file *f, uint64_t id) {
   *f = (fw_efi_file){ 0x20000, efi_file_open, efi_file_close, efi_file_delete, efi_file_read, efi_file_write,
@@ -55,6 +58,10 @@ void fw_efi_simple_file_system_init(fw_efi_simple_file_system *fs, uint64_t id) 
 void fw_efi_block_io_init(fw_efi_block_io *b, uint64_t id) {
   *b = (fw_efi_block_io){ 0x20031, &b->media_storage, efi_block_io_reset, efi_block_io_read_blocks,
                           efi_block_io_write_blocks, efi_block_io_flush_blocks, id, {0} };
+}
+
+void fw_efi_disk_io_init(fw_efi_disk_io *d, uint64_t id) {
+  *d = (fw_efi_disk_io){ 0x10000, efi_disk_io_read_disk, efi_disk_io_write_disk, id };
 }
 
 /// Installs the protocols one (GUID, interface) pair at a time through Swift; all or none.

@@ -1,10 +1,12 @@
 import FirmwareCore
 
-/// How a disk is booted: its ESP's Boot Loader Specification entries by the direct path, or its
-/// removable-media application in the UEFI environment.
+/// How a disk is booted: its ESP's Boot Loader Specification entries by the direct path, its
+/// removable-media application in the UEFI environment, or (boot mode "efi", no application) its
+/// default BLS entry's kernel through its own EFI stub in the UEFI environment (EFIStubBoot).
 enum BootPath: Equatable {
   case bls
   case efi
+  case efiStub
 }
 
 /// Picks the disk to boot: the first, in PCI order, whose ESP has something the boot mode takes.
@@ -46,20 +48,21 @@ enum BootManager {
     var reasons: [String] = []
     for (i, disk) in disks.enumerated() {
       let o = offer(disk)
-      let path: BootPath? = o.bls && mode != .efi ? .bls : o.efi && mode != .bls ? .efi : nil
+      // efi mode boots a BLS-only disk's default entry through the kernel's own EFI stub
+      let path: BootPath? = o.bls && mode != .efi ? .bls : o.efi && mode != .bls ? .efi : o.bls && mode == .efi ? .efiStub : nil
       let prefix = disks.count > 1 ? "disk \(disk.name): " : ""
       guard let path else {
         let lacking: String
         switch mode {
         case .bls: lacking = "no /loader/entries/*.conf"
-        case .efi: lacking = "no \\EFI\\BOOT\\BOOTAA64.EFI"
+        case .efi: lacking = "no \\EFI\\BOOT\\BOOTAA64.EFI and no /loader/entries/*.conf"
         case .automatic: lacking = "no /loader/entries/*.conf and no \\EFI\\BOOT\\BOOTAA64.EFI"
         }
         reasons.append(prefix + (o.problem ?? lacking))
         continue
       }
       if let last = reasons.last {
-        log("could not boot (\(last)); trying \(path == .bls ? "the BLS entries" : "\\EFI\\BOOT\\BOOTAA64.EFI") of disk \(disk.name)")
+        log("could not boot (\(last)); trying \(path == .bls ? "the BLS entries" : path == .efi ? "\\EFI\\BOOT\\BOOTAA64.EFI" : "the BLS entry's EFI stub") of disk \(disk.name)")
       }
       do throws(BootFailure) { try attempt(i, path) } catch { reasons.append(prefix + error.reason) }
     }

@@ -66,7 +66,7 @@ struct KernelLoader {
       fat = try EFIVolume(device: PartitionBlockDevice(base: device, partition: esp))
     } catch { throw BootFailure("EFI system partition: \(error)") }
 
-    let entry = try chooseEntry(&fat)
+    let entry = try KernelLoader.chooseEntry(&fat, requested: platform.bootEntry)
     let kernelFile: FATDirectoryEntry
     var initrdFiles: [FATDirectoryEntry] = []
     do throws(FATError) {
@@ -99,9 +99,7 @@ struct KernelLoader {
     }
 
     // Command line and DT edits (sizes do not depend on the addresses filled in later).
-    let existing = platform.bootArguments
-    var bootargs = entry.options
-    if !existing.isEmpty { bootargs += bootargs.isEmpty ? existing : [32] + existing }
+    let bootargs = entry.commandLine(appending: platform.bootArguments)
     let estimate = editedTree(bootargs: bootargs, initrd: initrdSize > 0 ? (0, 0) : nil).count
     let layout: BootLayout
     do throws(BootLayoutError) {
@@ -245,8 +243,9 @@ struct KernelLoader {
     return t.serialized()
   }
 
-  /// Reads /loader/loader.conf and /loader/entries/*.conf and picks the entry to boot.
-  func chooseEntry(_ fat: inout EFIVolume) throws(BootFailure) -> BootEntry {
+  /// Reads /loader/loader.conf and /loader/entries/*.conf and picks the entry to boot (the
+  /// direct path's and EFIStubBoot's).
+  static func chooseEntry(_ fat: inout EFIVolume, requested: [UInt8]?) throws(BootFailure) -> BootEntry {
     var configuration = LoaderConfiguration()
     if let file = try? fat.lookup(ByteString.of("/loader/loader.conf")), let text = try? fat.readFile(file) {
       do throws(BootEntryError) { configuration = try LoaderConfiguration(text: text) } catch {
@@ -268,7 +267,7 @@ struct KernelLoader {
       } catch { log("cannot read \(ByteString.string(file.name)): \(error)") }
     }
     do throws(BootEntryError) {
-      return try BootEntrySelection.choose(entries, configuration: configuration, requested: platform.bootEntry)
+      return try BootEntrySelection.choose(entries, configuration: configuration, requested: requested)
     } catch { throw BootFailure("no usable boot entry: \(error)") }
   }
 }

@@ -91,8 +91,8 @@ public func firmwareMain(dtb: UInt64) {
   }
   BootManager.boot(disks, mode: platform.bootMode) { (chosen, path) throws(BootFailure) -> Never in
     switch path {
-    case .efi:
-      try EFIBoot.start(platform: platform, deviceTree: blob, disks: disks, bootDisk: chosen) {
+    case .efi, .efiStub:
+      try EFIBoot.start(platform: platform, deviceTree: blob, disks: disks, bootDisk: chosen, path: path) {
         resetDisks()
         returnPool()
       }

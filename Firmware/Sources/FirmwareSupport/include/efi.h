@@ -118,6 +118,16 @@ typedef struct {
   uint64_t id;
   efi_block_io_media media_storage;
 } fw_efi_block_io;
+/// EFI_DISK_IO_PROTOCOL (revision 1), over the Block IO device `id` of the same handle.
+typedef struct {
+  uint64_t revision;
+  void *read_disk, *write_disk;
+  uint64_t id;
+} fw_efi_disk_io;
+/// EFI_LOAD_FILE2_PROTOCOL: the initrd of the entry the firmware boots through the kernel's EFI
+/// stub, on the handle whose device path is VenMedia(LINUX_EFI_INITRD_MEDIA_GUID).
+typedef struct { void *load_file; } efi_load_file2_protocol;
+extern efi_load_file2_protocol fw_efi_initrd_load_file2;
 /// EFI_RNG_PROTOCOL, installed when the CPU has RNDR.
 typedef struct { void *get_info, *get_rng; } efi_rng_protocol;
 extern efi_rng_protocol fw_efi_rng;
@@ -126,6 +136,7 @@ extern efi_rng_protocol fw_efi_rng;
 void fw_efi_file_init(fw_efi_file *file, uint64_t id);
 void fw_efi_simple_file_system_init(fw_efi_simple_file_system *fs, uint64_t id);
 void fw_efi_block_io_init(fw_efi_block_io *block_io, uint64_t id);
+void fw_efi_disk_io_init(fw_efi_disk_io *disk_io, uint64_t id);
 
 /// The tables (efi.c). Swift fills the dynamic fields and the header CRCs.
 extern efi_system_table fw_efi_system_table;

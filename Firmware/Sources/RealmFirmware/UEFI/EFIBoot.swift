@@ -2,14 +2,15 @@ import FirmwareSupport
 import FirmwareCore
 
 /// The UEFI boot path: an EFI environment over this machine, then the ESP's removable-media
-/// application `\EFI\BOOT\BOOTAA64.EFI` (shim, GRUB, systemd-boot or a kernel's EFI stub).
+/// application `\EFI\BOOT\BOOTAA64.EFI` (shim, GRUB, systemd-boot or a kernel's EFI stub), or
+/// for `.efiStub` the default BLS entry's kernel (EFIStubBoot).
 enum EFIBoot {
 
   /// Sets up the environment, loads and starts the application. Returns only by throwing, when
   /// the application could not be loaded or returned before ExitBootServices: the boot manager
   /// then tries the next disk. An application that returns after ExitBootServices ends the boot.
   static func start(platform: PlatformDescription, deviceTree: [UInt8], disks: [EFIDisk], bootDisk: Int,
-                    beforeExit: @escaping () -> Void) throws(BootFailure) -> Never {
+                    path: BootPath = .efi, beforeExit: @escaping () -> Void) throws(BootFailure) -> Never {
     var env: EFIEnvironment
     do throws(EFIStatus) {
       env = try environment(platform: platform, beforeExit: beforeExit)
@@ -48,37 +49,53 @@ enum EFIBoot {
       env.refreshSystemTableCRC()
     } catch { throw BootFailure("UEFI: setting up the environment: \(error)") }
 
-    // The application, read through the Simple File System the loader itself will use.
+    // The application (or the BLS entry's kernel), read through the Simple File System the
+    // loader itself will use.
     guard let esp = partitions.first(where: { $0.partition.isEFISystemPartition && $0.volume != nil }),
           let volume = esp.volume else { throw BootFailure("UEFI: the EFI system partition is not a FAT volume") }
+    let partitionPath: EFIDevicePath
+    do throws(EFIStatus) {
+      partitionPath = try devicePath(at: UnsafeRawPointer(pointer(try env.handles.interface(.devicePath, on: esp.handle))))
+    } catch { throw BootFailure("UEFI: setting up the environment: \(error)") }
+    let image: EFIHandle
+    var name = "\\EFI\\BOOT\\BOOTAA64.EFI"
+    if path == .efiStub {
+      (image, name) = try EFIStubBoot.load(&env, platform: platform, volume: volume, partition: esp.handle,
+                                           partitionPath: partitionPath, parent: console)
+    } else {
+      image = try loadRemovableMedia(&env, volume: volume, partition: esp.handle, partitionPath: partitionPath,
+                                     parent: console)
+    }
+
+    EFIEnvironment.current = env
+    log("UEFI: starting \(name)")
+    let status = efiStartImage(image, nil, nil)
+    let reason = "UEFI: \(name) returned \(EFIStatus(rawValue: status))"
+    // After ExitBootServices the devices are reset and the services gone: nothing to go back to.
+    if EFIEnvironment.current?.exitedBootServices ?? true { fail(reason + " after ExitBootServices") }
+    EFIEnvironment.current = nil
+    throw BootFailure(reason)
+  }
+
+  /// Loads `\EFI\BOOT\BOOTAA64.EFI` from the ESP `volume` (on handle `partition`).
+  static func loadRemovableMedia(_ env: inout EFIEnvironment, volume: Int, partition: EFIHandle,
+                                 partitionPath: EFIDevicePath, parent: EFIHandle) throws(BootFailure) -> EFIHandle {
     let file: UInt64
     do throws(EFIStatus) { file = try env.openFile(volume: volume, path: BootManager.removableMediaPath) } catch {
       throw BootFailure("UEFI: reading \\EFI\\BOOT\\BOOTAA64.EFI: \(error)")
     }
     let index: Int
-    let partitionPath: EFIDevicePath
-    do throws(EFIStatus) {
-      index = try env.fileIndex(pointer(file))
-      partitionPath = try devicePath(at: UnsafeRawPointer(pointer(try env.handles.interface(.devicePath, on: esp.handle))))
-    } catch { throw BootFailure("UEFI: setting up the environment: \(error)") }
+    do throws(EFIStatus) { index = try env.fileIndex(pointer(file)) } catch {
+      throw BootFailure("UEFI: reading \\EFI\\BOOT\\BOOTAA64.EFI: \(error)")
+    }
+    defer { env.closeFile(index) }
     let opened = env.storage.files[index]
     let filePath = EFIDevicePath(nodes: [.filePath(fatPath: BootManager.removableMediaPath)])
-    let image: EFIHandle
     do throws(EFIStatus) {
-      image = try env.loadImage(UnsafeRawBufferPointer(start: pointer(opened.contents), count: Int(opened.entry?.size ?? 0)),
-                                parent: console, device: esp.handle, filePath: filePath,
-                                fullPath: partitionPath.appending(filePath))
+      return try env.loadImage(UnsafeRawBufferPointer(start: pointer(opened.contents), count: Int(opened.entry?.size ?? 0)),
+                               parent: parent, device: partition, filePath: filePath,
+                               fullPath: partitionPath.appending(filePath))
     } catch { throw BootFailure("UEFI: \\EFI\\BOOT\\BOOTAA64.EFI is not a loadable AArch64 EFI application (\(error))") }
-    env.closeFile(index)
-
-    EFIEnvironment.current = env
-    log("UEFI: starting \\EFI\\BOOT\\BOOTAA64.EFI")
-    let status = efiStartImage(image, nil, nil)
-    let reason = "UEFI: \\EFI\\BOOT\\BOOTAA64.EFI returned \(EFIStatus(rawValue: status))"
-    // After ExitBootServices the devices are reset and the services gone: nothing to go back to.
-    if EFIEnvironment.current?.exitedBootServices ?? true { fail(reason + " after ExitBootServices") }
-    EFIEnvironment.current = nil
-    throw BootFailure(reason)
   }
 
   /// The memory map of this machine: its RAM free, except the firmware itself (its code and

@@ -11,6 +11,8 @@ struct EFIEnvironment {
   var images: [LoadedEFIImage] = []
   var events = EFIEvents()
   var storage = EFIStorage()
+  /// The initrd of a kernel EFIStubBoot starts, for its LoadFile2 protocol.
+  var initrdMedia: EFIInitrdMedia? = nil
   /// efi.c's configuration table array, which the system table points at.
   let configurationTables = withUnsafeMutablePointer(to: &fw_efi_configuration_tables) {
     UnsafeMutableRawPointer($0).assumingMemoryBound(to: efi_configuration_table.self)

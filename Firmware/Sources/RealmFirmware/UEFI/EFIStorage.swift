@@ -1,8 +1,9 @@
 import FirmwareSupport
 import FirmwareCore
 
-// Block IO on every disk and GPT partition, and the Simple File System (read-only) on FAT
-// partitions: GRUB reads whole disks, shim and systemd-boot read files (UEFI 2.10 §13.4, §13.9).
+// Block IO and Disk IO on every disk and GPT partition, and the Simple File System (read-only) on
+// FAT partitions: GRUB reads whole disks, shim and systemd-boot read files (UEFI 2.10 §13.4,
+// §13.7, §13.9).
 
 /// One virtio-blk disk, shared by everything that reads it: the driver keeps the queue's
 /// state, so there must be exactly one of it.
@@ -96,6 +97,8 @@ struct EFIReadAhead {
 
 struct EFIStorage {
   var readAhead = EFIReadAhead()
+  /// One block, for Disk IO's partial first and last blocks.
+  let bounce = UnsafeMutableRawPointer.allocate(byteCount: 512, alignment: 16)
   var blockDevices: [EFIBlockDevice] = []
   var volumes: [EFIVolume] = []
   var files: [EFIOpenFile] = []
@@ -103,7 +106,7 @@ struct EFIStorage {
 }
 
 extension EFIEnvironment {
-  /// Installs Block IO and a device path for `disk` and each of its GPT partitions, and the
+  /// Installs Block IO, Disk IO and a device path for `disk` and each of its GPT partitions, and the
   /// Simple File System on its FAT ones. Returns each partition's handle and volume, in table order.
   mutating func installDisk(_ disk: EFIDisk) throws(EFIStatus) -> [(partition: GPTPartition, handle: EFIHandle, volume: Int?)] {
     let sectors = disk.device.sectorCount
@@ -144,7 +147,11 @@ extension EFIEnvironment {
     io.pointee.media_storage.io_align = 1
     io.pointee.media_storage.last_block = device.blocks &- 1
     io.pointee.media_storage.logical_blocks_per_physical_block = 1
+    // Disk IO over the same device, as edk2's DiskIoDxe puts on every Block IO handle.
+    let d = try pool.allocate(type: .bootServicesData, size: MemoryLayout<fw_efi_disk_io>.size, in: &memory)
+    fw_efi_disk_io_init(pointer(d)!.assumingMemoryBound(to: fw_efi_disk_io.self), UInt64(storage.blockDevices.count - 1))
     return try handles.install([EFIProtocolInterface(guid: .blockIO, interface: a),
+                                EFIProtocolInterface(guid: .diskIO, interface: d),
                                 EFIProtocolInterface(guid: .devicePath, interface: try poolCopy(path.bytes))])
   }
 
@@ -412,3 +419,38 @@ func efiBlockIOWriteBlocks(_ this: RawPointer?, _ mediaID: UInt32, _ lba: UInt64
 func efiBlockIOReset(_ this: RawPointer?, _ extended: UInt8) -> UInt64 { EFIStatus.success.rawValue }
 @_cdecl("efi_block_io_flush_blocks")
 func efiBlockIOFlushBlocks(_ this: RawPointer?) -> UInt64 { EFIStatus.success.rawValue }
+
+// MARK: Disk IO
+
+@_cdecl("efi_disk_io_read_disk")
+func efiDiskIOReadDisk(_ this: RawPointer?, _ mediaID: UInt32, _ offset: UInt64, _ size: UInt64, _ buffer: RawPointer?) -> UInt64 {
+  efiService { env throws(EFIStatus) in
+    guard let this else { throw .invalidParameter }
+    let id = Int(this.assumingMemoryBound(to: fw_efi_disk_io.self).pointee.id)
+    guard id < env.storage.blockDevices.count else { throw .invalidParameter }
+    guard mediaID == 0 else { throw .mediaChanged }
+    let device = env.storage.blockDevices[id]
+    let range: DiskIORange
+    do throws(DiskIORangeError) {
+      range = try DiskIORange(offset: offset, length: size, blockSize: 512, mediaBlocks: device.blocks)
+    } catch { throw .invalidParameter }
+    guard !range.isEmpty else { return }
+    guard let buffer else { throw .invalidParameter }
+    do throws(BlockDeviceError) {
+      if let whole = range.whole {
+        try env.storage.readAhead.read(device.disk, lba: device.firstLBA + whole.lba, count: whole.blocks,
+                                       into: buffer + Int(whole.bufferOffset))
+      }
+      for case let part? in [range.head, range.tail] {
+        try env.storage.readAhead.read(device.disk, lba: device.firstLBA + part.lba, count: 1, into: env.storage.bounce)
+        (buffer + Int(part.bufferOffset)).copyMemory(from: env.storage.bounce + Int(part.offsetInBlock),
+                                                     byteCount: Int(part.count))
+      }
+    } catch { throw .deviceError }
+  }
+}
+
+@_cdecl("efi_disk_io_write_disk")
+func efiDiskIOWriteDisk(_ this: RawPointer?, _ mediaID: UInt32, _ offset: UInt64, _ size: UInt64, _ buffer: RawPointer?) -> UInt64 {
+  EFIStatus.writeProtected.rawValue
+}
