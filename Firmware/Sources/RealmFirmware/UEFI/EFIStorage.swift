@@ -392,15 +392,21 @@ extension EFIEnvironment {
 
 // MARK: Block IO
 
+extension EFIStorage {
+  /// The Block IO instance a Block IO or Disk IO protocol structure names (its `id`), for a
+  /// caller's MediaId (always 0: the media never change).
+  func blockDevice(_ id: UInt64?, mediaID: UInt32) throws(EFIStatus) -> EFIBlockDevice {
+    guard let id, id < UInt64(blockDevices.count) else { throw .invalidParameter }
+    guard mediaID == 0 else { throw .mediaChanged }
+    return blockDevices[Int(id)]
+  }
+}
+
 @_cdecl("efi_block_io_read_blocks")
 func efiBlockIOReadBlocks(_ this: RawPointer?, _ mediaID: UInt32, _ lba: UInt64, _ size: UInt64, _ buffer: RawPointer?) -> UInt64 {
   efiService { env throws(EFIStatus) in
-    guard let this else { throw .invalidParameter }
-    let id = Int(this.assumingMemoryBound(to: fw_efi_block_io.self).pointee.id)
-    guard id < env.storage.blockDevices.count else { throw .invalidParameter }
-    guard mediaID == 0 else { throw .mediaChanged }
+    let device = try env.storage.blockDevice(this?.assumingMemoryBound(to: fw_efi_block_io.self).pointee.id, mediaID: mediaID)
     guard size % 512 == 0 else { throw .badBufferSize }
-    let device = env.storage.blockDevices[id]
     let count = size / 512
     guard lba <= device.blocks, count <= device.blocks - lba else { throw .invalidParameter }
     guard count > 0 else { return }
@@ -425,11 +431,7 @@ func efiBlockIOFlushBlocks(_ this: RawPointer?) -> UInt64 { EFIStatus.success.ra
 @_cdecl("efi_disk_io_read_disk")
 func efiDiskIOReadDisk(_ this: RawPointer?, _ mediaID: UInt32, _ offset: UInt64, _ size: UInt64, _ buffer: RawPointer?) -> UInt64 {
   efiService { env throws(EFIStatus) in
-    guard let this else { throw .invalidParameter }
-    let id = Int(this.assumingMemoryBound(to: fw_efi_disk_io.self).pointee.id)
-    guard id < env.storage.blockDevices.count else { throw .invalidParameter }
-    guard mediaID == 0 else { throw .mediaChanged }
-    let device = env.storage.blockDevices[id]
+    let device = try env.storage.blockDevice(this?.assumingMemoryBound(to: fw_efi_disk_io.self).pointee.id, mediaID: mediaID)
     let range: DiskIORange
     do throws(DiskIORangeError) {
       range = try DiskIORange(offset: offset, length: size, blockSize: 512, mediaBlocks: device.blocks)
