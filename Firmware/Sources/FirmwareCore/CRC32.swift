@@ -44,6 +44,17 @@ public enum CRC32 {
     }
   }
 
+  /// The CRC-32 of `bytes`, bit by bit, without the table: for the firmware's runtime
+  /// services, which must not read the heap the table lives in (the OS owns it by then).
+  public static func checksumWithoutTable(_ bytes: UnsafeRawBufferPointer) -> UInt32 {
+    var c: UInt32 = 0xFFFF_FFFF
+    for byte in bytes {
+      c ^= UInt32(byte)
+      for _ in 0..<8 { c = (c >> 1) ^ (0xEDB8_8320 & (0 &- (c & 1))) }
+    }
+    return ~c
+  }
+
   /// Eight 256-entry tables: `table[k * 256 + b]` is the CRC of byte `b` followed by `k` zero bytes.
   static let table: [UInt32] = {
     var t = [UInt32](repeating: 0, count: 8 * 256)

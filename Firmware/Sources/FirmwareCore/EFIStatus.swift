@@ -27,6 +27,7 @@ public struct EFIStatus: Error, Equatable, Hashable, Sendable, CustomStringConve
   public static let mediaChanged = error(13)
   public static let notFound = error(14)
   public static let accessDenied = error(15)
+  public static let noMapping = error(17)
   public static let timeout = error(18)
   public static let alreadyStarted = error(20)
   public static let aborted = error(21)
@@ -51,6 +52,7 @@ public struct EFIStatus: Error, Equatable, Hashable, Sendable, CustomStringConve
     case .mediaChanged: return "EFI_MEDIA_CHANGED"
     case .notFound: return "EFI_NOT_FOUND"
     case .accessDenied: return "EFI_ACCESS_DENIED"
+    case .noMapping: return "EFI_NO_MAPPING"
     case .timeout: return "EFI_TIMEOUT"
     case .alreadyStarted: return "EFI_ALREADY_STARTED"
     case .aborted: return "EFI_ABORTED"

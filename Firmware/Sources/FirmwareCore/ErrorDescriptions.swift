@@ -201,3 +201,15 @@ extension DiskIORangeError: CustomStringConvertible {
     }
   }
 }
+
+extension RuntimeAddressMapError: CustomStringConvertible {
+  public var description: String {
+    switch self {
+    case .version(let v): return "memory descriptor version \(v) unsupported"
+    case .descriptorSize(let s): return "memory descriptor size \(s) invalid"
+    case .mapSize(let s): return "memory map size \(s) is not a whole number of descriptors"
+    case .tooManyDescriptors(let n): return "memory map of \(n) descriptors is too long"
+    case .badRegion(let i): return "runtime descriptor \(i) is unaligned or wraps past 2^64"
+    }
+  }
+}

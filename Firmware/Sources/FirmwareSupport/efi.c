@@ -1,11 +1,14 @@
 // The UEFI tables (efi.h), filled with the Swift services (@_cdecl "efi_*", RealmFirmware/UEFI)
 // in the specification's order, and the services C expresses better: the variadic
-// Install/UninstallMultipleProtocolInterfaces.
+// Install/UninstallMultipleProtocolInterfaces, and the runtime services the OS calls after
+// ExitBootServices (ResetSystem, SetVirtualAddressMap, ConvertPointer).
 #include <stdarg.h>
 #include "efi.h"
+#include "FirmwareSupport.h"
 
 #define EFI_UNSUPPORTED 0x8000000000000003ull
 #define EFI_INVALID_PARAMETER 0x8000000000000002ull
+#define EFI_NOT_FOUND 0x800000000000000Eull
 #define SERVICE(name) extern void name(void);
 // Boot services.
 SERVICE(efi_raise_tpl) SERVICE(efi_restore_tpl)
@@ -24,10 +27,9 @@ SERVICE(efi_protocols_per_handle) SERVICE(efi_locate_handle_buffer) SERVICE(efi_
 SERVICE(efi_calculate_crc32) SERVICE(efi_copy_mem) SERVICE(efi_set_mem) SERVICE(efi_create_event_ex)
 // Runtime services.
 SERVICE(efi_get_time) SERVICE(efi_set_time) SERVICE(efi_get_wakeup_time) SERVICE(efi_set_wakeup_time)
-SERVICE(efi_set_virtual_address_map) SERVICE(efi_convert_pointer) SERVICE(efi_get_variable)
+SERVICE(efi_get_variable)
 SERVICE(efi_get_next_variable_name) SERVICE(efi_set_variable) SERVICE(efi_get_next_high_monotonic_count)
-SERVICE(efi_reset_system) SERVICE(efi_update_capsule) SERVICE(efi_query_capsule_capabilities)
-SERVICE(efi_query_variable_info)
+SERVICE(efi_update_capsule) SERVICE(efi_query_capsule_capabilities) SERVICE(efi_query_variable_info)
 // Console.
 SERVICE(efi_con_out_reset) SERVICE(efi_con_out_output_string) SERVICE(efi_con_out_test_string)
 SERVICE(efi_con_out_query_mode) SERVICE(efi_con_out_set_mode) SERVICE(efi_con_out_set_attribute)
@@ -114,6 +116,71 @@ efi_boot_services fw_efi_boot_services = {
   },
 };
 
+// MARK: Runtime services after ExitBootServices.
+// The OS keeps the firmware image mapped (runtime memory) and nothing else of it: its stack and
+// heap, where Swift's objects live, are boot-services memory the OS takes back, and the UART is
+// not in the OS's runtime mapping (in a Realm it is the shared alias). So what runs after
+// ExitBootServices is this C, which touches only the image: its statics (PC-relative), PSCI
+// through the saved conduit, and SetVirtualAddressMap's one Swift step, which runs while the
+// firmware's identity map is still the one in use.
+
+/// 0 boot services, 1 after ExitBootServices, 2 after SetVirtualAddressMap.
+static uint32_t runtime_phase;
+/// The firmware's runtime region [start, end) and what SetVirtualAddressMap adds to it.
+static uint64_t runtime_start, runtime_end, runtime_shift;
+
+/// GetTime, the variable services and the rest after ExitBootServices: the variable store
+/// lived in the heap the OS has reclaimed.
+static efi_status efi_rt_unsupported(void) { return EFI_UNSUPPORTED; }
+
+void efi_reset_system(uint32_t type, efi_status status, uint64_t size, void *data) {
+  (void)status; (void)size; (void)data;
+  // EfiResetShutdown (2) powers off; cold, warm and platform-specific resets reset.
+  if (type == 2) fw_system_off();
+  fw_system_reset();
+}
+
+/// SetVirtualAddressMap's checks and conversions (Swift, RealmFirmware/UEFI): returns a status
+/// and, on success, the shift (virtual - physical) of the firmware's runtime region.
+extern efi_status efi_prepare_virtual_address_map(uint64_t map_size, uint64_t descriptor_size, uint32_t version,
+                                                  const void *map, uint64_t *shift);
+
+efi_status efi_set_virtual_address_map(uint64_t map_size, uint64_t descriptor_size, uint32_t version, void *map) {
+  // Once, after ExitBootServices: afterwards the code runs at addresses only the OS maps.
+  if (runtime_phase != 1) return EFI_UNSUPPORTED;
+  uint64_t shift = 0;
+  efi_status status = efi_prepare_virtual_address_map(map_size, descriptor_size, version, map, &shift);
+  if (status) return status;
+  runtime_phase = 2;
+  // Last: from here on, a pointer the image loads is a virtual address, which the identity map
+  // this call runs on does not map.
+  fw_efi_relocate(shift);
+  return 0;
+}
+
+efi_status efi_convert_pointer(uint64_t debug_disposition, void **address) {
+  if (!runtime_end) return EFI_UNSUPPORTED;
+  if (!address) return EFI_INVALID_PARAMETER;
+  uint64_t a = (uint64_t)(uintptr_t)*address;
+  if (!a) return (debug_disposition & 1) ? 0 : EFI_INVALID_PARAMETER;  // EFI_OPTIONAL_PTR
+  if (a < runtime_start || a >= runtime_end) return EFI_NOT_FOUND;
+  *address = (void *)(uintptr_t)(a + runtime_shift);
+  return 0;
+}
+
+void fw_efi_runtime_begin(void) {
+  for (int i = 0; i < 14; i++) {
+    void *f = fw_efi_runtime_services.functions[i];
+    if (f != (void *)efi_set_virtual_address_map && f != (void *)efi_convert_pointer && f != (void *)efi_reset_system)
+      fw_efi_runtime_services.functions[i] = (void *)efi_rt_unsupported;
+  }
+  runtime_phase = 1;
+}
+
+void fw_efi_runtime_set_mapping(uint64_t start, uint64_t end, uint64_t shift) {
+  runtime_start = start; runtime_end = end; runtime_shift = shift;
+}
+
 efi_runtime_services fw_efi_runtime_services = {
   .hdr = { 0x56524553544e5552ull /* "RUNTSERV" */, (2 << 16) | 100, sizeof(efi_runtime_services), 0, 0 },
   .functions = {
@@ -134,9 +201,9 @@ efi_simple_text_output fw_efi_con_out = {
 efi_simple_text_input fw_efi_con_in = { (void *)efi_con_in_reset, (void *)efi_con_in_read_key_stroke, 0 };
 
 efi_configuration_table fw_efi_configuration_tables[FW_EFI_CONFIGURATION_TABLES];
-// No runtime service is usable after ExitBootServices: the kernel then calls none of them (it
-// reboots and powers off through PSCI), and the firmware's RAM can go back to it.
-efi_rt_properties_table fw_efi_rt_properties = { 1, sizeof(efi_rt_properties_table), 0 };
+// What works after ExitBootServices (UEFI 2.10 §4.6): ResetSystem (0x400), SetVirtualAddressMap
+// (0x80) and ConvertPointer (0x100).
+efi_rt_properties_table fw_efi_rt_properties = { 1, sizeof(efi_rt_properties_table), 0x400 | 0x80 | 0x100 };
 
 static uint16_t vendor[] = { 'r', 'e', 'a', 'l', 'm', '-', 'r', 'u', 'n', 0 };
 efi_system_table fw_efi_system_table = {

@@ -75,3 +75,35 @@ fw_sync_icache:
     dsb     ish
     isb
     ret
+
+// void fw_efi_relocate(uint64_t shift): SetVirtualAddressMap's last step. Re-applies the image's
+// R_AARCH64_RELATIVE relocations (start.S applied them at start-up with delta = load - link) with
+// delta + shift, so that code running `shift` bytes away reaches its data. A word whose value is
+// no longer what start-up wrote (a pointer the firmware set or already converted, a field it
+// cleared) is not the relocation's to rewrite. Registers only: no relocated word is loaded.
+    .globl fw_efi_relocate
+fw_efi_relocate:
+    adrp    x1, __image_start
+    add     x1, x1, :lo12:__image_start
+    ldr     x2, =__link_base            // absolute symbol: no relocation on this literal
+    sub     x1, x1, x2                  // start-up delta
+    add     x2, x1, x0                  // new delta
+    adrp    x3, __rela_start
+    add     x3, x3, :lo12:__rela_start
+    adrp    x4, __rela_end
+    add     x4, x4, :lo12:__rela_end
+1:  cmp     x3, x4
+    b.hs    2f
+    ldp     x5, x6, [x3], #24           // r_offset, r_info
+    ldur    x7, [x3, #-8]               // r_addend
+    cmp     w6, #1027                   // R_AARCH64_RELATIVE
+    b.ne    1b
+    add     x5, x5, x1                  // where the word is
+    add     x8, x7, x1                  // what start-up wrote there
+    ldr     x9, [x5]
+    cmp     x9, x8
+    b.ne    1b
+    add     x8, x7, x2
+    str     x8, [x5]
+    b       1b
+2:  ret

@@ -156,6 +156,21 @@ int putchar(int c);
 /// The unload function every loaded image's protocol points at.
 efi_status efi_unload_image(efi_handle image);
 
+/// The runtime services (efi.c), which the OS calls after ExitBootServices.
+efi_status efi_set_virtual_address_map(uint64_t map_size, uint64_t descriptor_size, uint32_t version, void *map);
+efi_status efi_convert_pointer(uint64_t debug_disposition, void **address);
+void efi_reset_system(uint32_t type, efi_status status, uint64_t size, void *data);
+/// ExitBootServices succeeded: the runtime services table keeps ResetSystem,
+/// SetVirtualAddressMap and ConvertPointer; the others answer EFI_UNSUPPORTED (the caller
+/// reseals the table's CRC). SetVirtualAddressMap is accepted from now on, once.
+void fw_efi_runtime_begin(void);
+/// SetVirtualAddressMap's mapping of the firmware's runtime region, for ConvertPointer.
+void fw_efi_runtime_set_mapping(uint64_t start, uint64_t end, uint64_t shift);
+/// Re-applies the image's R_AARCH64_RELATIVE relocations for the image seen `shift` bytes away
+/// (efi_call.S); words changed since start-up (pointers the firmware set or converted itself)
+/// are left alone. Touches no relocated pointer: SetVirtualAddressMap's last step.
+void fw_efi_relocate(uint64_t shift);
+
 /// Calls an image's entry point (x0 = handle, x1 = system table) so that Exit can return to
 /// here from any depth: returns the status the entry returned or Exit passed.
 efi_status fw_efi_start_image(uint64_t entry, efi_handle handle, efi_system_table *table, uint64_t *context);

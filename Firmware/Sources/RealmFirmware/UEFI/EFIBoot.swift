@@ -98,6 +98,12 @@ enum EFIBoot {
     } catch { throw BootFailure("UEFI: \\EFI\\BOOT\\BOOTAA64.EFI is not a loadable AArch64 EFI application (\(error))") }
   }
 
+  /// The firmware's runtime memory: its image's code, data and BSS, 64 KiB-aligned as the Linux
+  /// stub and 64 KiB-page kernels need.
+  static func runtimeRegion() -> (start: UInt64, end: UInt64) {
+    (fw_image_start() & ~0xFFFF, (fw_image_bss_end() + 0xFFFF) & ~0xFFFF)
+  }
+
   /// The memory map of this machine: its RAM free, except the firmware itself (its code and
   /// data stay reserved, as runtime memory, because the system table lives there; its stack
   /// and heap are boot-services data the OS gets back).
@@ -114,9 +120,7 @@ enum EFIBoot {
       guard end > start else { continue }
       try map.describe(start: start, pages: (end - start) / page, type: .conventional, attribute: .writeBack)
     }
-    // Runtime regions are 64 KiB-aligned, as the Linux stub and 64 KiB-page kernels need.
-    let runtimeStart = fw_image_start() & ~0xFFFF
-    let runtimeEnd = (fw_image_bss_end() + 0xFFFF) & ~0xFFFF
+    let (runtimeStart, runtimeEnd) = runtimeRegion()
     try map.describe(start: runtimeStart, pages: (runtimeEnd - runtimeStart) / page, type: .runtimeServicesCode,
                      attribute: [.writeBack, .runtime])
     try map.describe(start: runtimeEnd, pages: (fw_image_end() - runtimeEnd) / page, type: .bootServicesData,

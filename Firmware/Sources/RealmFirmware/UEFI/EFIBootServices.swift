@@ -331,11 +331,17 @@ func efiExitBootServices(_ image: UInt64, _ key: UInt64) -> UInt64 {
   for event in notifications {
     unsafeBitCast(UnsafeRawPointer(bitPattern: UInt(event.notify)), to: EFINotify.self)(event.id, event.context)
   }
-  return efiService { env throws(EFIStatus) in
+  let exited = efiService { env throws(EFIStatus) in
     env.exitedBootServices = true
     env.variables.exitBootServices()
     env.beforeExit()
   }
+  guard exited == EFIStatus.success.rawValue else { return exited }
+  // From here the OS owns the heap: the runtime services table keeps only the services that
+  // need none of it (efi.c).
+  fw_efi_runtime_begin()
+  EFIEnvironment.sealHeader(UnsafeMutableRawPointer(withUnsafeMutablePointer(to: &fw_efi_runtime_services) { $0 }))
+  return exited
 }
 
 extension EFIEnvironment {

@@ -187,7 +187,8 @@ func efiConInReset(_ this: RawPointer?, _ extended: UInt8) -> UInt64 { EFIStatus
 @_cdecl("efi_con_in_read_key_stroke")
 func efiConInReadKeyStroke(_ this: RawPointer?, _ key: RawPointer?) -> UInt64 { EFIStatus.notReady.rawValue }
 
-// MARK: Runtime services (usable before ExitBootServices; EFI_RT_PROPERTIES_TABLE says none after)
+// MARK: Runtime services before ExitBootServices (after it, efi.c's table answers EFI_UNSUPPORTED
+// for these; ResetSystem, SetVirtualAddressMap and ConvertPointer are efi.c's, EFIRuntime.swift)
 
 @_cdecl("efi_get_variable")
 func efiGetVariable(_ name: UnsafePointer<UInt16>?, _ vendor: RawPointer?, _ attributes: Out<UInt32>?,
@@ -264,25 +265,12 @@ func ucs2String(_ p: UnsafePointer<UInt16>?) throws(EFIStatus) -> [UInt16] {
   return s
 }
 
-@_cdecl("efi_reset_system")
-func efiResetSystem(_ type: UInt32, _ status: UInt64, _ size: UInt64, _ data: RawPointer?) {
-  // EfiResetShutdown (2) powers off; cold, warm and platform-specific resets reset.
-  if type == 2 { fw_system_off() }
-  fw_system_reset()
-}
-
 @_cdecl("efi_get_time") func efiGetTime(_ time: RawPointer?, _ caps: RawPointer?) -> UInt64 { EFIStatus.unsupported.rawValue }
 @_cdecl("efi_set_time") func efiSetTime(_ time: RawPointer?) -> UInt64 { EFIStatus.unsupported.rawValue }
 @_cdecl("efi_get_wakeup_time")
 func efiGetWakeupTime(_ a: RawPointer?, _ b: RawPointer?, _ c: RawPointer?) -> UInt64 { EFIStatus.unsupported.rawValue }
 @_cdecl("efi_set_wakeup_time")
 func efiSetWakeupTime(_ enable: UInt8, _ time: RawPointer?) -> UInt64 { EFIStatus.unsupported.rawValue }
-@_cdecl("efi_set_virtual_address_map")
-func efiSetVirtualAddressMap(_ a: UInt64, _ b: UInt64, _ c: UInt32, _ d: RawPointer?) -> UInt64 {
-  EFIStatus.unsupported.rawValue  // runtime code runs 1:1 (RT_PROPERTIES has no SVAM bit)
-}
-@_cdecl("efi_convert_pointer")
-func efiConvertPointer(_ debug: UInt64, _ address: RawPointer?) -> UInt64 { EFIStatus.unsupported.rawValue }
 @_cdecl("efi_get_next_high_monotonic_count")
 func efiGetNextHighMonotonicCount(_ count: Out<UInt32>?) -> UInt64 { EFIStatus.unsupported.rawValue }
 @_cdecl("efi_update_capsule")
