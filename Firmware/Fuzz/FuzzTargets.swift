@@ -2,7 +2,7 @@
 // Scripts/fuzz-firmware compiles this file with the FirmwareCore sources once, and runs the binary
 // once per target, named by FUZZ_TARGET: fdt, gpt, fat, bls, image, pe (PE32+ parse on array and
 // raw-buffer storage, and load), devicepath (EFI device paths), zstd, inflate (raw DEFLATE, gzip,
-// kernel format detection). Any trap is a bug.
+// kernel format detection), runtimemap (SetVirtualAddressMap's memory map). Any trap is a bug.
 
 // getenv without importing the C library (FirmwareCore's sources import nothing).
 @_silgen_name("getenv") func getenv(_ name: UnsafePointer<CChar>) -> UnsafeMutablePointer<CChar>?
@@ -90,6 +90,25 @@ public func fuzzOne(_ data: UnsafePointer<UInt8>, _ size: Int) -> Int32 {
   }
   case "inflate":
   fuzzInflate(bytes)
+  case "runtimemap":
+  // SetVirtualAddressMap's map: the descriptor size (in 8-byte units) and version in the first
+  // two bytes, the descriptors after them; read as an array and in place.
+  guard bytes.count >= 2 else { break }
+  let size = Int(bytes[0]) * 8, version = UInt32(bytes[1] & 3)
+  let descriptors = Array(bytes.dropFirst(2))
+  let parsed = try? RuntimeAddressMap(descriptors, descriptorSize: size, version: version)
+  let inPlace = descriptors.withUnsafeBytes { (try? RuntimeAddressMap($0, descriptorSize: size, version: version))?.count }
+  guard (parsed?.count) == inPlace else { fatalError("the raw-buffer parse disagrees with the array parse") }
+  if let map = parsed {
+    for i in 0..<min(map.count, 64) {  // (each check walks the map: keep an input fast)
+      guard let r = map.region(i), r.size > 0 else { continue }
+      // Converts into some runtime region's virtual range (the first that holds it).
+      guard map.convert(r.physicalStart + r.size - 1) != nil else { fatalError("a runtime region's address does not convert") }
+      if let s = map.shift(covering: r.physicalStart, end: r.physicalStart + r.size),
+         map.convert(r.physicalStart) != r.physicalStart &+ s { fatalError("the covering shift disagrees with convert") }
+    }
+    _ = map.shift(covering: 0x4008_0000, end: 0x4010_0000)
+  }
   default:
     fatalError("FUZZ_TARGET names no target: '\(fuzzTarget)'")
   }

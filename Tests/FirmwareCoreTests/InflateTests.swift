@@ -110,6 +110,9 @@ struct BitWriter {
                     with: UnsafeRawBufferPointer(rebasing: b[333...]))
     }
     #expect(split == CRC32.checksum(long))
+    // The table-free form (the runtime services') agrees.
+    #expect(Array("123456789".utf8).withUnsafeBytes { CRC32.checksumWithoutTable($0) } == 0xCBF4_3926)
+    #expect(long.withUnsafeBytes { CRC32.checksumWithoutTable($0) } == CRC32.checksum(long))
   }
 
   @Test(arguments: [1, 6, 9])
