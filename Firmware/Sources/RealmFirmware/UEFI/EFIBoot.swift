@@ -63,8 +63,8 @@ enum EFIBoot {
       (image, name) = try EFIStubBoot.load(&env, platform: platform, volume: volume, partition: esp.handle,
                                            partitionPath: partitionPath, parent: console)
     } else {
-      image = try loadRemovableMedia(&env, volume: volume, partition: esp.handle, partitionPath: partitionPath,
-                                     parent: console)
+      image = try loadImage(&env, path: BootManager.removableMediaPath, name: name, kind: "a loadable AArch64 EFI application",
+                            volume: volume, partition: esp.handle, partitionPath: partitionPath, parent: console)
     }
 
     EFIEnvironment.current = env
@@ -77,25 +77,25 @@ enum EFIBoot {
     throw BootFailure(reason)
   }
 
-  /// Loads `\EFI\BOOT\BOOTAA64.EFI` from the ESP `volume` (on handle `partition`).
-  static func loadRemovableMedia(_ env: inout EFIEnvironment, volume: Int, partition: EFIHandle,
-                                 partitionPath: EFIDevicePath, parent: EFIHandle) throws(BootFailure) -> EFIHandle {
-    let file: UInt64
-    do throws(EFIStatus) { file = try env.openFile(volume: volume, path: BootManager.removableMediaPath) } catch {
-      throw BootFailure("UEFI: reading \\EFI\\BOOT\\BOOTAA64.EFI: \(error)")
-    }
+  /// Loads the EFI image at FAT `path` (`name` in messages) from the ESP `volume` (on handle
+  /// `partition`), as LoadImage with its device path would; `kind` says what it should have been.
+  static func loadImage(_ env: inout EFIEnvironment, path: [UInt8], name: String, kind: String, volume: Int,
+                        partition: EFIHandle, partitionPath: EFIDevicePath, parent: EFIHandle) throws(BootFailure) -> EFIHandle {
     let index: Int
-    do throws(EFIStatus) { index = try env.fileIndex(pointer(file)) } catch {
-      throw BootFailure("UEFI: reading \\EFI\\BOOT\\BOOTAA64.EFI: \(error)")
+    do throws(EFIStatus) {
+      let file = try env.openFile(volume: volume, path: path)  // (its own statement: it changes env)
+      index = try env.fileIndex(pointer(file))
+    } catch {
+      throw BootFailure("UEFI: reading \(name): \(error)")
     }
     defer { env.closeFile(index) }
     let opened = env.storage.files[index]
-    let filePath = EFIDevicePath(nodes: [.filePath(fatPath: BootManager.removableMediaPath)])
+    let filePath = EFIDevicePath(nodes: [.filePath(fatPath: path)])
     do throws(EFIStatus) {
       return try env.loadImage(UnsafeRawBufferPointer(start: pointer(opened.contents), count: Int(opened.entry?.size ?? 0)),
                                parent: parent, device: partition, filePath: filePath,
                                fullPath: partitionPath.appending(filePath))
-    } catch { throw BootFailure("UEFI: \\EFI\\BOOT\\BOOTAA64.EFI is not a loadable AArch64 EFI application (\(error))") }
+    } catch { throw BootFailure("UEFI: \(name) is not \(kind) (\(error))") }
   }
 
   /// The firmware's runtime memory: its image's code, data and BSS, 64 KiB-aligned as the Linux

@@ -123,11 +123,13 @@ extension EFIEnvironment {
     EFIEnvironment.sealHeader(UnsafeMutableRawPointer(systemTable))
   }
 
-  /// Recomputes a table header's CRC32 (over HeaderSize bytes with the CRC field zero).
+  /// Recomputes a table header's CRC32 (over HeaderSize bytes with the CRC field zero). Without
+  /// CRC32's table, which lives in the heap: SetVirtualAddressMap seals tables after the OS has
+  /// taken the heap back (and headers are a hundred bytes or so).
   static func sealHeader(_ table: UnsafeMutableRawPointer) {
     let size = Int(table.load(fromByteOffset: 12, as: UInt32.self))
     table.storeBytes(of: 0, toByteOffset: 16, as: UInt32.self)
-    let crc = CRC32.checksum(UnsafeRawBufferPointer(start: table, count: size))
+    let crc = CRC32.checksumWithoutTable(UnsafeRawBufferPointer(start: table, count: size))
     table.storeBytes(of: crc, toByteOffset: 16, as: UInt32.self)
   }
 }

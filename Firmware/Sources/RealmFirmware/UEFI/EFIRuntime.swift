@@ -24,10 +24,10 @@ func efiPrepareVirtualAddressMap(_ mapSize: UInt64, _ descriptorSize: UInt64, _ 
   fw_efi_runtime_set_mapping(region.start, region.end, delta)
 
   // The runtime services table's functions, all in the image.
-  let services = UnsafeMutableRawPointer(withUnsafeMutablePointer(to: &fw_efi_runtime_services) { $0 })
-  for i in 0..<14 {
-    let offset = 24 + 8 * i
-    services.storeBytes(of: services.load(fromByteOffset: offset, as: UInt64.self) &+ delta, toByteOffset: offset, as: UInt64.self)
+  withUnsafeMutableBytes(of: &fw_efi_runtime_services.functions) { functions in
+    for offset in stride(from: 0, to: functions.count, by: 8) {
+      functions.storeBytes(of: functions.load(fromByteOffset: offset, as: UInt64.self) &+ delta, toByteOffset: offset, as: UInt64.self)
+    }
   }
   // The system table's runtime fields, as edk2 converts them. The configuration tables keep
   // their physical addresses (UEFI does not convert them; Linux reads them, the RT properties
@@ -47,16 +47,8 @@ func efiPrepareVirtualAddressMap(_ mapSize: UInt64, _ descriptorSize: UInt64, _ 
   system.pointee.standard_error_handle = nil
   system.pointee.std_err = nil
   system.pointee.boot_services = nil
-  sealWithoutTable(services)
-  sealWithoutTable(UnsafeMutableRawPointer(system))
+  EFIEnvironment.sealHeader(UnsafeMutableRawPointer(withUnsafeMutablePointer(to: &fw_efi_runtime_services) { $0 }))
+  EFIEnvironment.sealHeader(UnsafeMutableRawPointer(system))
   shift.pointee = delta
   return EFIStatus.success.rawValue
-}
-
-/// EFIEnvironment.sealHeader without CRC32's table, which lives in the heap.
-private func sealWithoutTable(_ table: UnsafeMutableRawPointer) {
-  let size = Int(table.load(fromByteOffset: 12, as: UInt32.self))
-  table.storeBytes(of: 0, toByteOffset: 16, as: UInt32.self)
-  let crc = CRC32.checksumWithoutTable(UnsafeRawBufferPointer(start: table, count: size))
-  table.storeBytes(of: crc, toByteOffset: 16, as: UInt32.self)
 }

@@ -33,20 +33,8 @@ enum EFIStubBoot {
       initrd.size += UInt64(initrd.files[initrd.files.count - 1].size)
     }
 
-    let file: UInt64
-    do throws(EFIStatus) { file = try env.openFile(volume: volume, path: entry.linux) } catch {
-      throw BootFailure("UEFI: reading \(name): \(error)")
-    }
-    let image: EFIHandle
-    do throws(EFIStatus) {
-      let index = try env.fileIndex(pointer(file))
-      defer { env.closeFile(index) }
-      let opened = env.storage.files[index]
-      let filePath = EFIDevicePath(nodes: [.filePath(fatPath: entry.linux)])
-      image = try env.loadImage(UnsafeRawBufferPointer(start: pointer(opened.contents), count: Int(opened.entry?.size ?? 0)),
-                                parent: parent, device: partition, filePath: filePath,
-                                fullPath: partitionPath.appending(filePath))
-    } catch { throw BootFailure("UEFI: \(name) is not a kernel with an EFI stub (\(error))") }
+    let image = try EFIBoot.loadImage(&env, path: entry.linux, name: name, kind: "a kernel with an EFI stub",
+                                      volume: volume, partition: partition, partitionPath: partitionPath, parent: parent)
 
     do throws(EFIStatus) {
       // The command line as the direct path builds it, NUL-terminated UCS-2 (its size counts the NUL).
