@@ -1,28 +1,11 @@
 // A small EFI application for uefi-qemu-test: checks EFI_DISK_IO_PROTOCOL on the handle it was
 // loaded from (its Loaded Image's DeviceHandle, the ESP) against that handle's Block IO and the
 // FAT boot sector mkfs.vfat writes, prints one "DISKIO PASS|FAIL <check>" line per check and
-// "DISKIO DONE <failures>" through ConOut, and returns EFI_SUCCESS. Built freestanding into one
-// flat position-independent blob (no relocations, no data pointers) that harness.sh's
-// tiny_efi_app wraps as a PE file.
-typedef unsigned long long u64;
-typedef unsigned int u32;
-typedef unsigned short u16;
-typedef unsigned char u8;
-typedef u64 status;
-typedef struct { u32 d1; u16 d2, d3; u8 d4[8]; } guid;
+// "DISKIO DONE <failures>" through ConOut, and returns EFI_SUCCESS. Built like every probe
+// (probe.h).
+#define PROBE "DISKIO"
+#include "probe.h"
 
-#define ERR(n) (0x8000000000000000ull | (n))
-#define INVALID_PARAMETER ERR(2)
-#define WRITE_PROTECTED ERR(8)
-#define MEDIA_CHANGED ERR(13)
-
-struct con_out { status (*reset)(void *, u8); status (*output_string)(struct con_out *, const u16 *); };
-struct system_table {
-  u64 sig; u32 rev, hsize, crc, reserved;
-  void *vendor; u32 vendor_rev; void *con_in_handle, *con_in, *con_out_handle;
-  struct con_out *con_out; void *stderr_handle, *std_err, *runtime;
-  struct { u64 hdr[3]; void *fn[44]; } *boot;
-};
 typedef status (*handle_protocol_fn)(void *handle, const guid *, void **);
 enum { HANDLE_PROTOCOL = 16 };
 struct loaded_image { u32 revision; void *parent, *system_table, *device_handle; };
@@ -37,24 +20,6 @@ struct disk_io {
   status (*write_disk)(struct disk_io *, u32 media_id, u64 offset, u64 size, void *buffer);
 };
 
-static struct con_out *out;
-static int failures;
-
-static void print(const char *a, const char *b) {
-  u16 line[96]; int n = 0;
-  while (*a && n < 80) line[n++] = (u8)*a++;
-  while (*b && n < 92) line[n++] = (u8)*b++;
-  line[n++] = '\r'; line[n++] = '\n'; line[n] = 0;
-  out->output_string(out, line);
-}
-static void check(int ok, const char *name) {
-  print(ok ? "DISKIO PASS " : "DISKIO FAIL ", name);
-  if (!ok) failures++;
-}
-static int same(const u8 *a, const u8 *b, u64 n) {
-  for (u64 i = 0; i < n; i++) if (a[i] != b[i]) return 0;
-  return 1;
-}
 static void fill(u8 *p, u64 n) { for (u64 i = 0; i < n; i++) p[i] = 0xA5; }
 
 __attribute__((section(".text.entry")))
@@ -78,7 +43,7 @@ status efi_main(void *image, struct system_table *st) {
   if (bio->read_blocks(bio, id, 0, sizeof blocks, blocks)) { print("DISKIO FAIL ", "Block IO read of blocks 0-3"); return 0; }
 
   fill(got, sizeof got);
-  check(dio->read_disk(dio, id, 3, 8, got) == 0 && same(got, (const u8 *)"mkfs.fat", 8),
+  check(dio->read_disk(dio, id, 3, 8, got) == 0 && same(got, "mkfs.fat", 8),
         "offset 3, 8 bytes: the FAT boot sector's OEM name mkfs.fat");
   fill(got, sizeof got);
   check(dio->read_disk(dio, id, 3, 1000, got) == 0 && same(got, blocks + 3, 1000) && got[1000] == 0xA5,

@@ -9,60 +9,19 @@
 // RELOC_OFFSET/RELOC_TARGET (from the -D flags uefi-qemu-test takes from realm-fw.elf's dynamic
 // relocations): one R_AARCH64_RELATIVE word of the image's GOT, as offsets from the image start,
 // which SetVirtualAddressMap's re-relocation must move by the shift.
-// Built freestanding into one flat position-independent blob, like disk-io.c.
-typedef unsigned long long u64;
-typedef unsigned int u32;
-typedef unsigned short u16;
-typedef unsigned char u8;
-typedef u64 status;
-typedef struct { u32 d1; u16 d2, d3; u8 d4[8]; } guid;
+// Built like every probe (probe.h).
+#define PROBE "RTPROBE"
+#include "probe.h"
 
-#define ERR(n) (0x8000000000000000ull | (n))
-#define INVALID_PARAMETER ERR(2)
-#define UNSUPPORTED ERR(3)
-#define NOT_FOUND ERR(14)
-#define NO_MAPPING ERR(17)
 #define SHIFT (1ull << 39)
 #define RUNTIME_ATTRIBUTE (1ull << 63)
 
-struct con_out { status (*reset)(void *, u8); status (*output_string)(struct con_out *, const u16 *); };
-struct header { u64 sig; u32 rev, hsize, crc, reserved; };
-struct runtime { struct header hdr; void *fn[14]; };
 enum { GET_TIME = 0, SVAM = 4, CONVERT_POINTER = 5, GET_VARIABLE = 6, RESET_SYSTEM = 10 };
-struct config { guid vendor; void *table; };
-struct system_table {
-  struct header hdr;
-  void *vendor; u32 vendor_rev; void *con_in_handle, *con_in, *con_out_handle;
-  struct con_out *con_out; void *stderr_handle, *std_err; struct runtime *runtime;
-  struct { struct header hdr; void *fn[44]; } *boot;
-  u64 n_tables; struct config *tables;
-};
 enum { GET_MEMORY_MAP = 4, EXIT_BOOT_SERVICES = 26 };
 struct descriptor { u32 type, pad; u64 physical, virtual, pages, attribute; };
 typedef status (*svam_fn)(u64 size, u64 desc_size, u32 version, void *map);
 typedef status (*convert_fn)(u64 debug, void **address);
 
-static struct con_out *out;
-static int failures, exited;
-
-static void print(const char *a, const char *b) {
-  if (exited) {
-    volatile u32 *uart = (volatile u32 *)0x09000000;
-    while (*a) *uart = (u8)*a++;
-    while (*b) *uart = (u8)*b++;
-    *uart = '\r'; *uart = '\n';
-    return;
-  }
-  u16 line[96]; int n = 0;
-  while (*a && n < 80) line[n++] = (u8)*a++;
-  while (*b && n < 92) line[n++] = (u8)*b++;
-  line[n++] = '\r'; line[n++] = '\n'; line[n] = 0;
-  out->output_string(out, line);
-}
-static void check(int ok, const char *name) {
-  print(ok ? "RTPROBE PASS " : "RTPROBE FAIL ", name);
-  if (!ok) failures++;
-}
 static u32 crc32(const u8 *p, u64 n) {
   u32 c = 0xFFFFFFFFu;
   for (u64 i = 0; i < n; i++) {
@@ -85,10 +44,7 @@ status efi_main(void *image, struct system_table *st) {
   struct runtime *rt = st->runtime;
   u32 mask = 0;
   for (u64 i = 0; i < st->n_tables; i++) {
-    const u8 *g = (const u8 *)&st->tables[i].vendor, *w = (const u8 *)&rt_properties_guid;
-    int same = 1;
-    for (int k = 0; k < 16; k++) same &= g[k] == w[k];
-    if (same) mask = ((u32 *)st->tables[i].table)[1];
+    if (same(&st->tables[i].vendor, &rt_properties_guid, 16)) mask = ((u32 *)st->tables[i].table)[1];
   }
   check(mask == 0x580, "RT properties: ResetSystem, SetVirtualAddressMap, ConvertPointer (0x580)");
   u8 dummy[48];
