@@ -76,6 +76,13 @@ EOF
 #   not-image.img.gz  the primary GPT header's CRC and the kernel's ARM\x64 magic broken: the
 #                     firmware warns and boots from the backup GPT, then "/vmlinuz is not an arm64 Image"
 #   loop.img.gz       the kernel's first cluster linked to itself   "FAT cluster chain loops"
+# gz_disk_command GZ REALM-RUN-ARGS: a check command that unpacks the gzipped disk GZ (a path in
+# the guest) to its /tmp, boots realm-run --disk on it with REALM-RUN-ARGS, removes it again and
+# exits with realm-run's status
+gz_disk_command() {
+  local n; n=$(basename "$1" .img.gz)
+  printf 'gunzip -c %s > /tmp/%s.img && realm-run --disk /tmp/%s.img %s; rc=$?; rm -f /tmp/%s.img; exit $rc' "$1" "$n" "$n" "$2" "$n"
+}
 predict_rim() {   # predict_rim REALM_RUN MEASURE-OPTIONS...: the RIM `realm-run measure` prints (dies without one)
   local rim
   rim=$("$1" measure "${@:2}" | grep -oE '[0-9a-f]{64,128}' | head -1) || die "realm-run measure ${*:2} failed"
