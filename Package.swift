@@ -50,6 +50,10 @@ let package = Package(
     // The Realm Initial Measurement as the RMM computes it (RealmVMM predicts a machine's with it:
     // `realm-run measure`, `--print-rim`).
     .target(name: "RealmMeasurement", dependencies: ["FirmwareCore"]),
+    // libcbor: module map only (see its shim.h).
+    .systemLibrary(name: "CLibCBOR", providers: [.apt(["libcbor-dev"])]),
+    // Attestation: a Realm's reference values, as JSON and CoRIM, and CCA tokens checked against them.
+    .target(name: "Attestation", dependencies: ["CLibCBOR", "FirmwareCore", .product(name: "Crypto", package: "swift-crypto")]),
 
     // The firmware's pure logic, compiled here too so that every parser it runs on untrusted input
     // is unit-tested and fuzzed on the host (Firmware/ builds the same sources for bare metal).
@@ -75,6 +79,7 @@ let package = Package(
     .testTarget(
       name: "RealmMeasurementTests",
       dependencies: ["RealmMeasurement", .product(name: "Crypto", package: "swift-crypto")]),
+    .testTarget(name: "AttestationTests", dependencies: ["Attestation", "CLibCBOR", "FirmwareCore"]),
     .testTarget(name: "RealmRunTests", dependencies: ["realm-run", "RealmVMM", "VirtIO", "FirmwareCore", "TestSupport"]),
   ]
 )
