@@ -54,11 +54,13 @@ public final class Machine: @unchecked Sendable {
     self.config = config
     self.console = console
     self.logger = logger
+    var steps = StartupSteps()
     // 1. KVM; for a Realm, this host's CCA UAPI generation (a host without CCA is told so at once,
     //    before any file is read).
     let system = try Self.openKVM(kvm)
     let realm = try config.realm ? Self.realmLifecycle(config.realmOptions, system, probeAsArm64: kvm != nil || Self.hostIsArm64) : nil
     (self.system, self.realm) = (system, realm)
+    steps.finished("kvm")
     // 2. The boot images read and placed, the DTB built, the disks opened: a bad file fails here.
     let images = try LaunchImages(config: config)
     layout = images.layout
@@ -66,20 +68,25 @@ public final class Machine: @unchecked Sendable {
     let disks = try Self.openDisks(config)
     let ipa = try Self.ipaLayout(config, maxIPABits: system.maxIPABits)
     self.ipa = ipa
+    steps.finished("images")
     // 3. The VM, sized to the IPA space the memory map needs (a Realm's doubled for the shared half).
     let vm = try Self.kvm { () throws(KVMError) in try system.createVM(type: realm?.vmType(ipaBits: ipa.bits) ?? UInt(ipa.bits)) }
     self.vm = vm
     canInjectAborts = vm.checkExtension(UInt(CKVM_CAP_ARM_INJECT_EXT_DABT)) > 0 || realm != nil
+    steps.finished("vm")
     // 4. Guest RAM and its memory slot (a Realm's backed by guest_memfd).
     (memory, guestMemfd) = try Self.createRAM(config, vm: vm, realm: realm)
+    steps.finished("ram")
     // 5. The interrupt controller, before the vCPUs as KVM requires for GICv3.
     let gic = try Self.kvm { () throws(KVMError) in
       try VGICv3(vm: vm, distributor: MemoryMap.gicDistributorBase, redistributors: MemoryMap.gicRedistributorBase(cpus: config.cpus))
     }
     self.gic = gic
+    steps.finished("gic")
     // 6. The vCPUs (on generation A hosts, RECs from KVM_ARM_VCPU_INIT on).
     let vcpus = try Self.kvm { () throws(KVMError) in try Self.createVCPUs(config, vm: vm, realm: realm) }
     self.vcpus = vcpus
+    steps.finished("vcpus")
     // 7. The GIC initialised once every vCPU exists; then each vCPU's PMU, which needs it.
     try Self.kvm { () throws(KVMError) in
       try gic.initialize(interruptCount: MemoryMap.gicInterruptCount)
@@ -87,21 +94,26 @@ public final class Machine: @unchecked Sendable {
         for vcpu in vcpus { try vcpu.configurePMU(interrupt: 16 + MemoryMap.pmuPPI, counters: config.pmuCounters) }
       }
     }
+    steps.finished("gic-init")
     // 8. The devices, on the MMIO bus.
     uart = UART8250(output: console, interrupt: SPILine(vm: vm, number: MemoryMap.uartSPI))
     devices = try Self.createDevices(config, disks: disks, memory: memory, console: console, ipa: ipa, vm: vm, logger: logger)
     bus = try Self.mmioBus([
       (uart, MemoryMap.uartBase, MemoryMap.uartWindow), (bootStatus, MemoryMap.bootStatusBase, BootStatus.size),
     ], devices: devices)
+    steps.finished("devices")
     // 9. The images and the DTB copied into RAM; a Realm has them measured into protected memory,
     //    in ascending address order.
     try Self.load(images, into: memory, realm: realm, vm: vm, config: config, logger: logger)
+    steps.finished("load")
     // 10. The boot CPU's entry registers: PC, x0 = DTB (arm64 boot protocol). On generation A hosts
     //     the RECs are then created in vCPU order, the Realm activated and its RAM made private.
     try Self.enter(layout, vcpus: vcpus, realm: realm, vm: vm, ram: memory.regions[0])
+    steps.finished("enter")
     logger.debug("machine ready", metadata: [
       "cpus": "\(config.cpus)", "ram": "\(config.memorySize >> 20) MiB", "ipa-bits": "\(ipa.bits)",
       "entry": "0x\(String(layout.entry, radix: 16))", "dtb": "0x\(String(layout.deviceTreeAddress, radix: 16))",
+      "steps": "\(steps.summary)", "since-exec": "\(StartupSteps.sinceProcessStart().map { "\($0) ms" } ?? "unknown")",
     ])
   }
 
