@@ -21,18 +21,49 @@ public enum RIPASOrder: String, Sendable, Codable {
   case beforeData
 }
 
+/// The initial contents of a populated region, read in place.
+public protocol RegionContents: Sendable {
+  /// Calls `body` with the bytes.
+  func withBytes<R, E: Error>(_ body: (UnsafeRawBufferPointer) throws(E) -> R) throws(E) -> R
+}
+
+extension Array: RegionContents where Element == UInt8 {
+  public func withBytes<R, E: Error>(_ body: (UnsafeRawBufferPointer) throws(E) -> R) throws(E) -> R {
+    // withUnsafeBytes cannot pass a typed error through: carry it out by hand.
+    var outcome: Result<R, E>!
+    withUnsafeBytes { buffer in outcome = Result { () throws(E) in try body(buffer) } }
+    return try outcome.get()
+  }
+}
+
 /// Everything about a Realm's construction that its RIM depends on.
 public struct RealmLaunch: Sendable, Equatable {
   /// Initial contents populated with `RMI_MEASURE_CONTENT`.
   public struct Region: Sendable, Equatable {
     /// Guest address of the first byte: a 4 KiB granule.
     public var address: UInt64
-    /// Whole 4 KiB granules.
-    public var bytes: [UInt8]
+    /// Whole 4 KiB granules: zeros around the contents.
+    public var size: Int
+    /// Where the contents start within the region.
+    public var contentOffset: Int
+    /// The bytes at `contentOffset`, read where they are (a mapped file is never copied whole).
+    public var contents: any RegionContents
 
-    public init(address: UInt64, bytes: [UInt8]) {
+    public init(address: UInt64, size: Int, contentOffset: Int = 0, contents: any RegionContents) {
       self.address = address
-      self.bytes = bytes
+      self.size = size
+      self.contentOffset = contentOffset
+      self.contents = contents
+    }
+
+    /// A region of exactly `bytes`.
+    public init(address: UInt64, bytes: [UInt8]) {
+      self.init(address: address, size: bytes.count, contents: bytes)
+    }
+
+    public static func == (a: Region, b: Region) -> Bool {
+      guard a.address == b.address, a.size == b.size, a.contentOffset == b.contentOffset else { return false }
+      return a.contents.withBytes { x in b.contents.withBytes { y in x.elementsEqual(y) } }
     }
   }
 
@@ -53,38 +84,50 @@ public struct RealmLaunch: Sendable, Equatable {
 
   public static let granule: UInt64 = 4096
 
-  /// The measured commands in the order the host issues them.
-  public func operations(rules: RIMRules, ripasOrder: RIPASOrder = .afterREC) throws(RIMError) -> [MeasuredOperation] {
+  /// Hands `body` the measured commands in the order the host issues them, one at a time: a
+  /// granule's contents are valid only during its call, so a launch of any size is measured in
+  /// constant memory.
+  public func forEachOperation(
+    rules: RIMRules, ripasOrder: RIPASOrder = .afterREC, _ body: (MeasuredOperation) throws(RIMError) -> Void
+  ) throws(RIMError) {
     try validate()
-    var data: [MeasuredOperation] = []
-    for region in regions {
-      for offset in stride(from: 0, to: region.bytes.count, by: Int(Self.granule)) {
-        data.append(.data(ipa: region.address + UInt64(offset), contents: region.bytes[offset..<offset + Int(Self.granule)]))
+    var ripas: [MeasuredOperation] = []
+    if rules == .rmm1_0 {
+      var populated = Set<UInt64>()
+      if ripasOrder == .afterREC {
+        for region in regions {
+          for offset in stride(from: 0, to: region.size, by: Int(Self.granule)) { populated.insert(region.address + UInt64(offset)) }
+        }
       }
-    }
-    switch rules {
-    case .rmm2_0:
-      return data + [.rec(bootCPU)]
-    case .rmm1_0:
-      let populated = ripasOrder == .beforeData ? [] : Set(data.compactMap { operation -> UInt64? in
-        if case .data(let ipa, _) = operation { return ipa }
-        return nil
-      })
-      let ripas = RTTWalk(ipaBits: Int(parameters.ipaBits)).initRIPASEntries(over: ram, populated: populated)
+      ripas = RTTWalk(ipaBits: Int(parameters.ipaBits)).initRIPASEntries(over: ram, populated: populated)
         .map { MeasuredOperation.ripas(base: $0.lowerBound, top: $0.upperBound) }
-      switch ripasOrder {
-      case .afterREC: return data + [.rec(bootCPU)] + ripas
-      case .beforeData: return ripas + data + [.rec(bootCPU)]
+    }
+    if ripasOrder == .beforeData { for operation in ripas { try body(operation) } }
+    var granule = [UInt8](repeating: 0, count: Int(Self.granule))
+    for region in regions {
+      try region.contents.withBytes { (contents) throws(RIMError) in
+        for offset in stride(from: 0, to: region.size, by: Int(Self.granule)) {
+          // The granule's bytes: the contents that fall in it, zeros elsewhere.
+          let start = Swift.max(offset, region.contentOffset), end = Swift.min(offset + Int(Self.granule), region.contentOffset + contents.count)
+          granule.withUnsafeMutableBytes { target in
+            target.initializeMemory(as: UInt8.self, repeating: 0)
+            if start < end {
+              UnsafeMutableRawBufferPointer(rebasing: target[(start - offset)..<(end - offset)])
+                .copyMemory(from: UnsafeRawBufferPointer(rebasing: contents[(start - region.contentOffset)..<(end - region.contentOffset)]))
+            }
+          }
+          try body(.data(ipa: region.address + UInt64(offset), contents: granule[...]))
+        }
       }
     }
+    try body(.rec(bootCPU))
+    if ripasOrder == .afterREC { for operation in ripas { try body(operation) } }
   }
 
   /// The RIM the RMM reports once the Realm is built (`RSI_MEASUREMENT_READ(0)`).
   public func measure(rules: RIMRules, ripasOrder: RIPASOrder = .afterREC) throws(RIMError) -> RealmInitialMeasurement {
     var rim = RealmInitialMeasurement(parameters: parameters)
-    for operation in try operations(rules: rules, ripasOrder: ripasOrder) {
-      try rim.extend(operation)
-    }
+    try forEachOperation(rules: rules, ripasOrder: ripasOrder) { (operation) throws(RIMError) in try rim.extend(operation) }
     return rim
   }
 
@@ -97,11 +140,15 @@ public struct RealmLaunch: Sendable, Equatable {
     else { throw .badRAM(base: ram.lowerBound, size: UInt64(ram.count)) }
     var end = ram.lowerBound
     for region in regions {
-      guard region.address % Self.granule == 0, region.bytes.count % Int(Self.granule) == 0 else {
-        throw .unalignedData(address: region.address, size: region.bytes.count)
+      guard region.address % Self.granule == 0, region.size % Int(Self.granule) == 0 else {
+        throw .unalignedData(address: region.address, size: region.size)
+      }
+      let contentsEnd = region.contents.withBytes { region.contentOffset + $0.count }
+      guard region.contentOffset >= 0, contentsEnd <= region.size else {
+        throw .contentsOutsideRegion(address: region.address, size: region.size)
       }
       guard region.address >= end else { throw .overlappingData(address: region.address) }
-      end = region.address + UInt64(region.bytes.count)
+      end = region.address + UInt64(region.size)
       guard end <= ram.upperBound else { throw .dataOutsideRAM(address: region.address) }
     }
   }

@@ -124,6 +124,8 @@ public enum RIMError: Error, Equatable, Sendable, CustomStringConvertible {
   case tooManyRegisters(Int)
   /// Populated data must start on a 4 KiB granule and be whole granules.
   case unalignedData(address: UInt64, size: Int)
+  /// A region's contents do not fit inside it.
+  case contentsOutsideRegion(address: UInt64, size: Int)
   /// Two populated regions overlap, or are not in ascending order.
   case overlappingData(address: UInt64)
   /// Populated data outside the Realm's RAM.
@@ -140,6 +142,8 @@ public enum RIMError: Error, Equatable, Sendable, CustomStringConvertible {
     case .tooManyRegisters(let count): return "a REC takes at most 8 registers (x0-x7), not \(count)"
     case .unalignedData(let address, let size):
       return "populated data at 0x\(String(address, radix: 16)) (\(size) bytes) is not whole 4 KiB granules"
+    case .contentsOutsideRegion(let address, let size):
+      return "populated data at 0x\(String(address, radix: 16)) does not fit its \(size)-byte region"
     case .overlappingData(let address): return "populated data at 0x\(String(address, radix: 16)) overlaps or is out of order"
     case .dataOutsideRAM(let address): return "populated data at 0x\(String(address, radix: 16)) is outside the Realm's RAM"
     case .badRAM(let base, let size): return "RAM 0x\(String(base, radix: 16))+0x\(String(size, radix: 16)) is not whole granules in the protected IPA half"

@@ -1,3 +1,5 @@
+import RealmMeasurement
+
 /// Everything that goes into guest RAM before the first instruction, worked out from the
 /// configuration alone: the boot image, the initrd, the DTB, and where each goes.
 ///
@@ -16,30 +18,16 @@ public struct LaunchImages: Sendable {
     public var contents: Contents
 
     /// A boot file, mapped; or bytes built in memory (the DTB).
-    public enum Contents: Sendable {
+    public enum Contents: RegionContents {
       case mapped(MappedImage)
       case bytes([UInt8])
 
       public func withBytes<R, E: Error>(_ body: (UnsafeRawBufferPointer) throws(E) -> R) throws(E) -> R {
         switch self {
-        case .mapped(let image):
-          return try body(image.bytes)
-        case .bytes(let bytes):
-          // withUnsafeBytes cannot pass a typed error through: carry it out by hand.
-          var outcome: Result<R, E>!
-          bytes.withUnsafeBytes { buffer in outcome = Result { () throws(E) in try body(buffer) } }
-          return try outcome.get()
+        case .mapped(let image): return try body(image.bytes)
+        case .bytes(let bytes): return try bytes.withBytes(body)
         }
       }
-    }
-
-    /// The whole region as bytes, zero padding included (a copy: for `measure`, which hashes it).
-    public var bytes: [UInt8] {
-      var all = [UInt8](repeating: 0, count: Int(size))
-      contents.withBytes { source in
-        all.withUnsafeMutableBytes { UnsafeMutableRawBufferPointer(rebasing: $0[contentOffset...]).copyMemory(from: source) }
-      }
-      return all
     }
   }
 

@@ -13,8 +13,8 @@ public struct RIMPrediction: Sendable {
   public let launch: RealmLaunch
   /// The host it was predicted for.
   public let profile: RealmHostProfile
-  /// The measured RMM commands in the order the host issues them.
-  public let operations: [MeasuredOperation]
+  /// How many of each measured RMM command the host issues.
+  public let counts: (data: Int, ripas: Int, rec: Int)
 
   /// Predicts the RIM of `config` (a Realm) on a host described by `profile`.
   /// - Parameter algorithmOverride: the algorithm the host really uses, if not the configured one.
@@ -34,12 +34,23 @@ public struct RIMPrediction: Sendable {
     do {
       launch = RealmLaunch(
         parameters: parameters, ram: MemoryMap.ramBase..<ramEnd,
-        regions: images.regions.map { RealmLaunch.Region(address: $0.address, bytes: $0.bytes) },
+        regions: images.regions.map {
+          RealmLaunch.Region(address: $0.address, size: Int($0.size), contentOffset: $0.contentOffset, contents: $0.contents)
+        },
         bootCPU: try RECParameters(pc: images.layout.entry, gprs: [images.layout.deviceTreeAddress]))
-      operations = try launch.operations(rules: profile.rules, ripasOrder: profile.ripasOrder)
+      // One pass: each granule is read from the mapped file, hashed and dropped.
       var rim = RealmInitialMeasurement(parameters: parameters)
-      for operation in operations { try rim.extend(operation) }
+      var counts = (data: 0, ripas: 0, rec: 0)
+      try launch.forEachOperation(rules: profile.rules, ripasOrder: profile.ripasOrder) { (operation) throws(RIMError) in
+        try rim.extend(operation)
+        switch operation {
+        case .data: counts.data += 1
+        case .ripas: counts.ripas += 1
+        case .rec: counts.rec += 1
+        }
+      }
       self.rim = rim
+      self.counts = counts
     } catch {
       throw .measurement(error)
     }
@@ -59,14 +70,6 @@ public struct RIMPrediction: Sendable {
   /// boot REC's registers and how many of each measured command there were, on one line.
   public var json: String {
     let p = launch.parameters
-    var counts = (data: 0, ripas: 0, rec: 0)
-    for operation in operations {
-      switch operation {
-      case .data: counts.data += 1
-      case .ripas: counts.ripas += 1
-      case .rec: counts.rec += 1
-      }
-    }
     func hex(_ value: UInt64) -> String { "\"0x" + String(value, radix: 16) + "\"" }
     return """
       {"algorithm":"\(rim.algorithm.rawValue)","rules":"\(profile.rules.rawValue)","rim":"\(rim.hex)",\

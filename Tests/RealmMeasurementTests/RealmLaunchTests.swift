@@ -61,7 +61,8 @@ struct SmallRealm {
     }
     var launch = try SmallRealm.launch(sha512: sha512)
     launch.parameters.lpa2 = false
-    let operations = try launch.operations(rules: .rmm1_0)
+    var operations: [MeasuredOperation] = []
+    try launch.forEachOperation(rules: .rmm1_0) { operations.append($0) }
     #expect(operations.count == 18 + 1 + (510 + 6 + 496))
     #expect(try launch.measure(rules: .rmm1_0).digest == hand.digest)
   }
@@ -97,6 +98,20 @@ struct SmallRealm {
     #expect(rim.digest == hand.digest)
   }
 
+  /// Contents placed inside a region (a mapped file) measure as the region's bytes, the zeros
+  /// around them included, granule by granule.
+  @Test func contentsAtAnOffsetMeasureAsTheZeroPaddedRegion() throws {
+    var padded = try SmallRealm.launch(sha512: false)
+    var placed = padded
+    let contents: [UInt8] = (0..<5000).map { UInt8(truncatingIfNeeded: $0 &* 7 &+ 1) }
+    padded.regions[0] = .init(
+      address: SmallRealm.ramBase,
+      bytes: [UInt8](repeating: 0, count: 100) + contents + [UInt8](repeating: 0, count: 8192 - 5100))
+    placed.regions[0] = .init(address: SmallRealm.ramBase, size: 8192, contentOffset: 100, contents: contents)
+    #expect(try placed.measure(rules: .rmm2_0) == padded.measure(rules: .rmm2_0))
+    #expect(try placed.measure(rules: .rmm1_0) == padded.measure(rules: .rmm1_0))
+  }
+
   @Test func invalidLaunches() throws {
     var launch = try SmallRealm.launch(sha512: false)
     launch.regions[1].address = 0x8000_1000  // overlaps the firmware
@@ -105,8 +120,11 @@ struct SmallRealm {
     launch.regions[1].address = SmallRealm.dtbAddress + 0x1000  // runs past the end of RAM
     #expect(throws: RIMError.dataOutsideRAM(address: SmallRealm.dtbAddress + 0x1000)) { try launch.measure(rules: .rmm2_0) }
     launch = try SmallRealm.launch(sha512: false)
-    launch.regions[0].bytes.removeLast()
+    launch.regions[0].size -= 1
     #expect(throws: RIMError.unalignedData(address: SmallRealm.ramBase, size: 8191)) { try launch.measure(rules: .rmm2_0) }
+    launch = try SmallRealm.launch(sha512: false)
+    launch.regions[0].contentOffset = 1  // the contents then end one byte past the region
+    #expect(throws: RIMError.contentsOutsideRegion(address: SmallRealm.ramBase, size: 8192)) { try launch.measure(rules: .rmm2_0) }
     launch = try SmallRealm.launch(sha512: false)
     launch.parameters.ipaBits = 31
     #expect(throws: RIMError.badIPAWidth(31)) { try launch.measure(rules: .rmm2_0) }
