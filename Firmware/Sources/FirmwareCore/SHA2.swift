@@ -49,18 +49,29 @@ public struct SHA256: SHA2Hash, Sendable {
 
   public init() {}
 
+  /// A compression function the platform offers in place of ``compress(_:_:blocks:)`` (the
+  /// firmware's, with the ARMv8 SHA-256 instructions): it compresses `blocks` 64-byte blocks at
+  /// the data pointer into the state's eight words h0...h7. Set once, before any hashing.
+  public nonisolated(unsafe) static var platformCompress: (@convention(c) (UnsafeMutablePointer<UInt32>?, UnsafeRawPointer?, Int) -> Void)?
+
   /// Hashes `bytes` after everything hashed so far.
   public mutating func update(_ bytes: UnsafeRawBufferPointer) {
     var state = self.state
-    blocks.update(bytes) { Self.compress(&state, $0, blocks: $1) }
+    blocks.update(bytes) { Self.compressAny(&state, $0, blocks: $1) }
     self.state = state
   }
 
   /// The digest of everything hashed so far (32 bytes).
   public func finalize() -> [UInt8] {
     var state = self.state
-    blocks.finish { Self.compress(&state, $0, blocks: $1) }
+    blocks.finish { Self.compressAny(&state, $0, blocks: $1) }
     return bigEndianBytes(of: state, as: UInt32.self)
+  }
+
+  /// ``platformCompress`` when there is one, else ``compress(_:_:blocks:)``.
+  static func compressAny(_ state: inout State, _ data: UnsafeRawPointer, blocks: Int) {
+    guard let platformCompress else { return compress(&state, data, blocks: blocks) }
+    withUnsafeMutableBytes(of: &state) { platformCompress($0.baseAddress?.assumingMemoryBound(to: UInt32.self), data, blocks) }
   }
 
   /// Compresses `blocks` 64-byte blocks at `data` into `state`.
