@@ -25,6 +25,13 @@ public enum RIPASOrder: String, Sendable, Codable {
 public protocol RegionContents: Sendable {
   /// Calls `body` with the bytes.
   func withBytes<R, E: Error>(_ body: (UnsafeRawBufferPointer) throws(E) -> R) throws(E) -> R
+  /// Says the bytes in `range` have been used and will not be needed again soon, so that their
+  /// memory may go (a mapped file's pages leave the process; the page cache keeps them).
+  func done(with range: Range<Int>)
+}
+
+extension RegionContents {
+  public func done(with range: Range<Int>) {}
 }
 
 extension Array: RegionContents where Element == UInt8 {
@@ -83,6 +90,8 @@ public struct RealmLaunch: Sendable, Equatable {
   }
 
   public static let granule: UInt64 = 4096
+  /// How much of a region's contents is hashed before it is handed back (``RegionContents/done(with:)``).
+  static let releaseStep = 1 << 20
 
   /// Hands `body` the measured commands in the order the host issues them, one at a time: a
   /// granule's contents are valid only during its call, so a launch of any size is measured in
@@ -106,6 +115,7 @@ public struct RealmLaunch: Sendable, Equatable {
     var granule = [UInt8](repeating: 0, count: Int(Self.granule))
     for region in regions {
       try region.contents.withBytes { (contents) throws(RIMError) in
+        var released = region.contentOffset  // the contents hashed and handed back, up to here
         for offset in stride(from: 0, to: region.size, by: Int(Self.granule)) {
           // The granule's bytes: the contents that fall in it, zeros elsewhere.
           let start = Swift.max(offset, region.contentOffset), end = Swift.min(offset + Int(Self.granule), region.contentOffset + contents.count)
@@ -117,6 +127,10 @@ public struct RealmLaunch: Sendable, Equatable {
             }
           }
           try body(.data(ipa: region.address + UInt64(offset), contents: granule[...]))
+          if end - released >= Self.releaseStep || (end == region.contentOffset + contents.count && end > released) {
+            region.contents.done(with: (released - region.contentOffset)..<(end - region.contentOffset))
+            released = end
+          }
         }
       }
     }

@@ -32,6 +32,16 @@ public final class MappedImage: @unchecked Sendable {  // immutable after init
     bytes = UnsafeRawBufferPointer(start: address, count: Int(size))
   }
 
+  /// Drops the pages holding `range` of the file from this process (the page cache keeps them;
+  /// reading them again faults them back in): what has been placed or hashed need not stay.
+  public func release(_ range: Range<Int>) {
+    guard let base = bytes.baseAddress, !range.isEmpty, range.upperBound <= bytes.count else { return }
+    let page = Int(sysconf(Int32(_SC_PAGESIZE)))
+    let start = range.lowerBound / page * page
+    let end = min((range.upperBound + page - 1) / page * page, (bytes.count + page - 1) / page * page)
+    madvise(UnsafeMutableRawPointer(mutating: base + start), end - start, MADV_DONTNEED)
+  }
+
   deinit {
     if let base = bytes.baseAddress { munmap(UnsafeMutableRawPointer(mutating: base), bytes.count) }
   }

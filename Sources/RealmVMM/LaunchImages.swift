@@ -28,6 +28,10 @@ public struct LaunchImages: Sendable {
         case .bytes(let bytes): return try bytes.withBytes(body)
         }
       }
+
+      public func done(with range: Range<Int>) {
+        if case .mapped(let image) = self { image.release(range) }
+      }
     }
   }
 

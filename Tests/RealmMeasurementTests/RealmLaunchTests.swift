@@ -112,6 +112,25 @@ struct SmallRealm {
     #expect(try placed.measure(rules: .rmm1_0) == padded.measure(rules: .rmm1_0))
   }
 
+  /// Measuring hands each region's contents back as it goes, in order, about a MiB at a time, and
+  /// all of it: a mapped file's hashed pages can then leave the process.
+  @Test func contentsAreHandedBackAsTheyAreHashed() throws {
+    final class Recorder: RegionContents, @unchecked Sendable {
+      let bytes = [UInt8](repeating: 0x5A, count: (3 << 20) + 777)
+      var handedBack: [Range<Int>] = []
+      func withBytes<R, E: Error>(_ body: (UnsafeRawBufferPointer) throws(E) -> R) throws(E) -> R { try bytes.withBytes(body) }
+      func done(with range: Range<Int>) { handedBack.append(range) }
+    }
+    let recorder = Recorder()
+    var launch = try SmallRealm.launch(sha512: false)
+    launch.ram = SmallRealm.ramBase..<SmallRealm.ramBase + (64 << 20)
+    launch.regions = [.init(address: SmallRealm.ramBase + 0x10_0000, size: (4 << 20), contentOffset: 100, contents: recorder)]
+    _ = try launch.measure(rules: .rmm2_0)
+    #expect(recorder.handedBack.first?.lowerBound == 0 && recorder.handedBack.last?.upperBound == recorder.bytes.count)
+    #expect(zip(recorder.handedBack, recorder.handedBack.dropFirst()).allSatisfy { $0.upperBound == $1.lowerBound })
+    #expect(recorder.handedBack.allSatisfy { $0.count <= (1 << 20) + 4096 })
+  }
+
   @Test func invalidLaunches() throws {
     var launch = try SmallRealm.launch(sha512: false)
     launch.regions[1].address = 0x8000_1000  // overlaps the firmware

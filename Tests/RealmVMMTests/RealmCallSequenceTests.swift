@@ -26,17 +26,20 @@ import Testing
   }
 
   /// A kernel Image of `size` bytes (header only matters) in a temporary file.
-  static func kernelFile() throws -> String {
-    var image = [UInt8](repeating: 0, count: 3 * 4096 + 100)
+  static func kernelFile(size: Int = 3 * 4096 + 100, imageSize: UInt64 = 0x4000) throws -> String {
+    var image = [UInt8](repeating: 0, count: size)
     image[56] = 0x41; image[57] = 0x52; image[58] = 0x4D; image[59] = 0x64  // "ARM\x64"
-    image[16] = 0x00; image[17] = 0x40  // image_size 0x4000 (bigger than the file: BSS)
+    withUnsafeBytes(of: imageSize.littleEndian) { image.replaceSubrange(16..<24, with: $0) }  // image_size (BSS beyond the file)
     image[0x1000] = 0xAB
     let path = FileManager.default.temporaryDirectory.appendingPathComponent("realm-seq-\(UUID().uuidString).Image").path
     try Data(image).write(to: URL(fileURLWithPath: path))
     return path
   }
 
-  static func build(capabilities: [UInt: Int32], options: RealmOptions = RealmOptions(), refuse: (@Sendable (UInt, [UInt8]) -> Int32?)? = nil) throws -> Recording {
+  static func build(
+    capabilities: [UInt: Int32], options: RealmOptions = RealmOptions(), kernelSize: Int = 3 * 4096 + 100,
+    refuse: (@Sendable (UInt, [UInt8]) -> Int32?)? = nil
+  ) throws -> Recording {
     let enableCapArguments = Mutex<[(UInt64, [UInt8])]>([])
     let syscalls = RecordingKVMSyscalls(capabilities: capabilities, pointer: { fd, request, argument in
       if let refuse, let answer = refuse(request, Array(argument)) { return answer }
@@ -64,7 +67,9 @@ import Testing
     })
     let system = try KVMSystem(syscalls: syscalls)
     let config = MachineConfig(
-      memorySize: ramSize, cpus: 2, boot: .kernel(path: try kernelFile(), initrd: nil), kernelParameters: "quiet",
+      memorySize: ramSize, cpus: 2,
+      boot: .kernel(path: try kernelFile(size: kernelSize, imageSize: max(0x4000, UInt64(kernelSize + 4095) / 4096 * 4096)), initrd: nil),
+      kernelParameters: "quiet",
       realm: true, realmOptions: options)
     let console = try TerminalConsole(output: .open("/dev/null", O_WRONLY), input: .open("/dev/null", O_RDONLY))
     let machine = try Machine(config: config, console: console, kvm: system)
@@ -93,6 +98,15 @@ import Testing
   /// The populated regions the machine should produce: the kernel (file padded to 4 KiB) and the
   /// 64 KiB DTB at 0x83E0_0000 (64 MiB RAM: ALIGN(0x8400_0000 - 0x21_0000, 2 MiB)).
   static let regions: [(base: UInt64, size: UInt64)] = [(0x8000_0000, 0x4000), (0x83E0_0000, 0x1_0000)]
+
+  /// A kernel larger than one load piece is populated in ascending pieces that cover it exactly
+  /// (the same DATA_CREATEs in the same order, so the same RIM), then the DTB.
+  @Test func aLargeImageIsPopulatedInPieces() throws {
+    let recording = try Self.build(capabilities: [248: 1, 231: 1, 165: 48], kernelSize: 0x90_0000 - 100)
+    let populates = recording.calls(Self.populate13).map(\.bytes!)
+    #expect(populates.map { $0.le(UInt64.self, at: 0) }.prefix(3) == [Self.ramBase, Self.ramBase + 0x40_0000, Self.ramBase + 0x80_0000])
+    #expect(populates.map { $0.le(UInt64.self, at: 8) } == [0x40_0000, 0x40_0000, 0x10_0000, 0x1_0000])
+  }
 
   @Test func generationBSeriesV13() throws {
     let recording = try Self.build(capabilities: [248: 1, 231: 1, 165: 48])
