@@ -152,11 +152,12 @@ extension DecodedCBOR {
     c.negint64 = { context, _ in DecodedCBOR.scan(context).pointee.item() }
     c.byte_string = { context, _, _ in DecodedCBOR.scan(context).pointee.item() }
     c.string = { context, _, _ in DecodedCBOR.scan(context).pointee.item() }
-    c.array_start = { context, count in DecodedCBOR.scan(context).pointee.item(opening: UInt64(count)) }
+    // Counts are size_t in libcbor 0.8 (Int here: 2^63 and above arrive negative), uint64_t in 0.10.
+    c.array_start = { context, count in DecodedCBOR.scan(context).pointee.item(opening: UInt64(truncatingIfNeeded: count)) }
     c.map_start = { context, count in
       // 2 * count items; a count that large cannot fit the input anyway.
-      let items = UInt64(count) > UInt64.max / 2 ? UInt64.max : UInt64(count) * 2
-      DecodedCBOR.scan(context).pointee.item(opening: items)
+      let pairs = UInt64(truncatingIfNeeded: count)
+      DecodedCBOR.scan(context).pointee.item(opening: pairs > UInt64.max / 2 ? UInt64.max : pairs * 2)
     }
     c.tag = { context, _ in DecodedCBOR.scan(context).pointee.item(opening: 1) }
     c.float2 = { context, _ in DecodedCBOR.scan(context).pointee.item() }
