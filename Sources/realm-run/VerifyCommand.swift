@@ -136,11 +136,9 @@ struct VerifyCommand: ParsableCommand {
     } catch let error as CCATokenError {
       RealmRun.report("\(token): \(error.description)")
       throw ExitStatus.unreadableEvidence
-    } catch let error as TokenVerifierInputError {
-      RealmRun.report(error.description)
-      throw ExitStatus.unreadableEvidence
-    } catch let error as InputError {
-      RealmRun.report(error.description)
+    } catch {
+      // TokenVerifierInputError or InputError: each says which file.
+      RealmRun.report("\(error)")
       throw ExitStatus.unreadableEvidence
     }
     for verdict in verdicts { print(verdict.description) }
