@@ -90,8 +90,7 @@ public struct COSESign1: Equatable, Sendable {
       throw .invalid(context: context, problem: "not a COSE_Sign1 [protected, unprotected, payload, signature]")
     }
     protectedHeader = try parts[0].bytes(context: "\(context) protected header")
-    guard case .map = parts[1] else { throw .invalid(context: "\(context) unprotected header", problem: "not a map") }
-    _ = try ClaimMap(parts[1], context: "\(context) unprotected header")
+    _ = try ClaimMap(parts[1], context: "\(context) unprotected header")  // a map without repeated keys
     payload = try parts[2].bytes(context: "\(context) payload")
     signature = try parts[3].bytes(context: "\(context) signature", sizes: [96])
 
@@ -194,8 +193,7 @@ public struct CCARealmClaims: Equatable, Sendable {
     switch claims[44243] {
     case nil: mecPolicy = nil
     case .unsigned(let n): mecPolicy = n == 0 ? "shared" : n == 1 ? "private" : "\(n)"
-    case .text(let text): mecPolicy = try DecodedCBOR.text(text).text(context: "\(context) MEC policy (44243)")
-    default: throw .invalid(context: "\(context) MEC policy (44243)", problem: "neither an integer nor text")
+    case let text?: mecPolicy = try text.text(context: "\(context) MEC policy (44243)")  // before RMM 2.0
     }
   }
 }

@@ -17,6 +17,8 @@ struct TestToken {
   var algorithm = "sha-256"
   var rim = [UInt8](repeating: 0x11, count: 32)
   var rems: [[UInt8]] = (0..<4).map { [UInt8](repeating: UInt8(0x20 + $0), count: 32) }
+  /// Claims after the mandatory ones (RMM 2.0's instance ID and MEC policy, or anything).
+  var extraRealmClaims: [(key: DecodedCBOR, value: DecodedCBOR)] = []
   /// Replaces the platform token's challenge (normally the SHA-256 of the RAK).
   var binder: [UInt8]?
   /// Flips a bit of the realm token's (or the platform token's) signature after signing.
@@ -39,7 +41,7 @@ struct TestToken {
       (.int(44239), .array(rems.map { .bytes($0) })),
     ]
     if let profile { claims.insert((.int(265), .text(profile)), at: 0) }
-    return claims
+    return claims + extraRealmClaims
   }
 
   var platformClaims: [(key: DecodedCBOR, value: DecodedCBOR)] {

@@ -32,6 +32,23 @@ import Testing
     #expect(token.realmClaims.attestationKey.point == Array(built.realmKey.publicKey.x963Representation))
   }
 
+  /// TF-RMM 0.9.0+ (RMM 2.0): the 2.0 profile, a realm instance ID and the MEC policy as an integer.
+  @Test func readsRMM2Claims() throws {
+    var built = TestToken()
+    built.profile = "tag:arm.com,2024:realm#2.0.0"
+    built.extraRealmClaims = [(.int(256), .bytes([1] + [UInt8](repeating: 7, count: 32))), (.int(44243), .int(1))]
+    var claims = try CCAToken(decoding: built.encoded).realmClaims
+    #expect(claims.profile == "tag:arm.com,2024:realm#2.0.0")
+    #expect(claims.instanceID?.count == 33 && claims.mecPolicy == "private")
+    built.extraRealmClaims = [(.int(44243), .text("shared"))]
+    claims = try CCAToken(decoding: built.encoded).realmClaims
+    #expect(claims.instanceID == nil && claims.mecPolicy == "shared")
+    built.extraRealmClaims = [(.int(44243), .array([]))]
+    #expect(throws: CCATokenError.invalid(context: "realm token MEC policy (44243)", problem: "not a text string")) {
+      try CCAToken(decoding: built.encoded)
+    }
+  }
+
   /// Every prefix of a good token is an error, never a crash or a token.
   @Test func everyTruncationIsATypedError() throws {
     let bytes = TestToken().encoded
