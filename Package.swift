@@ -83,6 +83,6 @@ let package = Package(
     .testTarget(
       name: "AttestationTests",
       dependencies: ["Attestation", "CLibCBOR", "FirmwareCore", .product(name: "Crypto", package: "swift-crypto")]),
-    .testTarget(name: "RealmRunTests", dependencies: ["realm-run", "RealmVMM", "VirtIO", "FirmwareCore", "TestSupport"]),
+    .testTarget(name: "RealmRunTests", dependencies: ["realm-run", "RealmVMM", "VirtIO", "FirmwareCore", "TestSupport", "Attestation"]),
   ]
 )

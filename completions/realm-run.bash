@@ -388,7 +388,7 @@ _realm-run_measure() {
 
 _realm-run_verify() {
     repeating_flags=()
-    non_repeating_flags=(--version -h --help)
+    non_repeating_flags=(--json --version -h --help)
     repeating_options=(--rem)
     non_repeating_options=(--reference --rim --realm-pv --rpv --challenge --cpak)
     __realm-run_offer_flags_options 1

@@ -1,6 +1,7 @@
 import ArgumentParser
 import Attestation
 import FirmwareCore
+import Foundation
 import Platform
 
 /// `realm-run verify TOKEN`: checks a CCA attestation token (signatures, binding) and compares its
@@ -50,6 +51,9 @@ struct VerifyCommand: ParsableCommand {
 
   @Option(help: ArgumentHelp("The CCA Platform Attestation Key to check the platform signature with: PEM, JWK, DER or the raw point.", valueName: "file"))
   var cpak: String?
+
+  @Flag(help: "Print one JSON object (the token's form and profiles, 'accepted', and 'checks': claim, result, and expected, token or reason) instead of lines.")
+  var json: Bool = false
 
   /// The reference values the options give, before --reference is read.
   struct Overrides: Equatable {
@@ -131,8 +135,8 @@ struct VerifyCommand: ParsableCommand {
         verifier.platformKey = try TokenVerifier.platformKey(fromFile: try Self.read(cpak, limit: TokenReference.maximumFileSize, what: "CPAK"))
         verifier.platformKeySource = "the CPAK in \(cpak)"
       }
-      print(Self.summary(of: token))
       verdicts = verifier.verify(token, against: values)
+      print(json ? Self.json(token, verdicts) : ([Self.summary(of: token)] + verdicts.map(\.description)).joined(separator: "\n"))
     } catch let error as CCATokenError {
       RealmRun.report("\(token): \(error.description)")
       throw ExitStatus.unreadableEvidence
@@ -141,7 +145,6 @@ struct VerifyCommand: ParsableCommand {
       RealmRun.report("\(error)")
       throw ExitStatus.unreadableEvidence
     }
-    for verdict in verdicts { print(verdict.description) }
     if cpak != nil {
       RealmRun.report(
         "note: on the emulated CCA host the CPAK is TF-A's published test key; a platform signature that verifies with it is no proof of a genuine, secure platform")
@@ -154,6 +157,29 @@ struct VerifyCommand: ParsableCommand {
     let realm = token.realmClaims.profile ?? "none (legacy)"
     let platform = token.platformClaims.profile ?? "none"
     return "token: \(token.form), realm profile \(realm), platform profile \(platform)"
+  }
+
+  /// The `--json` form: keys sorted, the checks in the order of the lines.
+  static func json(_ token: CCAToken, _ verdicts: [ClaimVerdict]) -> String {
+    let checks: [[String: Any]] = verdicts.map { verdict in
+      var check: [String: Any] = ["claim": verdict.claim]
+      switch verdict.outcome {
+      case .ok: check["result"] = "ok"
+      case .match: check["result"] = "match"
+      case .differs(let expected, let token): check.merge(["result": "differs", "expected": expected, "token": token]) { $1 }
+      case .fails(let reason): check.merge(["result": "fails", "reason": reason]) { $1 }
+      case .notChecked(let reason): check.merge(["result": "not checked", "reason": reason]) { $1 }
+      }
+      if let note = verdict.note { check["note"] = note }
+      return check
+    }
+    let object: [String: Any] = [
+      "form": token.form == .cmwCollection ? 907 : 399,
+      "realm_profile": token.realmClaims.profile ?? NSNull(), "platform_profile": token.platformClaims.profile ?? NSNull(),
+      "accepted": !verdicts.contains(where: \.rejects), "checks": checks,
+    ]
+    let data = (try? JSONSerialization.data(withJSONObject: object, options: [.sortedKeys, .withoutEscapingSlashes])) ?? Data()
+    return String(decoding: data, as: UTF8.self)
   }
 
   /// A file that cannot be read.

@@ -1,3 +1,4 @@
+import Attestation
 import Foundation
 import Testing
 @testable import realm_run
@@ -69,6 +70,24 @@ import Testing
     #expect(try status([garbage]) == 7)
     #expect(try status([Self.token, "--reference", garbage]) == 7)
     #expect(try status([Self.token, "--cpak", garbage]) == 7)
+  }
+
+  @Test func printsJSON() throws {
+    let token = try CCAToken(decoding: Array(try Data(contentsOf: URL(fileURLWithPath: Self.token))))
+    let rem0 = try #require(TokenReference.bytes(hex: Self.rem0))
+    let reference = TokenReference(algorithm: .sha256, rim: TokenReference.bytes(hex: Self.rim), rems: [nil, rem0, nil, nil])
+    let text = VerifyCommand.json(token, TokenVerifier().verify(token, against: reference))
+    let object = try #require(try JSONSerialization.jsonObject(with: Data(text.utf8)) as? [String: Any])
+    #expect(object["form"] as? Int == 399)
+    #expect(object["realm_profile"] as? String == "tag:arm.com,2023:realm#1.0.0")
+    #expect(object["accepted"] as? Bool == false)
+    let checks = try #require(object["checks"] as? [[String: Any]])
+    #expect(checks.compactMap { $0["claim"] as? String }
+      == ["platform signature", "realm signature", "binding", "hash algorithm", "challenge", "RIM", "REM0", "REM1", "REM2", "REM3", "RPV"])
+    #expect(checks[5]["result"] as? String == "match")
+    #expect(checks[0]["result"] as? String == "not checked")
+    #expect(checks[7]["result"] as? String == "differs" && checks[7]["expected"] as? String == Self.rem0)
+    #expect(checks[7]["token"] as? String != nil)
   }
 
   @Test func badValuesAreUsageErrors() {
