@@ -43,6 +43,7 @@ let package = Package(
       name: "realm-run",
       dependencies: [
         "RealmVMM", "DiskImage", "KVM", "CKVM", "GuestMemory", "RealmMeasurement", "VirtIO", "FirmwareCore", "Platform",
+        "Attestation",
         .product(name: "ArgumentParser", package: "swift-argument-parser"),
         .product(name: "Logging", package: "swift-log"),
       ]),
@@ -79,7 +80,9 @@ let package = Package(
     .testTarget(
       name: "RealmMeasurementTests",
       dependencies: ["RealmMeasurement", .product(name: "Crypto", package: "swift-crypto")]),
-    .testTarget(name: "AttestationTests", dependencies: ["Attestation", "CLibCBOR", "FirmwareCore"]),
-    .testTarget(name: "RealmRunTests", dependencies: ["realm-run", "RealmVMM", "VirtIO", "FirmwareCore", "TestSupport"]),
+    .testTarget(
+      name: "AttestationTests",
+      dependencies: ["Attestation", "CLibCBOR", "FirmwareCore", .product(name: "Crypto", package: "swift-crypto")]),
+    .testTarget(name: "RealmRunTests", dependencies: ["realm-run", "RealmVMM", "VirtIO", "FirmwareCore", "TestSupport", "Attestation"]),
   ]
 )

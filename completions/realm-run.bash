@@ -173,13 +173,13 @@ _realm-run() {
     unset 'unparsed_words[0]'
     unparsed_words=("${unparsed_words[@]}")
     case "${subcommand}" in
-    run|image|measure|host-info|help)
+    run|image|measure|verify|host-info|help)
         # Offer subcommand argument completions
         "_realm-run_${subcommand}"
         ;;
     *)
         # Offer subcommand completions
-        COMPREPLY+=($(compgen -W 'run image measure host-info help' -- "${cur}"))
+        COMPREPLY+=($(compgen -W 'run image measure verify host-info help' -- "${cur}"))
         ;;
     esac
 }
@@ -381,6 +381,39 @@ _realm-run_measure() {
         return
         ;;
     '--watchpoints')
+        return
+        ;;
+    esac
+}
+
+_realm-run_verify() {
+    repeating_flags=()
+    non_repeating_flags=(--json --version -h --help)
+    repeating_options=(--rem)
+    non_repeating_options=(--reference --rim --realm-pv --rpv --challenge --cpak)
+    __realm-run_offer_flags_options 1
+
+    # Offer option value completions
+    case "${prev}" in
+    '--reference')
+        return
+        ;;
+    '--rim')
+        return
+        ;;
+    '--rem')
+        return
+        ;;
+    '--realm-pv')
+        return
+        ;;
+    '--rpv')
+        return
+        ;;
+    '--challenge')
+        return
+        ;;
+    '--cpak')
         return
         ;;
     esac

@@ -10,6 +10,10 @@ enum ExitStatus: Int32, Error, CaseIterable {
   case firmwareFailed = 4
   /// A console line matched --fail-on.
   case consoleFailure = 5
+  /// `verify`: a signature, the binding or a claim did not match.
+  case verificationFailed = 6
+  /// `verify`: the token, the reference values or the CPAK could not be read or decoded.
+  case unreadableEvidence = 7
   case usage = 64
   case timedOut = 124
   /// SIGHUP (128 + 1), as a shell reports a process the signal ended.

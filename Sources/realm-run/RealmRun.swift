@@ -17,6 +17,8 @@ struct RealmRun: ParsableCommand {
         3    the guest crashed or stopped in a way KVM could not continue
         4    the firmware could not boot the guest; one line on stderr says why
         5    a console line matched --fail-on; one line on stderr gives it
+        6    verify: a signature, the binding or a claim of the token did not match
+        7    verify: the token, the reference values or the CPAK could not be read
         64   the command line was wrong
         124  --timeout passed before the guest finished
         129  SIGHUP stopped the guest (disks flushed, terminal restored)
@@ -24,7 +26,7 @@ struct RealmRun: ParsableCommand {
         143  SIGTERM stopped the guest
       """,
     version: RealmRunVersion.current,
-    subcommands: [RunCommand.self, ImageCommand.self, MeasureCommand.self, HostInfoCommand.self],
+    subcommands: [RunCommand.self, ImageCommand.self, MeasureCommand.self, VerifyCommand.self, HostInfoCommand.self],
     defaultSubcommand: RunCommand.self)
 
   /// Parses and runs, reporting every failure as one line on stderr and a documented status.

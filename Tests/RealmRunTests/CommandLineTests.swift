@@ -139,7 +139,7 @@ import VirtIO
   }
 
   @Test func helpForAnUnknownSubcommandIsAnError() {
-    #expect(RealmRun.unknownHelpTopic(["help", "bogus"]) == "help: no subcommand 'bogus' (there are: run, image, measure, host-info)")
+    #expect(RealmRun.unknownHelpTopic(["help", "bogus"]) == "help: no subcommand 'bogus' (there are: run, image, measure, verify, host-info)")
     #expect(RealmRun.unknownHelpTopic(["help", "image", "create"]) == nil)
     #expect(RealmRun.unknownHelpTopic(["help"]) == nil)
     #expect(RealmRun.unknownHelpTopic(["--kernel", "help"]) == nil)
