@@ -22,4 +22,21 @@ public struct RealmReferenceValues: Equatable, Sendable {
     self.rems = rems
     self.personalization = personalization
   }
+
+  /// `personalization` (up to 64 bytes, e.g. `--realm-pv`) zero-padded to 64 bytes, as the RMM
+  /// stores the RPV; nil when it is longer.
+  public static func paddedPersonalization(_ personalization: [UInt8]) -> [UInt8]? {
+    guard personalization.count <= 64 else { return nil }
+    return personalization + [UInt8](repeating: 0, count: 64 - personalization.count)
+  }
+
+  /// The fields `realm-run measure --json` appends: `"rems":[4 × hex or null],"rpv":"<hex>"`.
+  public var jsonFields: String {
+    let rems = rems.map { $0.map { "\"" + Self.hex($0) + "\"" } ?? "null" }.joined(separator: ",")
+    return "\"rems\":[\(rems)],\"rpv\":\"\(Self.hex(personalization))\""
+  }
+
+  static func hex(_ bytes: [UInt8]) -> String {
+    bytes.map { ($0 < 16 ? "0" : "") + String($0, radix: 16) }.joined()
+  }
 }
