@@ -43,7 +43,7 @@ let package = Package(
       name: "realm-run",
       dependencies: [
         "RealmVMM", "DiskImage", "KVM", "CKVM", "GuestMemory", "RealmMeasurement", "VirtIO", "FirmwareCore", "Platform",
-        .product(name: "ArgumentParser", package: "swift-argument-parser"),
+        "Attestation", .product(name: "ArgumentParser", package: "swift-argument-parser"),
         .product(name: "Logging", package: "swift-log"),
       ]),
 
@@ -71,7 +71,12 @@ let package = Package(
     .testTarget(name: "DevicesTests", dependencies: ["Devices", "TestSupport"]),
     .testTarget(name: "VirtIOTests", dependencies: ["VirtIO", "AsyncIO", "Devices", "GuestMemory", "TestSupport"]),
     .testTarget(name: "AsyncIOTests", dependencies: ["AsyncIO", "Platform"]),
-    .testTarget(name: "RealmVMMTests", dependencies: ["RealmVMM", "TestSupport", "FirmwareCore", "RealmMeasurement", "Platform"]),
+    .testTarget(
+      name: "RealmVMMTests",
+      dependencies: [
+        "RealmVMM", "TestSupport", "FirmwareCore", "RealmMeasurement", "Platform", "DiskImage",
+        .product(name: "Crypto", package: "swift-crypto"),
+      ]),
     .testTarget(
       name: "FirmwareCoreTests",
       dependencies: ["FirmwareCore", "DiskImage", "TestSupport", .product(name: "Crypto", package: "swift-crypto")]),
@@ -80,6 +85,7 @@ let package = Package(
       name: "RealmMeasurementTests",
       dependencies: ["RealmMeasurement", .product(name: "Crypto", package: "swift-crypto")]),
     .testTarget(name: "AttestationTests", dependencies: ["Attestation", "CLibCBOR", "FirmwareCore"]),
-    .testTarget(name: "RealmRunTests", dependencies: ["realm-run", "RealmVMM", "VirtIO", "FirmwareCore", "TestSupport"]),
+    .testTarget(
+      name: "RealmRunTests", dependencies: ["realm-run", "RealmVMM", "VirtIO", "FirmwareCore", "TestSupport", "Attestation"]),
   ]
 )
