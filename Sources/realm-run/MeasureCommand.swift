@@ -103,6 +103,10 @@ struct MeasureCommand: ParsableCommand {
           "note: \(profile.hostDescription) kernels always ask the RMM for \(fixed.rawValue), so 'run' there gets a \(fixed.rawValue) RIM; this is the \(config.realmOptions.algorithm.rawValue) RIM asked for")
       }
       let prediction = try RIMPrediction(config: config, profile: profile, algorithmOverride: nil)
+      guard json || corim != nil else {
+        print(prediction.rim.hex)
+        return
+      }
       let values = RealmReferenceValues(
         algorithm: prediction.rim.algorithm, rim: prediction.rim.digest, rems: predictedREMs(config, prediction),
         personalization: RealmReferenceValues.paddedPersonalization(config.realmOptions.personalization ?? []) ?? [])
