@@ -85,7 +85,6 @@ let package = Package(
       name: "RealmMeasurementTests",
       dependencies: ["RealmMeasurement", .product(name: "Crypto", package: "swift-crypto")]),
     .testTarget(name: "AttestationTests", dependencies: ["Attestation", "CLibCBOR", "FirmwareCore"]),
-    .testTarget(
-      name: "RealmRunTests", dependencies: ["realm-run", "RealmVMM", "VirtIO", "FirmwareCore", "TestSupport", "Attestation"]),
+    .testTarget(name: "RealmRunTests", dependencies: ["realm-run", "RealmVMM", "VirtIO", "FirmwareCore", "TestSupport"]),
   ]
 )

@@ -1,4 +1,3 @@
-import Attestation
 import FirmwareCore
 import Foundation
 import TestSupport
