@@ -35,7 +35,8 @@ struct MeasureCommand: ParsableCommand {
       --corim writes the values as an unsigned CoRIM (CBOR, deterministic) for Veraison: the \
       current Arm CCA realm profile (tag:arm.com,2025:cca_realm#1.0.0, Veraison v0.0.2605 and \
       later) or, with --corim-layout legacy, the layout of Veraison v0.0.2604 and older (which \
-      needs all four REMs). An existing file is replaced only with --force.
+      needs all four REMs). An existing file is replaced only with --force, and never when it is \
+      one of the machine's files.
       """)
 
   @OptionGroup var machine: MachineOptions
@@ -111,7 +112,7 @@ struct MeasureCommand: ParsableCommand {
         algorithm: prediction.rim.algorithm, rim: prediction.rim.digest, rems: predictedREMs(config, prediction),
         personalization: RealmReferenceValues.paddedPersonalization(config.realmOptions.personalization ?? []) ?? [])
       if let corim {
-        try writeCoRIM(try RealmCoRIM(values: values, layout: corimLayout).encoded(), to: corim)
+        try writeCoRIM(try RealmCoRIM(values: values, layout: corimLayout).encoded(), to: corim, inputs: config.inputFiles)
       }
       print(json ? prediction.json(appending: values.jsonFields) : prediction.rim.hex)
     } catch let error as VMMError {
@@ -164,32 +165,63 @@ struct MeasureCommand: ParsableCommand {
     return identity == bundledIdentity
   }
 
-  /// Writes `bytes` to `path`, refusing to replace a file unless --force.
-  func writeCoRIM(_ bytes: [UInt8], to path: String) throws(CoRIMFileError) {
-    let flags = O_WRONLY | O_CREAT | (force ? O_TRUNC : O_EXCL)
-    let file: FileDescriptor
-    do throws(Errno) { file = try FileDescriptor.open(path, flags) } catch {
-      throw error.rawValue == EEXIST ? .exists(path: path) : .file(path: path, errno: error)
+  /// Writes `bytes` to `path` as `image create` writes its output: never over one of the
+  /// machine's input files, over an existing file only with --force, and whole or not at all (a
+  /// new file beside it, then linked or, with --force, renamed into place).
+  func writeCoRIM(_ bytes: [UInt8], to path: String, inputs: [String]) throws(CoRIMFileError) {
+    if let output = BlockFile.identity(of: path),
+      let input = inputs.first(where: { BlockFile.identity(of: $0).map { $0 == output } ?? false })
+    {
+      throw .isInput(path: path, input: input)
     }
-    defer { file.close() }
+    let temporary = "\(path).\(getpid()).partial"
+    let file: FileDescriptor
+    do throws(Errno) { file = try FileDescriptor.open(temporary, O_WRONLY | O_CREAT | O_EXCL) } catch {
+      throw .file(path: temporary, errno: error)
+    }
+    defer { unlink(temporary) }
     var failure: Errno?
     bytes.withUnsafeBytes { buffer in
-      do throws(Errno) { try file.write(buffer) } catch { failure = error }
+      do throws(Errno) {
+        try file.write(buffer)
+        try file.sync()
+      } catch { failure = error }
     }
-    if let failure { throw .file(path: path, errno: failure) }
+    file.close()
+    if let failure { throw .file(path: temporary, errno: failure) }
+    // link() fails on an existing path, where rename() would replace it
+    let placed = force ? rename(temporary, path) : link(temporary, path)
+    guard placed == 0 else {
+      let error = Errno.current
+      throw error.rawValue == EEXIST ? .exists(path: path) : .file(path: path, errno: error)
+    }
   }
 }
 
 /// Why the CoRIM file was not written.
 enum CoRIMFileError: Error, CustomStringConvertible {
   case exists(path: String)
+  case isInput(path: String, input: String)
   case file(path: String, errno: Errno)
 
   var description: String {
     switch self {
     case .exists(let path): return "\(path) exists (--force replaces it)"
+    case .isInput(let path, let input): return "\(path) is one of the machine's files (\(input)); not replacing it"
     case .file(let path, let errno): return "\(path): \(errno)"
     }
+  }
+}
+
+extension MachineConfig {
+  /// The files the machine is built from: kernel and initrd or firmware, and the disks.
+  var inputFiles: [String] {
+    let boot: [String]
+    switch self.boot {
+    case .kernel(let path, let initrd): boot = [path] + (initrd.map { [$0] } ?? [])
+    case .firmware(let path): boot = [path]
+    }
+    return boot + disks.map(\.path)
   }
 }
 

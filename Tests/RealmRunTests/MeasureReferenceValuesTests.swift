@@ -60,6 +60,17 @@ import Testing
     #expect(scratch.read("values.corim") == first)
   }
 
+  /// Not even --force writes over one of the machine's own files; nothing is left beside it.
+  @Test func corimNeverReplacesAnInput() throws {
+    let scratch = ScratchDirectory()
+    let kernel = Self.kernel(scratch)
+    let before = scratch.read("Image")
+    #expect(throws: ExitStatus.vmmError) { try MeasureCommand.parse(["--kernel", kernel, "--corim", kernel, "--force"]).run() }
+    #expect(scratch.read("Image") == before)
+    let left = try FileManager.default.contentsOfDirectory(atPath: scratch.path)
+    #expect(left == ["Image"])
+  }
+
   @Test func corimOptionsNeedCorim() {
     #expect(throws: (any Error).self) { try MeasureCommand.parse(["--kernel", "k", "--force"]) }
     #expect(throws: (any Error).self) { try MeasureCommand.parse(["--kernel", "k", "--corim-layout", "legacy"]) }
