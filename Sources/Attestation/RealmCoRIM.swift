@@ -118,13 +118,9 @@ public struct RealmCoRIM {
     return id
   }
 
+  /// The UUID's text form (RFC 9562: 8-4-4-4-12 lower-case hex digits).
   static func uuidString(_ id: [UInt8]) -> String {
-    var s = ""
-    for (i, byte) in id.enumerated() {
-      if i == 4 || i == 6 || i == 8 || i == 10 { s += "-" }
-      s += (byte < 16 ? "0" : "") + String(byte, radix: 16)
-    }
-    return s
+    [0..<4, 4..<6, 6..<8, 8..<10, 10..<16].map { ByteString.hex(bytes: Array(id[$0])) }.joined(separator: "-")
   }
 
   /// [environment, [measurements]].

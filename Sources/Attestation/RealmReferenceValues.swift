@@ -32,11 +32,7 @@ public struct RealmReferenceValues: Equatable, Sendable {
 
   /// The fields `realm-run measure --json` appends: `"rems":[4 × hex or null],"rpv":"<hex>"`.
   public var jsonFields: String {
-    let rems = rems.map { $0.map { "\"" + Self.hex($0) + "\"" } ?? "null" }.joined(separator: ",")
-    return "\"rems\":[\(rems)],\"rpv\":\"\(Self.hex(personalization))\""
-  }
-
-  static func hex(_ bytes: [UInt8]) -> String {
-    bytes.map { ($0 < 16 ? "0" : "") + String($0, radix: 16) }.joined()
+    let rems = rems.map { $0.map { "\"" + ByteString.hex(bytes: $0) + "\"" } ?? "null" }.joined(separator: ",")
+    return "\"rems\":[\(rems)],\"rpv\":\"\(ByteString.hex(bytes: personalization))\""
   }
 }
