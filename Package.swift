@@ -72,7 +72,12 @@ let package = Package(
     .testTarget(name: "DevicesTests", dependencies: ["Devices", "TestSupport"]),
     .testTarget(name: "VirtIOTests", dependencies: ["VirtIO", "AsyncIO", "Devices", "GuestMemory", "TestSupport"]),
     .testTarget(name: "AsyncIOTests", dependencies: ["AsyncIO", "Platform"]),
-    .testTarget(name: "RealmVMMTests", dependencies: ["RealmVMM", "TestSupport", "FirmwareCore", "RealmMeasurement", "Platform"]),
+    .testTarget(
+      name: "RealmVMMTests",
+      dependencies: [
+        "RealmVMM", "TestSupport", "FirmwareCore", "RealmMeasurement", "Platform", "DiskImage",
+        .product(name: "Crypto", package: "swift-crypto"),
+      ]),
     .testTarget(
       name: "FirmwareCoreTests",
       dependencies: ["FirmwareCore", "DiskImage", "TestSupport", .product(name: "Crypto", package: "swift-crypto")]),

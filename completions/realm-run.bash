@@ -318,9 +318,9 @@ _realm-run_image_create() {
 
 _realm-run_measure() {
     repeating_flags=()
-    non_repeating_flags=(--realm --no-realm --pmu --lpa2 --no-lpa2 --from-host --json --version -h --help)
+    non_repeating_flags=(--realm --no-realm --pmu --lpa2 --no-lpa2 --from-host --json --force --version -h --help)
     repeating_options=(--disk)
-    non_repeating_options=(-m --mem -c --cpus --kernel --initrd --params --firmware --measurement-algo --realm-pv --cca-abi --console --sve-vl --pmu-counters --boot-entry --boot-mode --rules --breakpoints --watchpoints)
+    non_repeating_options=(-m --mem -c --cpus --kernel --initrd --params --firmware --measurement-algo --realm-pv --cca-abi --console --sve-vl --pmu-counters --boot-entry --boot-mode --rules --breakpoints --watchpoints --corim --corim-layout)
     __realm-run_offer_flags_options 0
 
     # Offer option value completions
@@ -381,6 +381,13 @@ _realm-run_measure() {
         return
         ;;
     '--watchpoints')
+        return
+        ;;
+    '--corim')
+        return
+        ;;
+    '--corim-layout')
+        __realm-run_add_completions -W 'current'$'\n''legacy'
         return
         ;;
     esac

@@ -1,6 +1,7 @@
 // libFuzzer entry points for every FirmwareCore parser that sees untrusted input.
 // Scripts/fuzz-firmware compiles this file with the FirmwareCore sources once, and runs the binary
-// once per target, named by FUZZ_TARGET: fdt, gpt, fat, bls, image, pe (PE32+ parse on array and
+// once per target, named by FUZZ_TARGET: fdt, gpt, fat (with the boot manager's ESP offer and BLS
+// entry choice), bls, image, pe (PE32+ parse on array and
 // raw-buffer storage, and load), devicepath (EFI device paths), zstd, inflate (raw DEFLATE, gzip,
 // kernel format detection), runtimemap (SetVirtualAddressMap's memory map). Any trap is a bug.
 
@@ -42,6 +43,11 @@ public func fuzzOne(_ data: UnsafePointer<UInt8>, _ size: Int) -> Int32 {
       }
     }
     _ = try? fat.lookup(Array("/loader/entries/a.conf".utf8))
+    // the boot manager's view of an ESP (what realm-run's measure also takes on the host)
+    let offer = ESPOffer(volume: &fat)
+    for mode in FirmwareBootMode.allCases { _ = offer.path(mode: mode) }
+    _ = try? ESPOffer.chooseEntry(&fat, requested: nil) { _ in }
+    _ = try? ESPOffer.chooseEntry(&fat, requested: Array("a".utf8)) { _ in }
   }
   case "bls":
   if let entry = try? BootEntry(id: Array("fuzz".utf8), text: bytes) {

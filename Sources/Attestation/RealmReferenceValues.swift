@@ -22,4 +22,17 @@ public struct RealmReferenceValues: Equatable, Sendable {
     self.rems = rems
     self.personalization = personalization
   }
+
+  /// `personalization` (up to 64 bytes, e.g. `--realm-pv`) zero-padded to 64 bytes, as the RMM
+  /// stores the RPV; nil when it is longer.
+  public static func paddedPersonalization(_ personalization: [UInt8]) -> [UInt8]? {
+    guard personalization.count <= 64 else { return nil }
+    return personalization + [UInt8](repeating: 0, count: 64 - personalization.count)
+  }
+
+  /// The fields `realm-run measure --json` appends: `"rems":[4 × hex or null],"rpv":"<hex>"`.
+  public var jsonFields: String {
+    let rems = rems.map { $0.map { "\"" + ByteString.hex(bytes: $0) + "\"" } ?? "null" }.joined(separator: ",")
+    return "\"rems\":[\(rems)],\"rpv\":\"\(ByteString.hex(bytes: personalization))\""
+  }
 }

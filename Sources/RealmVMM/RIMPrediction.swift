@@ -15,6 +15,8 @@ public struct RIMPrediction: Sendable {
   public let profile: RealmHostProfile
   /// How many of each measured RMM command the host issues.
   public let counts: (data: Int, ripas: Int, rec: Int)
+  /// The DTB the machine loads (what the firmware measures into REM0).
+  public let deviceTree: [UInt8]
 
   /// Predicts the RIM of `config` (a Realm) on a host described by `profile`.
   /// - Parameter algorithmOverride: the algorithm the host really uses, if not the configured one.
@@ -23,6 +25,7 @@ public struct RIMPrediction: Sendable {
   {
     let images: LaunchImages
     do { images = try LaunchImages(config: config) } catch { throw .images(error) }
+    deviceTree = images.deviceTree
     let ramEnd = MemoryMap.ramBase + config.memorySize
     let bits = IPALayout.minimumBits(reaching: ramEnd, realm: true)
     // realm_create_rd(): with SVE the kernel sets the flag and sve_vl = VQ - 1 (vector length / 128 - 1).
@@ -68,7 +71,10 @@ public struct RIMPrediction: Sendable {
 
   /// `realm-run measure --json`: the algorithm, rules and RIM, the measured realm parameters, the
   /// boot REC's registers and how many of each measured command there were, on one line.
-  public var json: String {
+  public var json: String { json(appending: "") }
+
+  /// ``json`` with `fields` (`"name":value` pairs, comma-separated) appended to the object.
+  public func json(appending fields: String) -> String {
     let p = launch.parameters
     func hex(_ value: UInt64) -> String { "\"0x" + String(value, radix: 16) + "\"" }
     return """
@@ -77,7 +83,8 @@ public struct RIMPrediction: Sendable {
       "sve_vl":\(p.sveVectorLength),"num_bps":\(p.breakpoints),"num_wps":\(p.watchpoints),\
       "pmu_num_ctrs":\(p.pmuCounters),"hash_algo":\(p.hashAlgorithm.rmiValue)},\
       "rec":{"pc":\(hex(launch.bootCPU.pc)),"x0":\(hex(launch.bootCPU.gprs[0]))},\
-      "measured":{"data_granules":\(counts.data),"ripas_entries":\(counts.ripas),"recs":\(counts.rec)}}
+      "measured":{"data_granules":\(counts.data),"ripas_entries":\(counts.ripas),"recs":\(counts.rec)}\
+      \(fields.isEmpty ? "" : "," + fields)}
       """
   }
 }

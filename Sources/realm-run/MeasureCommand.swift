@@ -1,4 +1,7 @@
 import ArgumentParser
+import Attestation
+import FirmwareCore
+import Platform
 import RealmMeasurement
 import RealmVMM
 import VirtIO
@@ -8,7 +11,7 @@ import VirtIO
 struct MeasureCommand: ParsableCommand {
   static let configuration = CommandConfiguration(
     commandName: "measure",
-    abstract: "Print the Realm Initial Measurement (RIM) a machine would get, without running it.",
+    abstract: "Print the Realm Initial Measurement (RIM) and the reference values a machine would get, without running it.",
     discussion: """
       Takes the same machine options as 'run', builds exactly what 'run' would populate (image, \
       initrd, DTB) and computes the RIM the RMM will report to the guest (RSI_MEASUREMENT_READ 0) \
@@ -20,6 +23,20 @@ struct MeasureCommand: ParsableCommand {
       rules and parameters, and --from-host reads them from this machine's KVM (LPA2 is inferred \
       from a 52-bit IPA limit with 4 KiB pages; give --lpa2 on a host that runs with LPA2 but \
       has a smaller physical address range). Series v12+ kernels always ask for SHA-256.
+
+      --json and --corim add the other reference values a verifier compares the Realm's \
+      attestation token with: the Realm Personalization Value (--realm-pv, zero-padded to 64 \
+      bytes) and the REMs. A direct kernel boot leaves the REMs zero. The bundled firmware \
+      booting a disk's BLS entry extends REM0 with the DTB, REM1 with the kernel file, REM2 with \
+      the command line and the initrds (each the SHA-256 of its bytes): measure reads the disks \
+      as the firmware does and predicts them. A UEFI boot or another firmware leaves them \
+      unknown (null; the CoRIM leaves them out, so they match any value).
+
+      --corim writes the values as an unsigned CoRIM (CBOR, deterministic) for Veraison: the \
+      current Arm CCA realm profile (tag:arm.com,2025:cca_realm#1.0.0, Veraison v0.0.2605 and \
+      later) or, with --corim-layout legacy, the layout of Veraison v0.0.2604 and older (which \
+      needs all four REMs). An existing file is replaced only with --force, and never when it is \
+      one of the machine's files.
       """)
 
   @OptionGroup var machine: MachineOptions
@@ -41,8 +58,17 @@ struct MeasureCommand: ParsableCommand {
   @Flag(help: "Read the rules, LPA2 and the breakpoint and watchpoint counts from this host's KVM (an arm64 CCA host).")
   var fromHost: Bool = false
 
-  @Flag(help: "Print JSON: algorithm, rules, rim and the measured realm parameters.")
+  @Flag(help: "Print JSON: algorithm, rules, rim, the measured realm parameters, rems and rpv.")
   var json: Bool = false
+
+  @Option(help: ArgumentHelp("Write the reference values (RIM, known REMs, RPV) as an unsigned CoRIM to this file.", valueName: "file"))
+  var corim: String?
+
+  @Option(help: ArgumentHelp("The CoRIM layout: current (Veraison v0.0.2605 and later) or legacy (v0.0.2604 and older).", valueName: "layout"))
+  var corimLayout: RealmCoRIM.Layout = .current
+
+  @Flag(help: "Replace the --corim file if it exists.")
+  var force: Bool = false
 
   func validate() throws {
     guard machine.realm else {
@@ -50,6 +76,9 @@ struct MeasureCommand: ParsableCommand {
     }
     if let breakpoints, breakpoints > 15 { throw ValidationError("--breakpoints \(breakpoints): a 4-bit field (0-15)") }
     if let watchpoints, watchpoints > 15 { throw ValidationError("--watchpoints \(watchpoints): a 4-bit field (0-15)") }
+    if corim == nil && (force || corimLayout != .current) {
+      throw ValidationError("--corim-layout and --force are for --corim")
+    }
     if machine.pmu && machine.pmuCounters == nil {
       throw ValidationError("--pmu: give --pmu-counters too; the number of counters is part of the measurement")
     }
@@ -75,7 +104,17 @@ struct MeasureCommand: ParsableCommand {
           "note: \(profile.hostDescription) kernels always ask the RMM for \(fixed.rawValue), so 'run' there gets a \(fixed.rawValue) RIM; this is the \(config.realmOptions.algorithm.rawValue) RIM asked for")
       }
       let prediction = try RIMPrediction(config: config, profile: profile, algorithmOverride: nil)
-      print(json ? prediction.json : prediction.rim.hex)
+      guard json || corim != nil else {
+        print(prediction.rim.hex)
+        return
+      }
+      let values = RealmReferenceValues(
+        algorithm: prediction.rim.algorithm, rim: prediction.rim.digest, rems: predictedREMs(config, prediction),
+        personalization: RealmReferenceValues.paddedPersonalization(config.realmOptions.personalization ?? []) ?? [])
+      if let corim {
+        try writeCoRIM(try RealmCoRIM(values: values, layout: corimLayout).encoded(), to: corim, inputs: config.inputFiles)
+      }
+      print(json ? prediction.json(appending: values.jsonFields) : prediction.rim.hex)
     } catch let error as VMMError {
       RealmRun.report(error.description)
       throw ExitStatus.vmmError
@@ -85,11 +124,107 @@ struct MeasureCommand: ParsableCommand {
     } catch let error as RIMPredictionError {
       RealmRun.report(error.description)
       throw ExitStatus.vmmError
+    } catch let error as CoRIMError {
+      RealmRun.report("--corim: \(error.description)")
+      throw ExitStatus.vmmError
+    } catch let error as CoRIMFileError {
+      RealmRun.report("--corim: \(error.description)")
+      throw ExitStatus.vmmError
     } catch let error as RealmHostProfile.ProbeError {
       RealmRun.report("--from-host: \(error.description)")
       throw ExitStatus.vmmError
     }
   }
+
+  /// The REMs the machine's Realm will hold when its OS starts, nil where not known in advance
+  /// (with one note on stderr saying why).
+  func predictedREMs(_ config: MachineConfig, _ prediction: RIMPrediction) -> [[UInt8]?] {
+    let algorithm = prediction.rim.algorithm
+    guard case .firmware(let path) = config.boot else {
+      // a direct kernel boot: nothing extends a REM before the OS
+      return MeasuredBoot.registers(after: [], algorithm: algorithm)
+    }
+    guard isBundledFirmware(path) else {
+      RealmRun.report("note: REMs unknown: \(path) is not the bundled firmware, whose measured boot measure knows")
+      return [nil, nil, nil, nil]
+    }
+    do throws(FirmwareBootPrediction.Unknown) {
+      let boot = try FirmwareBootPrediction(deviceTree: prediction.deviceTree, disks: config.disks, memorySize: config.memorySize)
+      return MeasuredBoot.registers(after: boot.measurements, algorithm: algorithm)
+    } catch {
+      RealmRun.report("note: REMs unknown: \(error.description)")
+      return [nil, nil, nil, nil]
+    }
+  }
+
+  /// Whether `path` is the bundled firmware's file (the default, or --firmware naming it).
+  func isBundledFirmware(_ path: String) -> Bool {
+    guard machine.firmware != nil else { return true }
+    guard let bundled = try? BundledFirmware.locate() else { return false }
+    guard let identity = BlockFile.identity(of: path), let bundledIdentity = BlockFile.identity(of: bundled) else { return false }
+    return identity == bundledIdentity
+  }
+
+  /// Writes `bytes` to `path` as `image create` writes its output: never over one of the
+  /// machine's input files, over an existing file only with --force, and whole or not at all (a
+  /// new file beside it, then linked or, with --force, renamed into place).
+  func writeCoRIM(_ bytes: [UInt8], to path: String, inputs: [String]) throws(CoRIMFileError) {
+    if let output = BlockFile.identity(of: path),
+      let input = inputs.first(where: { BlockFile.identity(of: $0).map { $0 == output } ?? false })
+    {
+      throw .isInput(path: path, input: input)
+    }
+    let temporary = "\(path).\(getpid()).partial"
+    let file: FileDescriptor
+    do throws(Errno) { file = try FileDescriptor.open(temporary, O_WRONLY | O_CREAT | O_EXCL) } catch {
+      throw .file(path: temporary, errno: error)
+    }
+    defer { unlink(temporary) }
+    var failure: Errno?
+    bytes.withUnsafeBytes { buffer in
+      do throws(Errno) {
+        try file.write(buffer)
+        try file.sync()
+      } catch { failure = error }
+    }
+    file.close()
+    if let failure { throw .file(path: temporary, errno: failure) }
+    // link() fails on an existing path, where rename() would replace it
+    let placed = force ? rename(temporary, path) : link(temporary, path)
+    guard placed == 0 else {
+      let error = Errno.current
+      throw error.rawValue == EEXIST ? .exists(path: path) : .file(path: path, errno: error)
+    }
+  }
 }
+
+/// Why the CoRIM file was not written.
+enum CoRIMFileError: Error, CustomStringConvertible {
+  case exists(path: String)
+  case isInput(path: String, input: String)
+  case file(path: String, errno: Errno)
+
+  var description: String {
+    switch self {
+    case .exists(let path): return "\(path) exists (--force replaces it)"
+    case .isInput(let path, let input): return "\(path) is one of the machine's files (\(input)); not replacing it"
+    case .file(let path, let errno): return "\(path): \(errno)"
+    }
+  }
+}
+
+extension MachineConfig {
+  /// The files the machine is built from: kernel and initrd or firmware, and the disks.
+  var inputFiles: [String] {
+    let boot: [String]
+    switch self.boot {
+    case .kernel(let path, let initrd): boot = [path] + (initrd.map { [$0] } ?? [])
+    case .firmware(let path): boot = [path]
+    }
+    return boot + disks.map(\.path)
+  }
+}
+
+extension RealmCoRIM.Layout: ExpressibleByArgument {}
 
 extension RIMRules: ExpressibleByArgument {}

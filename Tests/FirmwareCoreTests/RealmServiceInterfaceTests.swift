@@ -233,7 +233,11 @@ struct FakeRealmMonitor: SMCConduit {
       #expect(rsi.conduit.rems[1] == extend(zero, SHA256.hash(kernel)))
       #expect(rsi.conduit.rems[2] == extend(extend(zero, SHA256.hash(cmdline)), SHA256.hash(initrd)))
       #expect(rsi.conduit.rems[3].isEmpty)
+      // what realm-run predicts: the same registers, REM3 untouched (zeros)
+      let algo: RealmHashAlgorithm = algorithm == 0 ? .sha256 : .sha512
+      #expect(MeasuredBoot.registers(after: items, algorithm: algo) == Array(rsi.conduit.rems[0..<3]) + [zero])
     }
+    #expect(MeasuredBoot.registers(after: [], algorithm: .sha512) == [[UInt8]](repeating: [UInt8](repeating: 0, count: 64), count: 4))
   }
 
   @Test func measuredBootSkipsAnEmptyCommandLineAndNoInitrd() {

@@ -66,6 +66,15 @@ extension BootEntryError: CustomStringConvertible {
   }
 }
 
+extension BootEntryChoiceError: CustomStringConvertible {
+  public var description: String {
+    switch self {
+    case .entriesDirectory(let e): return "/loader/entries: \(e)"
+    case .selection(let e): return "no usable boot entry: \(e)"
+    }
+  }
+}
+
 extension KernelImageError: CustomStringConvertible {
   public var description: String {
     switch self {

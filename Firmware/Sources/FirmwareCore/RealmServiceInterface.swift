@@ -237,6 +237,19 @@ public enum MeasuredBoot {
     return result
   }
 
+  /// The REMs after `measurements` are extended, in order, into registers that start as zeros, as
+  /// the RMM extends them: `REM ← H(REM || digest)` with the realm's hash algorithm (TF-RMM
+  /// `handle_rsi_measurement_extend`: the value is not padded). REM0...REM3.
+  public static func registers(after measurements: [BootMeasurement], algorithm: RealmHashAlgorithm) -> [[UInt8]] {
+    var registers = [[UInt8]](repeating: [UInt8](repeating: 0, count: algorithm.digestSize), count: 4)
+    for m in measurements {
+      let i = Int(m.rem)
+      let input = registers[i] + m.digest
+      registers[i] = algorithm == .sha256 ? SHA256.hash(input) : SHA512.hash(input)
+    }
+    return registers
+  }
+
   /// Extends each measurement into its REM (RSI_MEASUREMENT_EXTEND, index rem + 1), in order;
   /// `extended` runs after each successful call (to log it).
   public static func extend<C: SMCConduit>(

@@ -1,22 +1,10 @@
 import FirmwareCore
 
-/// How a disk is booted: its ESP's Boot Loader Specification entries by the direct path, its
-/// removable-media application in the UEFI environment, or (boot mode "efi", no application) its
-/// default BLS entry's kernel through its own EFI stub in the UEFI environment (EFIStubBoot).
-enum BootPath: Equatable {
-  case bls
-  case efi
-  case efiStub
-}
-
 /// Picks the disk to boot: the first, in PCI order, whose ESP has something the boot mode takes.
 enum BootManager {
-  static let removableMediaPath = ByteString.of("/EFI/BOOT/BOOTAA64.EFI")
-
   /// What a disk's ESP offers, or why it offers nothing.
   struct Offer {
-    var bls = false
-    var efi = false
+    var esp = ESPOffer(bls: false, efi: false)
     var problem: String? = nil
   }
 
@@ -30,12 +18,7 @@ enum BootManager {
     do throws(FATError) { fat = try EFIVolume(device: PartitionBlockDevice(base: reader, partition: esp)) } catch {
       return Offer(problem: "EFI system partition: \(error)")
     }
-    var offer = Offer()
-    if let directory = try? fat.lookup(ByteString.of("/loader/entries")), let entries = try? fat.entries(of: directory) {
-      offer.bls = entries.contains { !$0.isDirectory && ByteString.hasSuffix(ByteString.lowercased($0.name), ByteString.of(".conf")) }
-    }
-    if let application = try? fat.lookup(removableMediaPath) { offer.efi = !application.isDirectory }
-    return offer
+    return Offer(esp: ESPOffer(volume: &fat))
   }
 
   /// Boots the first disk, in PCI order, whose ESP offers what the mode allows (in the automatic
@@ -49,7 +32,7 @@ enum BootManager {
     for (i, disk) in disks.enumerated() {
       let o = offer(disk)
       // efi mode boots a BLS-only disk's default entry through the kernel's own EFI stub
-      let path: BootPath? = o.bls && mode != .efi ? .bls : o.efi && mode != .bls ? .efi : o.bls && mode == .efi ? .efiStub : nil
+      let path = o.esp.path(mode: mode)
       let prefix = disks.count > 1 ? "disk \(disk.name): " : ""
       guard let path else {
         let lacking: String

@@ -243,31 +243,10 @@ struct KernelLoader {
     return t.serialized()
   }
 
-  /// Reads /loader/loader.conf and /loader/entries/*.conf and picks the entry to boot (the
-  /// direct path's and EFIStubBoot's).
-  static func chooseEntry(_ fat: inout EFIVolume, requested: [UInt8]?) throws(BootFailure) -> BootEntry {
-    var configuration = LoaderConfiguration()
-    if let file = try? fat.lookup(ByteString.of("/loader/loader.conf")), let text = try? fat.readFile(file) {
-      do throws(BootEntryError) { configuration = try LoaderConfiguration(text: text) } catch {
-        log("ignoring /loader/loader.conf: \(error)")
-      }
-    }
-    var entries: [BootEntry] = []
-    let directory: [FATDirectoryEntry]
-    do throws(FATError) {
-      directory = try fat.entries(of: try fat.lookup(ByteString.of("/loader/entries")))
-    } catch { throw BootFailure("/loader/entries: \(error)") }
-    for file in directory where !file.isDirectory && ByteString.hasSuffix(ByteString.lowercased(file.name), ByteString.of(".conf")) {
-      let id = Array(file.name.dropLast(5))
-      do throws(FATError) {
-        let text = try fat.readFile(file, limit: 64 * 1024)
-        do throws(BootEntryError) { entries.append(try BootEntry(id: id, text: text)) } catch {
-          log("ignoring entry \(ByteString.string(file.name)): \(error)")
-        }
-      } catch { log("cannot read \(ByteString.string(file.name)): \(error)") }
-    }
-    do throws(BootEntryError) {
-      return try BootEntrySelection.choose(entries, configuration: configuration, requested: requested)
-    } catch { throw BootFailure("no usable boot entry: \(error)") }
+  /// The entry to boot from the ESP `volume` (the direct path's and EFIStubBoot's choice).
+  static func chooseEntry(_ volume: inout EFIVolume, requested: [UInt8]?) throws(BootFailure) -> BootEntry {
+    do throws(BootEntryChoiceError) {
+      return try ESPOffer.chooseEntry(&volume, requested: requested) { log($0) }
+    } catch { throw BootFailure(error.description) }
   }
 }

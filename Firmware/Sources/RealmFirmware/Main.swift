@@ -101,7 +101,7 @@ public func firmwareMain(dtb: UInt64) {
       var loader = KernelLoader(tree: tree, platform: platform, bootCounter: bootCounter)
       try loader.boot(disk: disks[chosen]) { loaded in
         resetDisks()
-        if realm != nil {
+        if let realm {
           // Measured boot, as edk2 does for a Realm: DTB → REM0, kernel → REM1, command line and
           // initrd → REM2, each extended with its SHA-256 digest.
           let measurements = blob.withUnsafeBytes { dtbBytes in
@@ -112,6 +112,14 @@ public func firmwareMain(dtb: UInt64) {
             try MeasuredBoot.extend(measurements, rsi: &rsi) { m in
               log("REM\(m.rem) extended with \(m.item.name) sha256 " + ByteString.hex(bytes: m.digest))
             }
+            // What the RMM holds now (RSI_MEASUREMENT_READ 1...3), for `measure`'s prediction to
+            // be checked against: REM0-REM2 at the algorithm's length.
+            let size = RealmHashAlgorithm(rmiValue: realm.hashAlgorithm)?.digestSize ?? 64
+            var line = "REMs after measured boot:"
+            for index: UInt64 in 1...3 {
+              line += " " + ByteString.hex(bytes: Array(try rsi.measurement(index: index).prefix(size)))
+            }
+            log(line)
           } catch { fail("RSI failure: \(describe(error))") }
         }
         returnPool()

@@ -63,7 +63,7 @@ enum EFIBoot {
       (image, name) = try EFIStubBoot.load(&env, platform: platform, volume: volume, partition: esp.handle,
                                            partitionPath: partitionPath, parent: console)
     } else {
-      image = try loadImage(&env, path: BootManager.removableMediaPath, name: name, kind: "a loadable AArch64 EFI application",
+      image = try loadImage(&env, path: ESPOffer.removableMediaPath, name: name, kind: "a loadable AArch64 EFI application",
                             volume: volume, partition: esp.handle, partitionPath: partitionPath, parent: console)
     }
 
