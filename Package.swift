@@ -11,8 +11,9 @@ let package = Package(
   dependencies: [
     .package(url: "https://github.com/apple/swift-argument-parser", from: "1.8.2"),
     .package(url: "https://github.com/apple/swift-log", from: "1.16.2"),
-    // 3.12.3: its manifest (tools 5.9) is one Debian's swiftlang 6.2 cross-build can read.
-    .package(url: "https://github.com/apple/swift-crypto", from: "3.12.3"),
+    // 4.x imports FoundationEssentials where it can, not Foundation: ES384 for `verify` without
+    // static Foundation and ICU in the aarch64 executable (3.12.3 quadrupled it).
+    .package(url: "https://github.com/apple/swift-crypto", from: "4.5.2"),
   ],
   targets: [
     // The arm64 KVM UAPI (structs, ioctl numbers, register ids), written for arm64 whatever the host.

@@ -1,6 +1,6 @@
 import Crypto
 import FirmwareCore
-import Foundation
+import FoundationEssentials
 
 /// Why a reference-value file, a value given on the command line or a CPAK cannot be used.
 public enum TokenVerifierInputError: Error, Equatable, Sendable, CustomStringConvertible {
@@ -26,29 +26,30 @@ extension TokenReference {
   /// digits). Other fields are ignored; absent REMs and RPV are not checked.
   public init(measureJSON bytes: [UInt8]) throws(TokenVerifierInputError) {
     guard bytes.count <= Self.maximumFileSize else { throw .reference("\(bytes.count) bytes: not the output of measure --json") }
-    guard let object = try? JSONSerialization.jsonObject(with: Data(bytes)), let fields = object as? [String: Any] else {
+    struct MeasureJSON: Decodable {
+      var algorithm: String?, rim: String?, rems: [String?]?, rpv: String?
+    }
+    guard let fields = try? JSONDecoder().decode(MeasureJSON.self, from: Data(bytes)) else {
       throw .reference("not a JSON object (the output of 'realm-run measure --json')")
     }
-    guard let name = fields["algorithm"] as? String, let algorithm = RealmHashAlgorithm(rawValue: name) else {
+    guard let name = fields.algorithm, let algorithm = RealmHashAlgorithm(rawValue: name) else {
       throw .reference("\"algorithm\" is not sha256 or sha512")
     }
-    func digest(_ value: Any?, _ field: String) throws(TokenVerifierInputError) -> [UInt8] {
-      guard let text = value as? String, let bytes = Self.bytes(hex: text), bytes.count == algorithm.digestSize else {
+    func digest(_ value: String?, _ field: String) throws(TokenVerifierInputError) -> [UInt8] {
+      guard let text = value, let bytes = Self.bytes(hex: text), bytes.count == algorithm.digestSize else {
         throw .reference("\(field) is not \(algorithm.digestSize * 2) hex digits")
       }
       return bytes
     }
-    self.init(algorithm: algorithm, rim: try digest(fields["rim"], "\"rim\""))
-    if let rems = fields["rems"], !(rems is NSNull) {
-      guard let entries = rems as? [Any], entries.count == 4 else { throw .reference("\"rems\" is not an array of 4") }
-      for (index, entry) in entries.enumerated() where !(entry is NSNull) {
+    self.init(algorithm: algorithm, rim: try digest(fields.rim, "\"rim\""))
+    if let entries = fields.rems {
+      guard entries.count == 4 else { throw .reference("\"rems\" is not an array of 4") }
+      for (index, entry) in entries.enumerated() where entry != nil {
         self.rems[index] = try digest(entry, "\"rems\"[\(index)]")
       }
     }
-    if let rpv = fields["rpv"], !(rpv is NSNull) {
-      guard let text = rpv as? String, let bytes = Self.bytes(hex: text), bytes.count == 64 else {
-        throw .reference("\"rpv\" is not 128 hex digits")
-      }
+    if let rpv = fields.rpv {
+      guard let bytes = Self.bytes(hex: rpv), bytes.count == 64 else { throw .reference("\"rpv\" is not 128 hex digits") }
       personalization = bytes
     }
   }
@@ -87,7 +88,7 @@ extension TokenVerifier {
       return try point(bytes)
     }
     if let text = String(validating: bytes, as: UTF8.self) {
-      let trimmed = text.trimmingCharacters(in: .whitespacesAndNewlines)
+      let trimmed = String(text.drop(while: \.isWhitespace).reversed().drop(while: \.isWhitespace).reversed())
       if trimmed.hasPrefix("-----BEGIN") {
         guard let key = try? P384.Signing.PublicKey(pemRepresentation: trimmed) else {
           throw .platformKey("a PEM block that is not a P-384 public key")
@@ -112,13 +113,13 @@ extension TokenVerifier {
 
   /// A JWK, or the first `"pkey"` of a Veraison trust-anchor list.
   private static func jwk(_ text: String) throws(TokenVerifierInputError) -> P384.Signing.PublicKey {
-    guard var object = try? JSONSerialization.jsonObject(with: Data(text.utf8)) else {
-      throw .platformKey("not valid JSON")
-    }
-    if let list = object as? [Any], let first = list.first { object = first }
-    if let anchor = object as? [String: Any], let key = anchor["pkey"] { object = key }
-    guard let fields = object as? [String: Any], fields["kty"] as? String == "EC", fields["crv"] as? String == "P-384",
-          let x = (fields["x"] as? String).flatMap(base64URL), let y = (fields["y"] as? String).flatMap(base64URL),
+    struct JWK: Decodable { var kty: String?, crv: String?, x: String?, y: String? }
+    struct Anchor: Decodable { var pkey: JWK }
+    let data = Data(text.utf8), decoder = JSONDecoder()
+    guard let key = (try? decoder.decode([Anchor].self, from: data))?.first?.pkey ?? (try? decoder.decode(Anchor.self, from: data))?.pkey
+      ?? (try? decoder.decode([JWK].self, from: data))?.first ?? (try? decoder.decode(JWK.self, from: data))
+    else { throw .platformKey("not valid JSON") }
+    guard key.kty == "EC", key.crv == "P-384", let x = key.x.flatMap(base64URL), let y = key.y.flatMap(base64URL),
           x.count == 48, y.count == 48 else {
       throw .platformKey("a JSON key that is not an EC P-384 JWK with 48-byte x and y")
     }
@@ -126,7 +127,7 @@ extension TokenVerifier {
   }
 
   private static func base64URL(_ text: String) -> [UInt8]? {
-    var standard = text.replacingOccurrences(of: "-", with: "+").replacingOccurrences(of: "_", with: "/")
+    var standard = String(text.map { $0 == "-" ? "+" : $0 == "_" ? "/" : $0 })
     while standard.count % 4 != 0 { standard += "=" }
     return Data(base64Encoded: standard).map { Array($0) }
   }

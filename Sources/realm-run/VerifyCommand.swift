@@ -1,7 +1,7 @@
 import ArgumentParser
 import Attestation
 import FirmwareCore
-import Foundation
+import FoundationEssentials
 import Platform
 
 /// `realm-run verify TOKEN`: checks a CCA attestation token (signatures, binding) and compares its
@@ -161,25 +161,41 @@ struct VerifyCommand: ParsableCommand {
 
   /// The `--json` form: keys sorted, the checks in the order of the lines.
   static func json(_ token: CCAToken, _ verdicts: [ClaimVerdict]) -> String {
-    let checks: [[String: Any]] = verdicts.map { verdict in
-      var check: [String: Any] = ["claim": verdict.claim]
-      switch verdict.outcome {
-      case .ok: check["result"] = "ok"
-      case .match: check["result"] = "match"
-      case .differs(let expected, let token): check.merge(["result": "differs", "expected": expected, "token": token]) { $1 }
-      case .fails(let reason): check.merge(["result": "fails", "reason": reason]) { $1 }
-      case .notChecked(let reason): check.merge(["result": "not checked", "reason": reason]) { $1 }
+    struct Check: Encodable {
+      var claim: String, result: String
+      var expected: String? = nil, token: String? = nil, reason: String? = nil, note: String? = nil
+    }
+    struct Report: Encodable {
+      var form: Int, realm_profile: String?, platform_profile: String?, accepted: Bool, checks: [Check]
+      // Absent profiles are written as null, not left out.
+      func encode(to encoder: any Encoder) throws {
+        var c = encoder.container(keyedBy: CodingKeys.self)
+        try c.encode(form, forKey: .form)
+        try c.encode(realm_profile, forKey: .realm_profile)
+        try c.encode(platform_profile, forKey: .platform_profile)
+        try c.encode(accepted, forKey: .accepted)
+        try c.encode(checks, forKey: .checks)
       }
-      if let note = verdict.note { check["note"] = note }
+      enum CodingKeys: CodingKey { case form, realm_profile, platform_profile, accepted, checks }
+    }
+    let checks = verdicts.map { verdict in
+      var check = Check(claim: verdict.claim, result: "")
+      switch verdict.outcome {
+      case .ok: check.result = "ok"
+      case .match: check.result = "match"
+      case .differs(let expected, let token): (check.result, check.expected, check.token) = ("differs", expected, token)
+      case .fails(let reason): (check.result, check.reason) = ("fails", reason)
+      case .notChecked(let reason): (check.result, check.reason) = ("not checked", reason)
+      }
+      check.note = verdict.note
       return check
     }
-    let object: [String: Any] = [
-      "form": token.form == .cmwCollection ? 907 : 399,
-      "realm_profile": token.realmClaims.profile ?? NSNull(), "platform_profile": token.platformClaims.profile ?? NSNull(),
-      "accepted": !verdicts.contains(where: \.rejects), "checks": checks,
-    ]
-    let data = (try? JSONSerialization.data(withJSONObject: object, options: [.sortedKeys, .withoutEscapingSlashes])) ?? Data()
-    return String(decoding: data, as: UTF8.self)
+    let report = Report(
+      form: token.form == .cmwCollection ? 907 : 399, realm_profile: token.realmClaims.profile,
+      platform_profile: token.platformClaims.profile, accepted: !verdicts.contains(where: \.rejects), checks: checks)
+    let encoder = JSONEncoder()
+    encoder.outputFormatting = [.sortedKeys, .withoutEscapingSlashes]
+    return String(decoding: (try? encoder.encode(report)) ?? Data(), as: UTF8.self)
   }
 
   /// A file that cannot be read.
