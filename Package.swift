@@ -51,7 +51,7 @@ let package = Package(
 
     // The Realm Initial Measurement as the RMM computes it (RealmVMM predicts a machine's with it:
     // `realm-run measure`, `--print-rim`).
-    .target(name: "RealmMeasurement", dependencies: ["FirmwareCore"]),
+    .target(name: "RealmMeasurement", dependencies: ["FirmwareCore", .product(name: "Crypto", package: "swift-crypto")]),
     // libcbor: module map only (see its shim.h).
     .systemLibrary(name: "CLibCBOR", providers: [.apt(["libcbor-dev"])]),
     // Attestation: a Realm's reference values, as JSON and CoRIM, and CCA tokens checked against them.
