@@ -35,7 +35,7 @@ public struct CCAToken: Equatable, Sendable {
   /// Decodes `bytes`, which may be anything: every failure is a ``CCATokenError``.
   public init(decoding bytes: [UInt8]) throws(CCATokenError) {
     guard bytes.count <= Self.maximumSize else { throw .tooLarge(bytes.count) }
-    let top = try DecodedCBOR.decode(bytes)
+    let top = try CBORValue.decode(bytes)
     let context = "token"
     guard case .tagged(let tag, let content) = top else {
       throw .wrongTag(context: context, found: nil, expected: "907 or 399 (a CCA token collection)")
@@ -81,7 +81,7 @@ public struct COSESign1: Equatable, Sendable {
   static let es384: Int64 = -35
 
   init(decoding bytes: [UInt8], context: String) throws(CCATokenError) {
-    var item = try DecodedCBOR.decode(bytes)
+    var item = try CBORValue.decode(bytes)
     if case .tagged(let tag, let content) = item {
       guard tag == 18 else { throw .wrongTag(context: context, found: tag, expected: "18 (COSE_Sign1)") }
       item = content
@@ -94,7 +94,7 @@ public struct COSESign1: Equatable, Sendable {
     payload = try parts[2].bytes(context: "\(context) payload")
     signature = try parts[3].bytes(context: "\(context) signature", sizes: [96])
 
-    let header = try ClaimMap(try DecodedCBOR.decode(protectedHeader), context: "\(context) protected header")
+    let header = try ClaimMap(try CBORValue.decode(protectedHeader), context: "\(context) protected header")
     guard let algorithm = header[1] else { throw .missing(context: "\(context) protected header", key: 1, name: "algorithm") }
     guard algorithm.integer == Self.es384 else {
       throw .invalid(context: "\(context) protected header", problem: "algorithm is not ES384 (-35)")
@@ -103,7 +103,7 @@ public struct COSESign1: Equatable, Sendable {
 
   /// The bytes the signature covers: `["Signature1", protected, h'', payload]`, deterministically encoded.
   public var signedBytes: [UInt8] {
-    DecodedCBOR.array([.text("Signature1"), .bytes(protectedHeader), .bytes([]), .bytes(payload)]).encoded()
+    CBORValue.array([.text("Signature1"), .bytes(protectedHeader), .bytes([]), .bytes(payload)]).encoded()
   }
 }
 
@@ -126,7 +126,7 @@ public struct RealmAttestationKey: Equatable, Sendable {
       point = encoded
       return
     }
-    let key = try ClaimMap(try DecodedCBOR.decode(encoded), context: context)
+    let key = try ClaimMap(try CBORValue.decode(encoded), context: context)
     func integer(_ label: Int64, _ name: String, is expected: Int64) throws(CCATokenError) {
       guard let value = key[label] else { throw .missing(context: context, key: label, name: name) }
       guard value.integer == expected else { throw .invalid(context: context, problem: "\(name) is not \(expected)") }
@@ -167,8 +167,8 @@ public struct CCARealmClaims: Equatable, Sendable {
 
   init(decoding payload: [UInt8]) throws(CCATokenError) {
     let context = "realm token"
-    let claims = try ClaimMap(try DecodedCBOR.decode(payload), context: "\(context) claims")
-    func claim(_ key: Int64, _ name: String) throws(CCATokenError) -> DecodedCBOR {
+    let claims = try ClaimMap(try CBORValue.decode(payload), context: "\(context) claims")
+    func claim(_ key: Int64, _ name: String) throws(CCATokenError) -> CBORValue {
       guard let value = claims[key] else { throw .missing(context: context, key: key, name: name) }
       return value
     }
@@ -213,7 +213,7 @@ public struct CCAPlatformClaims: Equatable, Sendable {
 
   init(decoding payload: [UInt8]) throws(CCATokenError) {
     let context = "platform token"
-    let claims = try ClaimMap(try DecodedCBOR.decode(payload), context: "\(context) claims")
+    let claims = try ClaimMap(try CBORValue.decode(payload), context: "\(context) claims")
     guard let binder = claims[10] else { throw .missing(context: context, key: 10, name: "challenge") }
     challenge = try binder.bytes(context: "\(context) challenge (10)", sizes: CCARealmClaims.digestSizes)
     profile = try claims[265]?.text(context: "\(context) profile (265)")
@@ -234,9 +234,9 @@ public struct CCAPlatformClaims: Equatable, Sendable {
 /// A CBOR map of claims or header parameters, by integer key; text keys are allowed and ignored,
 /// every other key type and every repeated key is an error.
 struct ClaimMap {
-  private var values: [Int64: DecodedCBOR] = [:]
+  private var values: [Int64: CBORValue] = [:]
 
-  init(_ item: DecodedCBOR, context: String) throws(CCATokenError) {
+  init(_ item: CBORValue, context: String) throws(CCATokenError) {
     guard case .map(let pairs) = item else { throw .invalid(context: context, problem: "not a map") }
     var texts = Set<String>()
     for pair in pairs {
@@ -250,10 +250,10 @@ struct ClaimMap {
     }
   }
 
-  subscript(key: Int64) -> DecodedCBOR? { values[key] }
+  subscript(key: Int64) -> CBORValue? { values[key] }
 }
 
-extension DecodedCBOR {
+extension CBORValue {
   /// The byte string's contents, of one of `sizes` bytes when given.
   func bytes(context: String, sizes: [Int]? = nil) throws(CCATokenError) -> [UInt8] {
     guard case .bytes(let bytes) = self else { throw .invalid(context: context, problem: "not a byte string") }

@@ -4,21 +4,18 @@ import FirmwareCore
 public enum CoRIMError: Error, Equatable, CustomStringConvertible {
   /// The legacy layout needs every REM; this one is not known in advance.
   case remUnknown(Int)
-  /// libcbor failed.
-  case encoding(CBOREncodingError)
 
   public var description: String {
     switch self {
     case .remUnknown(let index):
       return "the legacy CoRIM layout needs all four REMs, and REM\(index) is not known in advance (use the current layout, where a missing REM matches any value)"
-    case .encoding(let error): return error.description
     }
   }
 }
 
 /// An unsigned CoRIM (tag 501) holding one CoMID (tag 506) with a Realm's reference values, as
 /// Veraison's Arm CCA scheme reads them (draft-ydb-rats-cca-endorsements; veraison/corim
-/// `profiles/cca`), encoded deterministically with libcbor.
+/// `profiles/cca`), built as a ``CBORValue`` and encoded deterministically.
 public struct RealmCoRIM {
   /// Which Veraison releases the CoRIM is for.
   public enum Layout: String, CaseIterable, Sendable {
@@ -84,30 +81,27 @@ public struct RealmCoRIM {
   }
 
   /// The CoRIM's bytes.
-  public func encoded() throws(CoRIMError) -> [UInt8] {
-    do throws(CBOREncodingError) {
-      let (comid, id) = try comidMap()
-      let corim = try LibCBORItem.tag(Key.corimTag, .map([
-        (Key.corimID, try .text(Self.uuidString(id))),
-        (Key.corimTags, try .array([try .tag(Key.comidTag, .bytes(try comid.encoded()))])),
-        (Key.corimProfile, try profileItem()),
-      ]))
-      return try corim.encoded()
-    } catch { throw .encoding(error) }
+  public func encoded() -> [UInt8] {
+    let (comid, id) = comidMap()
+    return CBORValue.tagged(Key.corimTag, .map([
+      (.unsigned(Key.corimID), .text(Self.uuidString(id))),
+      (.unsigned(Key.corimTags), .array([.tagged(Key.comidTag, .bytes(comid.encoded()))])),
+      (.unsigned(Key.corimProfile), profileItem()),
+    ])).encoded()
   }
 
   /// A profile is a URI: tag 32 for the current Veraison, an untagged text string for the releases
   /// that read the legacy layout (their eat.Profile).
-  func profileItem() throws(CBOREncodingError) -> LibCBORItem {
-    layout == .current ? try .tag(Key.uriTag, .text(layout.profile)) : try .text(layout.profile)
+  func profileItem() -> CBORValue {
+    layout == .current ? .tagged(Key.uriTag, .text(layout.profile)) : .text(layout.profile)
   }
 
   /// The CoMID and its tag-id, derived from its triples: the same values always give the same
   /// tag-id, and different values a different one. The CoRIM's id is the same UUID.
-  func comidMap() throws(CBOREncodingError) -> (LibCBORItem, [UInt8]) {
-    let triples = try LibCBORItem.map([(Key.referenceTriples, try .array([try referenceTriple()]))])
-    let id = tagID(triples: try triples.encoded())
-    return (try .map([(Key.tagIdentity, try .map([(Key.tagID, try .bytes(id))])), (Key.triples, triples)]), id)
+  func comidMap() -> (CBORValue, [UInt8]) {
+    let triples = CBORValue.map([(.unsigned(Key.referenceTriples), .array([referenceTriple()]))])
+    let id = tagID(triples: triples.encoded())
+    return (.map([(.unsigned(Key.tagIdentity), .map([(.unsigned(Key.tagID), .bytes(id))])), (.unsigned(Key.triples), triples)]), id)
   }
 
   /// A version-8 UUID (RFC 9562 section 5.8) from the SHA-256 of the encoded triples.
@@ -124,43 +118,43 @@ public struct RealmCoRIM {
   }
 
   /// [environment, [measurements]].
-  func referenceTriple() throws(CBOREncodingError) -> LibCBORItem {
-    let rim = try LibCBORItem.tag(Key.taggedBytes, .bytes(values.rim))
+  func referenceTriple() -> CBORValue {
+    let rim = CBORValue.tagged(Key.taggedBytes, .bytes(values.rim))
     switch layout {
     case .current:
-      let environment = try LibCBORItem.map([(Key.environmentClass, try .map([(Key.classID, rim)]))])
-      var measurements = [try measurement(key: "cca.rim", digest: values.rim)]
+      let environment = CBORValue.map([(.unsigned(Key.environmentClass), .map([(.unsigned(Key.classID), rim)]))])
+      var measurements = [measurement(key: "cca.rim", digest: values.rim)]
       for (i, rem) in values.rems.enumerated() {
-        if let rem { measurements.append(try measurement(key: "cca.rem\(i)", digest: rem)) }
+        if let rem { measurements.append(measurement(key: "cca.rem\(i)", digest: rem)) }
       }
-      measurements.append(try .map([
-        (Key.mkey, try .text("cca.rpv")),
-        (Key.mval, try .map([(Key.rawValue, try .tag(Key.taggedBytes, .bytes(values.personalization)))])),
+      measurements.append(.map([
+        (.unsigned(Key.mkey), .text("cca.rpv")),
+        (.unsigned(Key.mval), .map([(.unsigned(Key.rawValue), .tagged(Key.taggedBytes, .bytes(values.personalization)))])),
       ]))
-      return try .array([environment, try .array(measurements)])
+      return .array([environment, .array(measurements)])
     case .legacy:
-      let environment = try LibCBORItem.map([(Key.environmentInstance, rim)])
-      var registers = [(try LibCBORItem.text("rim"), try digests(values.rim))]
+      let environment = CBORValue.map([(.unsigned(Key.environmentInstance), rim)])
+      var registers: [(key: CBORValue, value: CBORValue)] = [(.text("rim"), digests(values.rim))]
       for (i, rem) in values.rems.enumerated() {
-        registers.append((try .text("rem\(i)"), try digests(rem ?? [])))
+        registers.append((.text("rem\(i)"), digests(rem ?? [])))
       }
-      let measurement = try LibCBORItem.map([
-        (Key.mval, try .map([
-          (Key.rawValue, try .tag(Key.taggedBytes, .bytes(values.personalization))),
-          (Key.integrityRegisters, try .map(registers)),
+      let measurement = CBORValue.map([
+        (.unsigned(Key.mval), .map([
+          (.unsigned(Key.rawValue), .tagged(Key.taggedBytes, .bytes(values.personalization))),
+          (.unsigned(Key.integrityRegisters), .map(registers)),
         ]))
       ])
-      return try .array([environment, try .array([measurement])])
+      return .array([environment, .array([measurement])])
     }
   }
 
   /// { mkey: key, mval: { digests: [[alg, digest]] } }.
-  func measurement(key: String, digest: [UInt8]) throws(CBOREncodingError) -> LibCBORItem {
-    try .map([(Key.mkey, try .text(key)), (Key.mval, try .map([(Key.digests, try digests(digest))]))])
+  func measurement(key: String, digest: [UInt8]) -> CBORValue {
+    .map([(.unsigned(Key.mkey), .text(key)), (.unsigned(Key.mval), .map([(.unsigned(Key.digests), digests(digest))]))])
   }
 
   /// [[alg, digest]]: exactly one entry.
-  func digests(_ digest: [UInt8]) throws(CBOREncodingError) -> LibCBORItem {
-    try .array([try .array([try .unsigned(Self.namedInformationID(values.algorithm)), try .bytes(digest)])])
+  func digests(_ digest: [UInt8]) -> CBORValue {
+    .array([.array([.unsigned(Self.namedInformationID(values.algorithm)), .bytes(digest)])])
   }
 }

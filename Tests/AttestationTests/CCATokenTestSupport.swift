@@ -18,7 +18,7 @@ struct TestToken {
   var rim = [UInt8](repeating: 0x11, count: 32)
   var rems: [[UInt8]] = (0..<4).map { [UInt8](repeating: UInt8(0x20 + $0), count: 32) }
   /// Claims after the mandatory ones (RMM 2.0's instance ID and MEC policy, or anything).
-  var extraRealmClaims: [(key: DecodedCBOR, value: DecodedCBOR)] = []
+  var extraRealmClaims: [(key: CBORValue, value: CBORValue)] = []
   /// Replaces the platform token's challenge (normally the SHA-256 of the RAK).
   var binder: [UInt8]?
   /// Flips a bit of the realm token's (or the platform token's) signature after signing.
@@ -29,13 +29,13 @@ struct TestToken {
   var rakBytes: [UInt8] {
     let point = Array(realmKey.publicKey.x963Representation)
     guard profile != nil else { return point }
-    return DecodedCBOR.map([
+    return CBORValue.map([
       (.int(1), .int(2)), (.int(-1), .int(2)), (.int(-2), .bytes(Array(point[1...48]))), (.int(-3), .bytes(Array(point[49...]))),
     ]).encoded()
   }
 
-  var realmClaims: [(key: DecodedCBOR, value: DecodedCBOR)] {
-    var claims: [(key: DecodedCBOR, value: DecodedCBOR)] = [
+  var realmClaims: [(key: CBORValue, value: CBORValue)] {
+    var claims: [(key: CBORValue, value: CBORValue)] = [
       (.int(10), .bytes(challenge)), (.int(44235), .bytes(personalization)), (.int(44237), .bytes(rakBytes)),
       (.int(44236), .text(algorithm)), (.int(44240), .text("sha-256")), (.int(44238), .bytes(rim)),
       (.int(44239), .array(rems.map { .bytes($0) })),
@@ -44,7 +44,7 @@ struct TestToken {
     return claims + extraRealmClaims
   }
 
-  var platformClaims: [(key: DecodedCBOR, value: DecodedCBOR)] {
+  var platformClaims: [(key: CBORValue, value: CBORValue)] {
     [
       (.int(265), .text("tag:arm.com,2023:cca_platform#1.0.0")),
       (.int(10), .bytes(binder ?? Array(SHA256.hash(data: rakBytes)))),
@@ -55,13 +55,13 @@ struct TestToken {
   }
 
   /// A COSE_Sign1 of `claims`, tag 18, ES384.
-  static func sign(_ claims: DecodedCBOR, with key: P384.Signing.PrivateKey, flip: Bool) -> [UInt8] {
-    let protected = DecodedCBOR.map([(.int(1), .int(-35))]).encoded()
+  static func sign(_ claims: CBORValue, with key: P384.Signing.PrivateKey, flip: Bool) -> [UInt8] {
+    let protected = CBORValue.map([(.int(1), .int(-35))]).encoded()
     let payload = claims.encoded()
-    let toBeSigned = DecodedCBOR.array([.text("Signature1"), .bytes(protected), .bytes([]), .bytes(payload)]).encoded()
+    let toBeSigned = CBORValue.array([.text("Signature1"), .bytes(protected), .bytes([]), .bytes(payload)]).encoded()
     var signature = Array(try! key.signature(for: toBeSigned).rawRepresentation)
     if flip { signature[17] ^= 0x01 }
-    return DecodedCBOR.tagged(18, .array([.bytes(protected), .map([]), .bytes(payload), .bytes(signature)])).encoded()
+    return CBORValue.tagged(18, .array([.bytes(protected), .map([]), .bytes(payload), .bytes(signature)])).encoded()
   }
 
   var encoded: [UInt8] {
@@ -69,11 +69,11 @@ struct TestToken {
     let realm = Self.sign(.map(realmClaims), with: realmSigner ?? realmKey, flip: flipRealmSignature)
     switch form {
     case .cmwCollection:
-      return DecodedCBOR.tagged(907, .map([
+      return CBORValue.tagged(907, .map([
         (.int(44234), .array([.int(263), .bytes(platform)])), (.int(44241), .array([.int(263), .bytes(realm)])),
       ])).encoded()
     case .eatCollection:
-      return DecodedCBOR.tagged(399, .map([(.int(44234), .bytes(platform)), (.int(44241), .bytes(realm))])).encoded()
+      return CBORValue.tagged(399, .map([(.int(44234), .bytes(platform)), (.int(44241), .bytes(realm))])).encoded()
     }
   }
 

@@ -59,29 +59,29 @@ import Testing
   }
 
   @Test func rejectsWrongTags() throws {
-    var bytes = DecodedCBOR.tagged(400, .map([])).encoded()
+    var bytes = CBORValue.tagged(400, .map([])).encoded()
     #expect(throws: CCATokenError.wrongTag(context: "token", found: 400, expected: "907 or 399 (a CCA token collection)")) {
       try CCAToken(decoding: bytes)
     }
-    bytes = DecodedCBOR.map([]).encoded()
+    bytes = CBORValue.map([]).encoded()
     #expect(throws: CCATokenError.wrongTag(context: "token", found: nil, expected: "907 or 399 (a CCA token collection)")) {
       try CCAToken(decoding: bytes)
     }
     // A COSE_Sign1 under tag 17 (COSE_Mac0) instead of 18.
     let good = TestToken().encoded
-    guard case .tagged(907, .map(var entries)) = try DecodedCBOR.decode(good),
+    guard case .tagged(907, .map(var entries)) = try CBORValue.decode(good),
           case .array(let record) = entries[1].value, case .bytes(let realm) = record[1],
-          case .tagged(18, let sign1) = try DecodedCBOR.decode(realm) else {
+          case .tagged(18, let sign1) = try CBORValue.decode(realm) else {
       Issue.record("the test token is not what the builder makes")
       return
     }
-    entries[1].value = .array([record[0], .bytes(DecodedCBOR.tagged(17, sign1).encoded())])
+    entries[1].value = .array([record[0], .bytes(CBORValue.tagged(17, sign1).encoded())])
     #expect(throws: CCATokenError.wrongTag(context: "realm token", found: 17, expected: "18 (COSE_Sign1)")) {
-      try CCAToken(decoding: DecodedCBOR.tagged(907, .map(entries)).encoded())
+      try CCAToken(decoding: CBORValue.tagged(907, .map(entries)).encoded())
     }
     // A 399 collection's entries are byte strings, not CMW records.
     #expect(throws: CCATokenError.invalid(context: "platform token", problem: "not a byte string")) {
-      try CCAToken(decoding: DecodedCBOR.tagged(399, .map(entries)).encoded())
+      try CCAToken(decoding: CBORValue.tagged(399, .map(entries)).encoded())
     }
   }
 
@@ -91,7 +91,7 @@ import Testing
       try CCAToken(decoding: [0xd9, 0x03, 0x8b, 0xa1, 0x19, 0xac, 0xca, 0x9f, 0x19, 0x01, 0x07, 0x40, 0xff])
     }
     for bytes: [UInt8] in [[0x5f, 0x41, 0x00, 0xff], [0x7f, 0x61, 0x61, 0xff], [0xbf, 0x01, 0x02, 0xff], [0xff]] {
-      #expect(throws: CCATokenError.self) { try DecodedCBOR.decode(bytes) }
+      #expect(throws: CCATokenError.self) { try CBORValue.decode(bytes) }
     }
   }
 
@@ -108,11 +108,11 @@ import Testing
       #expect(throws: CCATokenError.self) { try CCAToken(decoding: bytes) }
     }
     #expect(throws: CCATokenError.malformedCBOR("a container of 65536 items in 105 bytes at offset 0")) {
-      try DecodedCBOR.decode(cases[5])
+      try CBORValue.decode(cases[5])
     }
     #expect(throws: CCATokenError.tooLarge(65537)) { try CCAToken(decoding: [UInt8](repeating: 0, count: 65537)) }
     let deep = [UInt8](repeating: 0x81, count: 40) + [0x00]
-    #expect(throws: CCATokenError.malformedCBOR("nested deeper than 16 at offset 16")) { try DecodedCBOR.decode(deep) }
+    #expect(throws: CCATokenError.malformedCBOR("nested deeper than 16 at offset 16")) { try CBORValue.decode(deep) }
   }
 
   @Test func rejectsMissingClaimsWrongSizesAndDuplicateKeys() throws {
@@ -140,7 +140,7 @@ import Testing
     ] {
       let realm = TestToken.sign(.map(claims), with: key, flip: false)
       let platform = TestToken.sign(.map(good.platformClaims), with: key, flip: false)
-      let bytes = DecodedCBOR.tagged(399, .map([(.int(44234), .bytes(platform)), (.int(44241), .bytes(realm))])).encoded()
+      let bytes = CBORValue.tagged(399, .map([(.int(44234), .bytes(platform)), (.int(44241), .bytes(realm))])).encoded()
       #expect(throws: error) { try CCAToken(decoding: bytes) }
     }
   }

@@ -2,7 +2,8 @@ import FirmwareCore
 import Testing
 @testable import Attestation
 
-/// `measure --corim`: decoded with libcbor's decoder and read as Veraison's Arm CCA scheme reads it.
+/// `measure --corim`: decoded with the token decoder (`CBORValue.decode`, libcbor) and read as
+/// Veraison's Arm CCA scheme reads it.
 @Suite struct RealmCoRIMTests {
   static let rim = (0..<32).map { UInt8(truncatingIfNeeded: $0 &* 9 &+ 1) }
   static let rems: [[UInt8]?] = [
@@ -15,24 +16,22 @@ import Testing
   }
 
   /// The CoRIM map and its one CoMID, decoded.
-  static func decode(_ bytes: [UInt8]) throws -> (corim: DecodedCBOR, comid: DecodedCBOR) {
-    let document = try #require(DecodedCBORDocument(bytes))
-    let corim = try #require(document.value.tagged(501), "not a tag-501 CoRIM")
+  static func decode(_ bytes: [UInt8]) throws -> (corim: CBORValue, comid: CBORValue) {
+    let corim = try #require(try CBORValue.decode(bytes).content(ofTag: 501), "not a tag-501 CoRIM")
     let tags = try #require(corim[1]).elements
     try #require(tags.count == 1)
-    guard case .bytes(let comidBytes)? = tags[0].tagged(506) else {
+    guard case .bytes(let comidBytes)? = tags[0].content(ofTag: 506) else {
       Issue.record("the CoRIM's tag is not 506(bstr)")
-      throw CoRIMError.encoding(.outOfMemory)
+      throw CCATokenError.invalid(context: "CoRIM tags", problem: "not 506(bstr)")
     }
-    let comid = try #require(DecodedCBORDocument(comidBytes), "the CoMID is not one CBOR item").value
-    return (corim, comid)
+    return (corim, try CBORValue.decode(comidBytes))
   }
 
   @Test func currentLayoutCarriesTheRealmsValuesAsVeraisonReadsThem() throws {
     let bytes = try RealmCoRIM(values: Self.values(), layout: .current).encoded()
     #expect(Array(bytes.prefix(3)) == [0xD9, 0x01, 0xF5])  // 501 in two bytes: what Veraison sniffs
     let (corim, comid) = try Self.decode(bytes)
-    #expect(corim[3] == .tag(32, .text("tag:arm.com,2025:cca_realm#1.0.0")))
+    #expect(corim[3] == .tagged(32, .text("tag:arm.com,2025:cca_realm#1.0.0")))
     #expect(corim.keys == [.unsigned(0), .unsigned(1), .unsigned(3)])
 
     // tag-identity: a 16-byte UUID (version 8), also the CoRIM's id
@@ -45,18 +44,18 @@ import Testing
     try #require(triples.count == 1)
     let triple = triples[0].elements
     try #require(triple.count == 2)
-    #expect(triple[0] == .map([(.unsigned(0), .map([(.unsigned(0), .tag(560, .bytes(Self.rim)))]))]))
+    #expect(triple[0] == .map([(.unsigned(0), .map([(.unsigned(0), .tagged(560, .bytes(Self.rim)))]))]))
     let measurements = triple[1].elements
-    func digests(_ digest: [UInt8]) -> DecodedCBOR {
+    func digests(_ digest: [UInt8]) -> CBORValue {
       .map([(.unsigned(2), .array([.array([.unsigned(1), .bytes(digest)])]))])
     }
     // the known REMs only: REM2 is a wildcard
-    #expect(measurements.map { $0[0] } == ["cca.rim", "cca.rem0", "cca.rem1", "cca.rem3", "cca.rpv"].map { DecodedCBOR?.some(.text($0)) })
+    #expect(measurements.map { $0[0] } == ["cca.rim", "cca.rem0", "cca.rem1", "cca.rem3", "cca.rpv"].map { CBORValue?.some(.text($0)) })
     #expect(measurements[0][1] == digests(Self.rim))
     #expect(measurements[1][1] == digests(Self.rems[0]!))
     #expect(measurements[2][1] == digests(Self.rems[1]!))
     #expect(measurements[3][1] == digests(Self.rems[3]!))
-    #expect(measurements[4][1] == .map([(.unsigned(4), .tag(560, .bytes(Self.rpv)))]))
+    #expect(measurements[4][1] == .map([(.unsigned(4), .tagged(560, .bytes(Self.rpv)))]))
     expectDeterministic(bytes)
   }
 
@@ -77,11 +76,11 @@ import Testing
     let (corim, comid) = try Self.decode(bytes)
     #expect(corim[3] == .text("http://arm.com/cca/realm/1"))
     let triple = try #require(comid[4]?[0]?.elements.first).elements
-    #expect(triple[0] == .map([(.unsigned(1), .tag(560, .bytes(Self.rim)))]))  // instance = RIM
+    #expect(triple[0] == .map([(.unsigned(1), .tagged(560, .bytes(Self.rim)))]))  // instance = RIM
     let measurements = triple[1].elements
     try #require(measurements.count == 1)
     let mval = try #require(measurements[0][1])
-    #expect(mval[4] == .tag(560, .bytes(Self.rpv)))
+    #expect(mval[4] == .tagged(560, .bytes(Self.rpv)))
     let registers = try #require(mval[14])
     #expect(registers[text: "rim"] == .array([.array([.unsigned(1), .bytes(Self.rim)])]))
     for i in 0..<4 {
@@ -114,14 +113,12 @@ import Testing
     let pairs: [(UInt64, UInt64)] = [(24, 1), (0, 0x1_0000_0000), (256, 23), (65536, 255), (23, 256)]
     var encodings: Set<[UInt8]> = []
     for order in [pairs, pairs.reversed(), [pairs[2], pairs[0], pairs[4], pairs[1], pairs[3]]] {
-      var items: [(LibCBORItem, LibCBORItem)] = []
-      for (k, v) in order { items.append((try .unsigned(k), try .unsigned(v))) }
-      encodings.insert(try LibCBORItem.map(items).encoded())
+      encodings.insert(CBORValue.map(order.map { (.unsigned($0.0), .unsigned($0.1)) }).encoded())
     }
     #expect(encodings.count == 1)
     let bytes = try #require(encodings.first)
     expectDeterministic(bytes)
-    let decoded = try #require(DecodedCBORDocument(bytes)).value
+    let decoded = try CBORValue.decode(bytes)
     #expect(decoded.keys == [0, 23, 24, 256, 65536].map { .unsigned($0) })
     #expect(bytes.count == 1 + (1 + 9) + (1 + 3) + (2 + 1) + (3 + 1) + (5 + 2))
   }

@@ -1,21 +1,23 @@
 import CLibCBOR
 
-/// A CBOR data item decoded by libcbor from untrusted input (an attestation token), as plain values.
+/// A CBOR data item as plain values: what ``decode(_:)`` reads from untrusted input (an attestation
+/// token) and what ``encoded()`` writes deterministically (a CoRIM, a Sig_structure), both with libcbor.
 ///
 /// ``decode(_:)`` checks the encoding with libcbor's streaming decoder before `cbor_load` builds
 /// anything: one item that spans the whole input, definite lengths only, no container claiming more
 /// items than the bytes left, nesting at most ``maximumDepth``. So `cbor_load` never allocates more
 /// than a small multiple of the input, and every byte string here is the received bytes.
-public indirect enum DecodedCBOR: Equatable, Sendable {
+public indirect enum CBORValue: Equatable, Sendable {
   case unsigned(UInt64)
   /// A negative integer -1 - n, holding n (CBOR major type 1).
   case negative(UInt64)
   case bytes([UInt8])
   case text(String)
-  case array([DecodedCBOR])
-  /// Key-value pairs in the order received (keys may repeat; readers reject that).
-  case map([(key: DecodedCBOR, value: DecodedCBOR)])
-  case tagged(UInt64, DecodedCBOR)
+  case array([CBORValue])
+  /// Key-value pairs in the order received or built (keys may repeat; readers reject that);
+  /// ``encoded()`` writes them sorted by key.
+  case map([(key: CBORValue, value: CBORValue)])
+  case tagged(UInt64, CBORValue)
   /// false, true, null, undefined, floats: nothing a token claim may be.
   case other
 
@@ -23,7 +25,7 @@ public indirect enum DecodedCBOR: Equatable, Sendable {
   public static let maximumDepth = 16
 
   /// The item `bytes` encode, all of them.
-  public static func decode(_ bytes: [UInt8]) throws(CCATokenError) -> DecodedCBOR {
+  public static func decode(_ bytes: [UInt8]) throws(CCATokenError) -> CBORValue {
     // libcbor 0.8 (Debian bookworm) refuses the one-byte tag heads of tags 6-20 (unassigned in
     // RFC 7049), among them COSE_Sign1's 18, which starts every signed token: read that head here.
     if let head = bytes.first, (0xc6...0xd4).contains(head) {
@@ -33,7 +35,7 @@ public indirect enum DecodedCBOR: Equatable, Sendable {
   }
 
   /// The item libcbor loads from `bytes`, once they are checked.
-  private static func load(_ bytes: [UInt8]) throws(CCATokenError) -> DecodedCBOR {
+  private static func load(_ bytes: [UInt8]) throws(CCATokenError) -> CBORValue {
     try checkWellFormed(bytes)
     var result = cbor_load_result()
     guard let item = bytes.withUnsafeBufferPointer({ cbor_load($0.baseAddress, $0.count, &result) }) else {
@@ -41,7 +43,7 @@ public indirect enum DecodedCBOR: Equatable, Sendable {
     }
     defer { release(item) }
     guard result.read == bytes.count else { throw .malformedCBOR("\(bytes.count - result.read) bytes after the item") }
-    return try DecodedCBOR(item, depth: 0)
+    return try CBORValue(item, depth: 0)
   }
 
   /// Converts a libcbor item (checked by ``checkWellFormed(_:)``) into values.
@@ -60,33 +62,33 @@ public indirect enum DecodedCBOR: Equatable, Sendable {
       self = .text(text)
     case CBOR_TYPE_ARRAY:
       guard cbor_array_is_definite(item) else { throw .malformedCBOR("an indefinite-length array") }
-      var elements: [DecodedCBOR] = []
+      var elements: [CBORValue] = []
       let handle = cbor_array_handle(item)
       for index in 0..<cbor_array_size(item) {
         guard let element = handle?[index] else { throw .malformedCBOR("an incomplete array") }
-        elements.append(try DecodedCBOR(element, depth: depth + 1))
+        elements.append(try CBORValue(element, depth: depth + 1))
       }
       self = .array(elements)
     case CBOR_TYPE_MAP:
       guard cbor_map_is_definite(item) else { throw .malformedCBOR("an indefinite-length map") }
-      var pairs: [(key: DecodedCBOR, value: DecodedCBOR)] = []
+      var pairs: [(key: CBORValue, value: CBORValue)] = []
       let handle = cbor_map_handle(item)
       for index in 0..<cbor_map_size(item) {
         guard let pair = handle?[index], let key = pair.key, let value = pair.value else {
           throw .malformedCBOR("an incomplete map")
         }
-        pairs.append((try DecodedCBOR(key, depth: depth + 1), try DecodedCBOR(value, depth: depth + 1)))
+        pairs.append((try CBORValue(key, depth: depth + 1), try CBORValue(value, depth: depth + 1)))
       }
       self = .map(pairs)
     case CBOR_TYPE_TAG:
       guard let content = cbor_tag_item(item) else { throw .malformedCBOR("a tag without content") }
       defer { Self.release(content) }  // cbor_tag_item took a reference
-      self = .tagged(cbor_tag_value(item), try DecodedCBOR(content, depth: depth + 1))
+      self = .tagged(cbor_tag_value(item), try CBORValue(content, depth: depth + 1))
     default: self = .other
     }
   }
 
-  public static func == (a: DecodedCBOR, b: DecodedCBOR) -> Bool {
+  public static func == (a: CBORValue, b: CBORValue) -> Bool {
     switch (a, b) {
     case (.unsigned(let x), .unsigned(let y)), (.negative(let x), .negative(let y)): return x == y
     case (.bytes(let x), .bytes(let y)): return x == y
@@ -103,7 +105,7 @@ public indirect enum DecodedCBOR: Equatable, Sendable {
 
 // MARK: - Well-formedness check (libcbor's streaming decoder, no allocation)
 
-extension DecodedCBOR {
+extension CBORValue {
   /// What the streaming decoder has seen so far: items still owed to each open container.
   private struct Scan {
     var owed: [UInt64] = []
@@ -126,8 +128,8 @@ extension DecodedCBOR {
         problem = "a container of \(children) items in \(remainingBytes) bytes"
         return
       }
-      guard owed.count < DecodedCBOR.maximumDepth else {
-        problem = "nested deeper than \(DecodedCBOR.maximumDepth)"
+      guard owed.count < CBORValue.maximumDepth else {
+        problem = "nested deeper than \(CBORValue.maximumDepth)"
         return
       }
       owed.append(children)
@@ -142,35 +144,35 @@ extension DecodedCBOR {
 
   private static var scanCallbacks: cbor_callbacks {
     var c = cbor_empty_callbacks
-    c.uint8 = { context, _ in DecodedCBOR.scan(context).pointee.item() }
-    c.uint16 = { context, _ in DecodedCBOR.scan(context).pointee.item() }
-    c.uint32 = { context, _ in DecodedCBOR.scan(context).pointee.item() }
-    c.uint64 = { context, _ in DecodedCBOR.scan(context).pointee.item() }
-    c.negint8 = { context, _ in DecodedCBOR.scan(context).pointee.item() }
-    c.negint16 = { context, _ in DecodedCBOR.scan(context).pointee.item() }
-    c.negint32 = { context, _ in DecodedCBOR.scan(context).pointee.item() }
-    c.negint64 = { context, _ in DecodedCBOR.scan(context).pointee.item() }
-    c.byte_string = { context, _, _ in DecodedCBOR.scan(context).pointee.item() }
-    c.string = { context, _, _ in DecodedCBOR.scan(context).pointee.item() }
+    c.uint8 = { context, _ in CBORValue.scan(context).pointee.item() }
+    c.uint16 = { context, _ in CBORValue.scan(context).pointee.item() }
+    c.uint32 = { context, _ in CBORValue.scan(context).pointee.item() }
+    c.uint64 = { context, _ in CBORValue.scan(context).pointee.item() }
+    c.negint8 = { context, _ in CBORValue.scan(context).pointee.item() }
+    c.negint16 = { context, _ in CBORValue.scan(context).pointee.item() }
+    c.negint32 = { context, _ in CBORValue.scan(context).pointee.item() }
+    c.negint64 = { context, _ in CBORValue.scan(context).pointee.item() }
+    c.byte_string = { context, _, _ in CBORValue.scan(context).pointee.item() }
+    c.string = { context, _, _ in CBORValue.scan(context).pointee.item() }
     // Counts are size_t in libcbor 0.8 (Int here: 2^63 and above arrive negative), uint64_t in 0.10.
-    c.array_start = { context, count in DecodedCBOR.scan(context).pointee.item(opening: UInt64(truncatingIfNeeded: count)) }
+    c.array_start = { context, count in CBORValue.scan(context).pointee.item(opening: UInt64(truncatingIfNeeded: count)) }
     c.map_start = { context, count in
       // 2 * count items; a count that large cannot fit the input anyway.
       let pairs = UInt64(truncatingIfNeeded: count)
-      DecodedCBOR.scan(context).pointee.item(opening: pairs > UInt64.max / 2 ? UInt64.max : pairs * 2)
+      CBORValue.scan(context).pointee.item(opening: pairs > UInt64.max / 2 ? UInt64.max : pairs * 2)
     }
-    c.tag = { context, _ in DecodedCBOR.scan(context).pointee.item(opening: 1) }
-    c.float2 = { context, _ in DecodedCBOR.scan(context).pointee.item() }
-    c.float4 = { context, _ in DecodedCBOR.scan(context).pointee.item() }
-    c.float8 = { context, _ in DecodedCBOR.scan(context).pointee.item() }
-    c.undefined = { context in DecodedCBOR.scan(context).pointee.item() }
-    c.null = { context in DecodedCBOR.scan(context).pointee.item() }
-    c.boolean = { context, _ in DecodedCBOR.scan(context).pointee.item() }
-    c.byte_string_start = { context in DecodedCBOR.scan(context).pointee.refuse("an indefinite-length byte string") }
-    c.string_start = { context in DecodedCBOR.scan(context).pointee.refuse("an indefinite-length text string") }
-    c.indef_array_start = { context in DecodedCBOR.scan(context).pointee.refuse("an indefinite-length array") }
-    c.indef_map_start = { context in DecodedCBOR.scan(context).pointee.refuse("an indefinite-length map") }
-    c.indef_break = { context in DecodedCBOR.scan(context).pointee.refuse("a break outside an indefinite-length item") }
+    c.tag = { context, _ in CBORValue.scan(context).pointee.item(opening: 1) }
+    c.float2 = { context, _ in CBORValue.scan(context).pointee.item() }
+    c.float4 = { context, _ in CBORValue.scan(context).pointee.item() }
+    c.float8 = { context, _ in CBORValue.scan(context).pointee.item() }
+    c.undefined = { context in CBORValue.scan(context).pointee.item() }
+    c.null = { context in CBORValue.scan(context).pointee.item() }
+    c.boolean = { context, _ in CBORValue.scan(context).pointee.item() }
+    c.byte_string_start = { context in CBORValue.scan(context).pointee.refuse("an indefinite-length byte string") }
+    c.string_start = { context in CBORValue.scan(context).pointee.refuse("an indefinite-length text string") }
+    c.indef_array_start = { context in CBORValue.scan(context).pointee.refuse("an indefinite-length array") }
+    c.indef_map_start = { context in CBORValue.scan(context).pointee.refuse("an indefinite-length map") }
+    c.indef_break = { context in CBORValue.scan(context).pointee.refuse("a break outside an indefinite-length item") }
     return c
   }
 
@@ -204,15 +206,24 @@ extension DecodedCBOR {
   }
 }
 
-// MARK: - Encoding (libcbor; shortest heads, so deterministic for definite items in a fixed order)
+// MARK: - Encoding (libcbor; RFC 8949 section 4.2.1 deterministic)
 
-extension DecodedCBOR {
-  /// The encoding of this item with every integer and length in its shortest form and maps in the
-  /// order given: RFC 8949's deterministic encoding for items built in key order (a Sig_structure,
-  /// the tokens the tests build).
+extension CBORValue {
+  /// The deterministic encoding of this item (RFC 8949 section 4.2.1): definite lengths, every
+  /// integer, length and tag number in its shortest form, and each map's pairs sorted by the bytes
+  /// of their encoded keys (pairs with equal keys keep their order). The same value always gives
+  /// the same bytes, whatever order its maps were built in: the CoRIM `measure --corim` writes, a
+  /// Sig_structure, the tokens the tests build.
+  ///
+  /// libcbor failing to allocate ends the process (as any Swift allocation failure does).
   public func encoded() -> [UInt8] {
     let item = makeItem()
     defer { Self.release(item) }
+    return Self.serialize(item)
+  }
+
+  /// libcbor's encoding of `item` (shortest heads; maps in the order their pairs were added).
+  private static func serialize(_ item: UnsafeMutablePointer<cbor_item_t>) -> [UInt8] {
     var capacity = 256
     while true {
       var buffer = [UInt8](repeating: 0, count: capacity)
@@ -233,30 +244,43 @@ extension DecodedCBOR {
         utf8.withMemoryRebound(to: CChar.self) { cbor_build_stringn($0.baseAddress, $0.count) }
       }
     case .array(let elements):
-      item = cbor_new_definite_array(elements.count)
+      guard let array = cbor_new_definite_array(elements.count) else { Self.outOfMemory() }
+      item = array
       for element in elements {
         let child = element.makeItem()
-        _ = cbor_array_push(item, child)  // takes its own reference
-        Self.release(child)
+        defer { Self.release(child) }
+        guard cbor_array_push(item, child) else { Self.outOfMemory() }  // takes its own reference
       }
     case .map(let pairs):
-      item = cbor_new_definite_map(pairs.count)
-      for pair in pairs {
-        let key = pair.key.makeItem(), value = pair.value.makeItem()
-        _ = cbor_map_add(item, cbor_pair(key: key, value: value))  // takes its own references
-        Self.release(key)
-        Self.release(value)
+      guard let map = cbor_new_definite_map(pairs.count) else { Self.outOfMemory() }
+      item = map
+      // libcbor writes pairs in the order added: add them sorted by their keys' encodings.
+      var built: [(key: [UInt8], index: Int, pair: cbor_pair)] = []
+      for (index, pair) in pairs.enumerated() {
+        let key = pair.key.makeItem()
+        built.append((Self.serialize(key), index, cbor_pair(key: key, value: pair.value.makeItem())))
+      }
+      built.sort { $0.key == $1.key ? $0.index < $1.index : $0.key.lexicographicallyPrecedes($1.key) }
+      for entry in built {
+        defer {
+          Self.release(entry.pair.key)
+          Self.release(entry.pair.value)
+        }
+        guard cbor_map_add(item, entry.pair) else { Self.outOfMemory() }  // takes its own references
       }
     case .tagged(let tag, let content):
-      item = cbor_new_tag(tag)
+      guard let tagItem = cbor_new_tag(tag) else { Self.outOfMemory() }
+      item = tagItem
       let child = content.makeItem()
       cbor_tag_set_item(item, child)  // takes its own reference
       Self.release(child)
     case .other: item = cbor_new_null()
     }
-    guard let item else { fatalError("libcbor could not allocate an item") }
+    guard let item else { Self.outOfMemory() }
     return item
   }
+
+  private static func outOfMemory() -> Never { fatalError("libcbor could not allocate a CBOR item") }
 
   /// An integer item of the smallest width (libcbor writes a uint64 item in 9 bytes whatever its value).
   private static func buildInteger(_ n: UInt64, negative: Bool) -> UnsafeMutablePointer<cbor_item_t>? {
@@ -276,7 +300,7 @@ extension DecodedCBOR {
   }
 }
 
-extension DecodedCBOR {
+extension CBORValue {
   /// An integer map key or value as a signed number (nil when out of Int64's range or not an integer).
   public var integer: Int64? {
     switch self {
@@ -287,7 +311,7 @@ extension DecodedCBOR {
   }
 
   /// The item for an integer key.
-  public static func int(_ value: Int64) -> DecodedCBOR {
+  public static func int(_ value: Int64) -> CBORValue {
     value >= 0 ? .unsigned(UInt64(value)) : .negative(UInt64(-1 - value))
   }
 }
