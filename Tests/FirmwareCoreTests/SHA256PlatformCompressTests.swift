@@ -12,10 +12,10 @@ nonisolated(unsafe) private var messageBlocks = 0
 /// caller's bytes, in place, and the digests stay right: here with the Swift compression behind it.
 @Suite(.serialized) struct SHA256PlatformCompressTests {
   @Test func wholeBlocksGoToThePlatformFunction() {
-    FirmwareCore.SHA256.platformCompress = { state, data, blocks in
+    FirmwareCore.SHA256.platformCompress = { state, data, blocks, k in
       let address = UInt(bitPattern: data)
       if address >= message.start && address < message.end { messageBlocks += blocks }
-      guard let state, let data else { return }
+      guard let state, let data, let k, k[0] == 0x428a_2f98, k[63] == 0xc671_78f2 else { return }
       var words: FirmwareCore.SHA256.State = (state[0], state[1], state[2], state[3], state[4], state[5], state[6], state[7])
       FirmwareCore.SHA256.compress(&words, data, blocks: blocks)
       (state[0], state[1], state[2], state[3], state[4], state[5], state[6], state[7]) = words

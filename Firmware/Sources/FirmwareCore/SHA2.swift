@@ -51,8 +51,11 @@ public struct SHA256: SHA2Hash, Sendable {
 
   /// A compression function the platform offers in place of ``compress(_:_:blocks:)`` (the
   /// firmware's, with the ARMv8 SHA-256 instructions): it compresses `blocks` 64-byte blocks at
-  /// the data pointer into the state's eight words h0...h7. Set once, before any hashing.
-  public nonisolated(unsafe) static var platformCompress: (@convention(c) (UnsafeMutablePointer<UInt32>?, UnsafeRawPointer?, Int) -> Void)?
+  /// the data pointer into the state's eight words h0...h7, with the 64 round constants it is
+  /// handed (``sha256RoundConstants``, the one table). Set once, before any hashing.
+  public nonisolated(unsafe) static var platformCompress: (
+    @convention(c) (UnsafeMutablePointer<UInt32>?, UnsafeRawPointer?, Int, UnsafePointer<UInt32>?) -> Void
+  )?
 
   /// Hashes `bytes` after everything hashed so far.
   public mutating func update(_ bytes: UnsafeRawBufferPointer) {
@@ -71,7 +74,9 @@ public struct SHA256: SHA2Hash, Sendable {
   /// ``platformCompress`` when there is one, else ``compress(_:_:blocks:)``.
   static func compressAny(_ state: inout State, _ data: UnsafeRawPointer, blocks: Int) {
     guard let platformCompress else { return compress(&state, data, blocks: blocks) }
-    withUnsafeMutableBytes(of: &state) { platformCompress($0.baseAddress?.assumingMemoryBound(to: UInt32.self), data, blocks) }
+    sha256RoundConstants.withUnsafeBufferPointer { k in
+      withUnsafeMutableBytes(of: &state) { platformCompress($0.baseAddress?.assumingMemoryBound(to: UInt32.self), data, blocks, k.baseAddress) }
+    }
   }
 
   /// Compresses `blocks` 64-byte blocks at `data` into `state`.

@@ -42,8 +42,9 @@ static inline __attribute__((always_inline)) uint64_t fw_read_id_aa64isar0(void)
   uint64_t v; __asm__ volatile("mrs %0, id_aa64isar0_el1" : "=r"(v)); return v;
 }
 /// SHA-256's compression of `blocks` 64-byte blocks at `data` into `state` (h0..h7), with the
-/// ARMv8 SHA-256 instructions: only where ID_AA64ISAR0_EL1.SHA2 is non-zero (sha256_simd.c).
-void fw_sha256_blocks(uint32_t *state, const void *data, size_t blocks);
+/// ARMv8 SHA-256 instructions and the 64 round constants `k` (FirmwareCore's table): only where
+/// ID_AA64ISAR0_EL1.SHA2 is non-zero (sha256_simd.c).
+void fw_sha256_blocks(uint32_t *state, const void *data, size_t blocks, const uint32_t *k);
 /// RNDR (FEAT_RNG): a 64-bit random number into *out; 0 when the hardware had none to give.
 static inline __attribute__((always_inline)) int fw_rndr(uint64_t *out) {
   uint64_t v, ok;
