@@ -21,6 +21,11 @@ public struct VirtqDescriptor: Sendable, Equatable {
 public struct DescriptorChain: Sendable, Equatable {
   public var head: UInt16
   public var descriptors: [VirtqDescriptor]
+
+  public init(head: UInt16, descriptors: [VirtqDescriptor]) {
+    self.head = head
+    self.descriptors = descriptors
+  }
 }
 
 /// Why a queue's rings could not be used. Each one is the driver's fault, and each leaves the VMM

@@ -40,15 +40,10 @@ public final class VirtioBlock: VirtioDevice {
   private let config: [UInt8]
 
   struct State {
-    var memory: GuestMemory?
-    var interrupt: VirtioInterrupt?
-    var features: UInt64 = 0
-    var queues: [VirtQueue] = []
+    var device = VirtioDeviceState()
     /// Per queue: requests of it completed since the last batch end, when the driver's wish for an
     /// interrupt is checked.
     var queueCompleted: [Bool] = []
-    var generation: UInt64 = 0
-    var broken = false
   }
 
   private let state = Mutex(State())
@@ -117,23 +112,15 @@ public final class VirtioBlock: VirtioDevice {
 
   public func activate(_ activation: VirtioActivation) {
     state.withLock { state in
-      state.memory = activation.memory
-      state.interrupt = activation.interrupt
-      state.features = activation.features
-      state.queues = activation.queues
+      state.device.activate(activation)
       state.queueCompleted = Array(repeating: false, count: activation.queues.count)
-      state.broken = false
     }
   }
 
   public func reset() {
     state.withLock { state in
-      state.generation &+= 1
-      state.memory = nil
-      state.interrupt = nil
-      state.queues = []
+      state.device.reset()
       state.queueCompleted = []
-      state.broken = false
     }
   }
 
@@ -162,28 +149,24 @@ public final class VirtioBlock: VirtioDevice {
       var chains: [DescriptorChain] = []
       var failure: VirtioInterrupt?
       let context = state.withLock { state -> Context? in
-        guard let memory = state.memory, !state.broken, queue < state.queues.count, state.queues[queue].isReady else {
-          return nil
-        }
+        guard let memory = state.device.memory(forQueue: queue, ready: true) else { return nil }
         do {
-          while let chain = try state.queues[queue].pop(memory: memory) { chains.append(chain) }
+          while let chain = try state.device.queues[queue].pop(memory: memory) { chains.append(chain) }
         } catch {
-          state.broken = true
-          failure = state.interrupt
+          failure = state.device.markBroken()
         }
-        return Context(memory: memory, generation: state.generation, queue: queue, features: state.features)
+        return Context(memory: memory, generation: state.device.generation, queue: queue, features: state.device.features)
       }
       if let failure { return failure.needsReset() }
       guard let context else { return }
       for chain in chains { start(chain, context) }
       // Ask for the next notification, and look again in case chains came meanwhile.
       let again = state.withLock { state -> Bool in
-        guard state.generation == context.generation, !state.broken, queue < state.queues.count else { return false }
+        guard state.device.isCurrent(context.generation, queue: queue) else { return false }
         do {
-          return try state.queues[queue].enableNotification(memory: context.memory)
+          return try state.device.queues[queue].enableNotification(memory: context.memory)
         } catch {
-          state.broken = true
-          failure = state.interrupt
+          failure = state.device.markBroken()
           return false
         }
       }
@@ -241,15 +224,13 @@ public final class VirtioBlock: VirtioDevice {
         finish(reply, result == 0 ? BlockStatus.ok : BlockStatus.ioError, endsIO: true)
       }
     case .getID:
-      var written: UInt32 = 0
-      var remaining = serial + [UInt8](repeating: 0, count: Self.serialLength - serial.count)
-      for segment in request.writable where !remaining.isEmpty {
-        let chunk = Array(remaining.prefix(Int(segment.length)))
-        guard (try? memory.write(chunk, at: segment.address)) != nil else { return finish(reply, BlockStatus.ioError) }
-        written += UInt32(chunk.count)
-        remaining.removeFirst(chunk.count)
-      }
-      finish(reply, BlockStatus.ok, written: written)
+      // The id, NUL-padded to 20 bytes, into the buffers before the status byte.
+      let id = serial + [UInt8](repeating: 0, count: Self.serialLength - serial.count)
+      let buffers = request.writable.map { VirtqDescriptor(address: $0.address, length: $0.length, isWritable: true) }
+      var writer = DescriptorChainWriter(DescriptorChain(head: chain.head, descriptors: buffers), memory: memory)
+      let written = writer.write(id.prefix(Int(min(request.writableLength, UInt64(id.count)))))
+      guard written == min(Int(request.writableLength), id.count) else { return finish(reply, BlockStatus.ioError) }
+      finish(reply, BlockStatus.ok, written: UInt32(written))
     case .discard, .writeZeroes:
       let isDiscard = request.type == .discard
       let feature = isDiscard ? Feature.discard : Feature.writeZeroes
@@ -365,21 +346,20 @@ public final class VirtioBlock: VirtioDevice {
   ) {
     var failure: VirtioInterrupt?
     state.withLock { state in
-      guard state.generation == context.generation, context.queue < state.queues.count else {
+      guard state.device.generation == context.generation, context.queue < state.device.queues.count else {
         return  // reset since: the driver no longer owns this request
       }
       state.queueCompleted[context.queue] = true
-      guard !state.broken else { return }
+      guard !state.device.isBroken else { return }
       var length = written
       if let status, let byte = try? context.memory.slice(at: status.address, count: 1) {
         byte[0] = status.value
         length += 1
       }
       do {
-        try state.queues[context.queue].addUsed(memory: context.memory, head: head, length: length)
+        try state.device.queues[context.queue].addUsed(memory: context.memory, head: head, length: length)
       } catch {
-        state.broken = true
-        failure = state.interrupt
+        failure = state.device.markBroken()
       }
     }
     if endsIO { inFlight.subtract(1, ordering: .releasing) }
@@ -391,19 +371,18 @@ public final class VirtioBlock: VirtioDevice {
   private func endBatch() {
     var failure: VirtioInterrupt?
     let interrupt = state.withLock { state -> VirtioInterrupt? in
-      guard let memory = state.memory, !state.broken else { return nil }
+      guard let memory = state.device.memory, !state.device.isBroken else { return nil }
       var notify = false
       for queue in state.queueCompleted.indices where state.queueCompleted[queue] {
         state.queueCompleted[queue] = false
         do {
-          if try state.queues[queue].needsNotification(memory: memory) { notify = true }
+          if try state.device.queues[queue].needsNotification(memory: memory) { notify = true }
         } catch {
-          state.broken = true
-          failure = state.interrupt
+          failure = state.device.markBroken()
           return nil
         }
       }
-      return notify ? state.interrupt : nil
+      return notify ? state.device.interrupt : nil
     }
     if let failure { return failure.needsReset() }
     interrupt?.usedBuffers()

@@ -23,13 +23,8 @@ public final class VirtioConsole: VirtioDevice {
   public static let outputChunk = 64 << 10
 
   struct State {
-    var memory: GuestMemory?
-    var interrupt: VirtioInterrupt?
-    var queues: [VirtQueue] = []
+    var device = VirtioDeviceState()
     var input: [UInt8] = []
-    var broken = false
-    /// Bumped by every activation and reset: a chain taken before one is not answered after it.
-    var generation: UInt64 = 0
   }
 
   private let output: any ConsoleOutput
@@ -56,24 +51,12 @@ public final class VirtioConsole: VirtioDevice {
   }
 
   public func activate(_ activation: VirtioActivation) {
-    state.withLock { state in
-      state.memory = activation.memory
-      state.interrupt = activation.interrupt
-      state.queues = activation.queues
-      state.broken = false
-      state.generation &+= 1
-    }
+    state.withLock { $0.device.activate(activation) }
     deliverInput()
   }
 
   public func reset() {
-    state.withLock { state in
-      state.memory = nil
-      state.interrupt = nil
-      state.queues = []
-      state.broken = false
-      state.generation &+= 1
-    }
+    state.withLock { $0.device.reset() }
   }
 
   public func process(queue: Int) {
@@ -104,58 +87,41 @@ public final class VirtioConsole: VirtioDevice {
       var interrupt: VirtioInterrupt?
       while true {
         // Take one chain (or, with none left, re-arm the notification and look once more).
+        var failure: VirtioInterrupt?
         let next = state.withLock { state -> TransmitStep in
-          guard let memory = state.memory, !state.broken, Self.transmitQueue < state.queues.count else { return .done }
-          interrupt = state.interrupt
+          guard let memory = state.device.memory(forQueue: Self.transmitQueue) else { return .done }
+          interrupt = state.device.interrupt
           do {
-            if let chain = try state.queues[Self.transmitQueue].pop(memory: memory) {
-              let pieces = chain.descriptors.compactMap { descriptor -> UnsafeRawBufferPointer? in
-                guard !descriptor.isWritable, descriptor.length > 0,
-                  let bytes = try? memory.slice(at: descriptor.address, count: Int(descriptor.length))
-                else { return nil }
-                return UnsafeRawBufferPointer(bytes)
-              }
-              return .chain(head: chain.head, pieces: pieces, memory: memory, generation: state.generation)
+            if let chain = try state.device.queues[Self.transmitQueue].pop(memory: memory) {
+              return .chain(
+                head: chain.head, DescriptorChainReader(chain, memory: memory), memory: memory,
+                generation: state.device.generation)
             }
-            return try state.queues[Self.transmitQueue].enableNotification(memory: memory) ? .again : .done
+            return try state.device.queues[Self.transmitQueue].enableNotification(memory: memory) ? .again : .done
           } catch {
-            state.broken = true
-            return .failed
+            failure = state.device.markBroken()
+            return .done
           }
         }
+        if let failure { return failure.needsReset() }
         switch next {
         case .done:
           if notify { interrupt?.usedBuffers() }
           return
-        case .failed:
-          interrupt?.needsReset()
-          return
         case .again:
           continue
-        case .chain(let head, let pieces, let memory, let generation):
-          for piece in pieces {
-            var offset = 0
-            while offset < piece.count {
-              let count = min(Self.outputChunk, piece.count - offset)
-              output.write(UnsafeRawBufferPointer(rebasing: piece[offset..<(offset + count)]))
-              offset += count
-            }
-          }
-          let failed = state.withLock { state -> Bool in
-            guard state.generation == generation, !state.broken else { return false }
+        case .chain(let head, var reader, let memory, let generation):
+          while let piece = reader.next(limit: Self.outputChunk) { output.write(piece) }
+          state.withLock { state in
+            guard state.device.isCurrent(generation, queue: Self.transmitQueue) else { return }
             do {
-              try state.queues[Self.transmitQueue].addUsed(memory: memory, head: head, length: 0)
-              notify = try state.queues[Self.transmitQueue].needsNotification(memory: memory) || notify
-              return false
+              try state.device.queues[Self.transmitQueue].addUsed(memory: memory, head: head, length: 0)
+              notify = try state.device.queues[Self.transmitQueue].needsNotification(memory: memory) || notify
             } catch {
-              state.broken = true
-              return true
+              failure = state.device.markBroken()
             }
           }
-          if failed {
-            interrupt?.needsReset()
-            return
-          }
+          if let failure { return failure.needsReset() }
         }
       }
     }
@@ -163,35 +129,32 @@ public final class VirtioConsole: VirtioDevice {
 
   /// One step of ``transmit()``.
   private enum TransmitStep {
-    case chain(head: UInt16, pieces: [UnsafeRawBufferPointer], memory: GuestMemory, generation: UInt64)
-    case again, done, failed
+    case chain(head: UInt16, DescriptorChainReader, memory: GuestMemory, generation: UInt64)
+    case again, done
   }
 
   private func deliverInput() {
-    let (interrupt, failed) = state.withLock { state -> (VirtioInterrupt?, Bool) in
-      guard let memory = state.memory, !state.broken, !state.input.isEmpty, Self.receiveQueue < state.queues.count,
-        state.queues[Self.receiveQueue].isReady
-      else { return (nil, false) }
+    var failure: VirtioInterrupt?
+    let interrupt = state.withLock { state -> VirtioInterrupt? in
+      guard !state.input.isEmpty, let memory = state.device.memory(forQueue: Self.receiveQueue, ready: true) else {
+        return nil
+      }
       var notify = false
       do {
-        while !state.input.isEmpty, let chain = try state.queues[Self.receiveQueue].pop(memory: memory) {
-          var written = 0
-          for descriptor in chain.descriptors where descriptor.isWritable && written < state.input.count {
-            let count = min(Int(descriptor.length), state.input.count - written)
-            if (try? memory.write(Array(state.input[written..<(written + count)]), at: descriptor.address)) == nil { break }
-            written += count
-          }
-          state.input.removeFirst(written)
-          try state.queues[Self.receiveQueue].addUsed(memory: memory, head: chain.head, length: UInt32(written))
-          notify = try state.queues[Self.receiveQueue].needsNotification(memory: memory) || notify
+        while !state.input.isEmpty, let chain = try state.device.queues[Self.receiveQueue].pop(memory: memory) {
+          var writer = DescriptorChainWriter(chain, memory: memory)
+          state.input.removeFirst(writer.write(state.input))
+          try state.device.queues[Self.receiveQueue].addUsed(memory: memory, head: chain.head, length: writer.written)
+          notify = try state.device.queues[Self.receiveQueue].needsNotification(memory: memory) || notify
         }
-        _ = try state.queues[Self.receiveQueue].enableNotification(memory: memory)
+        _ = try state.device.queues[Self.receiveQueue].enableNotification(memory: memory)
       } catch {
-        state.broken = true
-        return (state.interrupt, true)
+        failure = state.device.markBroken()
+        return nil
       }
-      return (notify ? state.interrupt : nil, false)
+      return notify ? state.device.interrupt : nil
     }
-    if failed { interrupt?.needsReset() } else { interrupt?.usedBuffers() }
+    if let failure { return failure.needsReset() }
+    interrupt?.usedBuffers()
   }
 }
