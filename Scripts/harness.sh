@@ -68,6 +68,21 @@ EOF
   pack_initramfs "$d" "$d.cpio.gz"
 }
 
+# HWRNG_GUEST: guest shell lines (for build_guest_initramfs, with "$(hwrng_module)" among its
+# files) that load virtio-rng and report the kernel's hwrng and 64 bytes read from it:
+#   "hwrng: virtio_rng.0", "hwrng read: 64 bytes" and, when at least 32 of them differ, HWRNG_VARIED
+# (a device that answers with zeros or a repeated byte fails the check)
+HWRNG_GUEST='insmod /virtio-rng.ko
+echo "hwrng: $(cat /sys/class/misc/hw_random/rng_current)"
+head -c 64 /dev/hwrng > /tmp/hwrng
+echo "hwrng read: $(wc -c < /tmp/hwrng) bytes"
+[ "$(od -An -v -tx1 /tmp/hwrng | tr -s " " "\n" | grep . | sort -u | wc -l)" -ge 32 ] && echo HWRNG_VARIED'
+hwrng_module() {
+  local m=$MODULES_DIR/kernel/drivers/char/hw_random/virtio-rng.ko.xz
+  [ -f "$m" ] || die "no virtio-rng module at $m"
+  echo "$m"
+}
+
 # build_failure_disks DIR REALM_RUN KERNEL: disks made by `REALM_RUN image create` with KERNEL (a
 # small arm64 Image) and then damaged, for checks that the firmware refuses them and realm-run exits
 # 4 with the firmware's reason. Each is gzipped (64 MiB, nearly all zeros); checks unpack it to /tmp.

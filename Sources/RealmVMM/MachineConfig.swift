@@ -52,6 +52,8 @@ public struct MachineConfig: Sendable, Equatable {
   /// How the Realm is built (ignored for a normal VM).
   public var realmOptions: RealmOptions
   public var console: Console
+  /// A virtio-rng device (`--rng`; a Realm's default, which has no other source of entropy).
+  public var entropy: Bool
   /// SVE's maximum vector length in bits (a multiple of 128), or `nil` for no SVE. A Realm's
   /// vector length is measured, so it is never chosen implicitly.
   public var sveVectorLength: Int?
@@ -66,7 +68,7 @@ public struct MachineConfig: Sendable, Equatable {
   public init(
     memorySize: UInt64, cpus: Int, boot: Boot, kernelParameters: String? = nil,
     disks: [DiskConfig] = [], realm: Bool = false, realmOptions: RealmOptions = RealmOptions(), console: Console = .serial,
-    sveVectorLength: Int? = nil, bootEntry: String? = nil, pmu: Bool = false, pmuCounters: Int? = nil,
+    entropy: Bool = false, sveVectorLength: Int? = nil, bootEntry: String? = nil, pmu: Bool = false, pmuCounters: Int? = nil,
     bootMode: FirmwareBootMode = .automatic
   ) {
     self.pmu = pmu || pmuCounters != nil
@@ -82,6 +84,7 @@ public struct MachineConfig: Sendable, Equatable {
     self.realm = realm
     self.realmOptions = realmOptions
     self.console = console
+    self.entropy = entropy
   }
 
   /// The most vCPUs the GICv3 redistributor region below the distributor leaves room for here.

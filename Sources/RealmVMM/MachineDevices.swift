@@ -17,7 +17,8 @@ public enum MachineDevicesError: Error, CustomStringConvertible {
 }
 
 /// The machine's PCI side: the ECAM host bridge, its memory window, a virtio-blk function per
-/// `--disk` (slots 0, 1, ...) and the virtio console when selected (next slot), and the I/O thread
+/// `--disk` (slots 0, 1, ...), then the virtio console and the entropy device when selected (next
+/// slots), and the I/O thread
 /// the disks share. The machine registers ``register(on:)``'s ranges on its bus and calls
 /// ``shutdown()`` once the vCPUs have stopped.
 final class MachineDevices: @unchecked Sendable {
@@ -68,33 +69,27 @@ final class MachineDevices: @unchecked Sendable {
       }
       if let reason = ioLoop?.fallbackReason { log("virtio-blk: \(reason)") }
     }
+    let queues = min(max(config.cpus, 1), 4)
+    let disks = files.map { file in
+      VirtioBlock(
+        file: file, loop: ioLoop!, queues: queues, serial: "rr-\(String(file.identity.inode, radix: 16))",
+        limits: ipa.isRealm ? .realm(memorySize: config.memorySize, disks: files.count, queues: queues) : .unlimited)
+    }
+    let console = config.console == .virtio ? VirtioConsole(output: output) : nil
+    // The machine's virtio devices, one entry each, in PCI slot order: a new device is a line here.
+    var devices: [any VirtioDevice] = disks
+    if let console { devices.append(console) }
+    if config.entropy { devices.append(VirtioEntropy()) }
+
+    precondition(devices.count <= PCIHostBridge.slotCount && UInt64(devices.count) * barStride <= MemoryMap.pciMemorySize)
     var functions: [Int: any PCIFunction] = [:]
-    var disks: [VirtioBlock] = []
-    var slot = 0
-    func transport(_ device: any VirtioDevice) -> VirtioPCITransport {
-      defer { slot += 1 }
-      return VirtioPCITransport(
+    for (slot, device) in devices.enumerated() {
+      functions[slot] = VirtioPCITransport(
         device: device, memory: memory,
         interrupt: interrupt(MemoryMap.pciINTxSPIBase + UInt32(slot % 4)),
         barAddress: MemoryMap.pciMemoryBase + UInt64(slot) * barStride,
         requireAccessPlatform: ipa.isRealm, addressMask: ~ipa.sharedBit)
     }
-    for file in files {
-      let device = VirtioBlock(
-        file: file, loop: ioLoop!, queues: min(max(config.cpus, 1), 4),
-        serial: "rr-\(String(file.identity.inode, radix: 16))",
-        limits: ipa.isRealm
-          ? .realm(memorySize: config.memorySize, disks: files.count, queues: min(max(config.cpus, 1), 4)) : .unlimited)
-      disks.append(device)
-      functions[slot] = transport(device)
-    }
-    var console: VirtioConsole?
-    if config.console == .virtio {
-      let device = VirtioConsole(output: output)
-      console = device
-      functions[slot] = transport(device)
-    }
-    precondition(slot <= PCIHostBridge.slotCount && UInt64(slot) * barStride <= MemoryMap.pciMemorySize)
     do {
       try ioLoop?.start()
     } catch {

@@ -89,6 +89,7 @@ public final class VirtioPCITransport: PCIFunction {
     switch type {
     case .block: classCode = 0x01_80_00  // mass storage, other
     case .console: classCode = 0x07_80_00  // communication, other
+    case .entropy: classCode = 0xFF_00_00  // unassigned, as QEMU's virtio-rng-pci
     }
     return PCIIdentity(
       vendorID: VirtioPCIID.vendor, deviceID: VirtioPCIID.modernDevice(type), revision: 1, classCode: classCode,

@@ -52,6 +52,9 @@ struct MachineOptions: ParsableArguments {
   @Option(help: ArgumentHelp("The guest console: serial (8250 UART, ttyS0) or virtio (virtio-console, hvc0).", valueName: "device"))
   var console: ConsoleArgument = .serial
 
+  @Flag(inversion: .prefixedNo, help: "Give the guest a virtio-rng device fed by the host's getrandom (default: on for a Realm, off with --no-realm).")
+  var rng: Bool?
+
   @Option(help: ArgumentHelp(
     "Give the guest SVE with vectors of up to this many bits (a multiple of 128). Off without it: a Realm's vector length is measured.",
     valueName: "bits"))
@@ -157,7 +160,7 @@ struct MachineOptions: ParsableArguments {
     return MachineConfig(
       memorySize: (try? MemorySize(parsing: memory).bytes) ?? 0, cpus: cpus, boot: boot,
       kernelParameters: params, disks: disks, realm: realm, realmOptions: realmOptions,
-      console: console.console, sveVectorLength: sveVl, bootEntry: bootEntry, pmu: pmu,
+      console: console.console, entropy: rng ?? realm, sveVectorLength: sveVl, bootEntry: bootEntry, pmu: pmu,
       pmuCounters: pmuCounters, bootMode: bootMode ?? .automatic)
   }
 }

@@ -52,6 +52,14 @@ import VirtIO
     #expect(config.realm)
   }
 
+  /// A Realm gets a virtio-rng device unless --no-rng; a normal VM only with --rng.
+  @Test func entropyDevice() throws {
+    #expect(try parse(["--kernel", "Image"]).makeConfig().entropy)
+    #expect(try !parse(["--kernel", "Image", "--no-rng"]).makeConfig().entropy)
+    #expect(try !parse(["--kernel", "Image", "--no-realm"]).makeConfig().entropy)
+    #expect(try parse(["--kernel", "Image", "--no-realm", "--rng"]).makeConfig().entropy)
+  }
+
   /// `--measurement-algo` takes FirmwareCore's algorithm names, as it did when it had its own enum.
   @Test func measurementAlgorithm() throws {
     #expect(try parse(["--kernel", "Image"]).makeConfig().realmOptions.algorithm == .sha256)

@@ -1,0 +1,41 @@
+import Devices
+import FirmwareCore
+import GuestMemory
+import Testing
+import TestSupport
+import VirtIO
+
+@testable import RealmVMM
+
+/// Discards what it is given.
+private final class NoOutput: ConsoleOutput {
+  func write(_ buffer: UnsafeRawBufferPointer) {}
+}
+
+@Suite struct MachineDevicesTests {
+  /// The PCI device id in slot `slot` of the ECAM window (0xFFFF: empty).
+  func deviceID(_ devices: MachineDevices, slot: Int) -> UInt64 {
+    devices.bridge.read(offset: UInt64(slot) << 15 | 2, size: 2)
+  }
+
+  func make(console: MachineConfig.Console, entropy: Bool, realm: Bool) throws -> MachineDevices {
+    let config = MachineConfig(
+      memorySize: 64 << 20, cpus: 1, boot: .firmware(path: "fw.bin"), realm: realm, console: console, entropy: entropy)
+    let memory = try GuestMemory(ranges: [(MemoryMap.ramBase, 64 << 20)])
+    return try MachineDevices.make(
+      config: config, disks: [], memory: memory, output: NoOutput(), ipa: IPALayout(bits: 40, isRealm: realm),
+      interrupt: { _ in RecordingInterruptLine() })
+  }
+
+  /// The devices take PCI slots in the order of the machine's device list: disks, console, entropy.
+  @Test func devicesTakeSlotsInListOrder() throws {
+    let both = try make(console: .virtio, entropy: true, realm: false)
+    #expect(deviceID(both, slot: 0) == UInt64(VirtioPCIID.modernDevice(.console)))
+    #expect(deviceID(both, slot: 1) == UInt64(VirtioPCIID.modernDevice(.entropy)))
+    #expect(deviceID(both, slot: 2) == 0xFFFF)
+    let entropyOnly = try make(console: .serial, entropy: true, realm: true)
+    #expect(deviceID(entropyOnly, slot: 0) == UInt64(VirtioPCIID.modernDevice(.entropy)))
+    let none = try make(console: .serial, entropy: false, realm: false)
+    #expect(deviceID(none, slot: 0) == 0xFFFF)
+  }
+}
