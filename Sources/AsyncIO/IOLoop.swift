@@ -60,9 +60,40 @@ extension IOOperation {
 /// Completions are read from the kernel's ring without a system call where the ring allows it, and
 /// the thread sleeps in one `io_getevents` for both new work and finished I/O.
 ///
+/// File descriptors (sockets, tap devices, eventfds) are watched on the same thread:
+/// ``watch(_:events:handler:)`` arms an IOCB_CMD_POLL for each, so readiness completes like I/O
+/// and the thread still sleeps in one `io_getevents`.
+///
 /// When `io_setup` fails (ENOSYS under qemu-user, or a host with AIO disabled) it falls back to
-/// synchronous `preadv`/`pwritev` on this same thread and says so through ``fallbackReason``.
+/// synchronous `preadv`/`pwritev` on this same thread, and to poll(2) for the watched descriptors,
+/// and says so through ``fallbackReason``.
 public final class IOLoop: @unchecked Sendable {
+  /// A watched file descriptor (``watch(_:events:handler:)``), to end the watch with ``unwatch(_:)``.
+  public struct Watch: Hashable, Sendable {
+    let id: UInt
+  }
+
+  /// One watched descriptor, owned by the loop thread; its poll iocb lives as long as it does.
+  private final class Watched {
+    let fd: Int32
+    let events: Int16
+    let handler: @Sendable (Int16) -> Void
+    let poll = UnsafeMutablePointer<iocb>.allocate(capacity: 1)
+    /// Its IOCB_CMD_POLL is in the kernel.
+    var armed = false
+    /// Unwatched while armed: dropped when the cancelled poll's event arrives.
+    var removed = false
+
+    init(fd: Int32, events: Int16, handler: @escaping @Sendable (Int16) -> Void) {
+      self.fd = fd
+      self.events = events
+      self.handler = handler
+      poll.initialize(to: iocb())
+    }
+
+    deinit { poll.deallocate() }
+  }
+
   private struct Shared {
     var work: [@Sendable () -> Void] = []
     var batchHandlers: [@Sendable () -> Void] = []
@@ -118,6 +149,14 @@ public final class IOLoop: @unchecked Sendable {
   private var wakePollUsable = false
   private var wakePollArmed = false
   nonisolated(unsafe) private static let wakePollTag = UnsafeMutableRawPointer(bitPattern: UInt.max)!
+  /// The watched descriptors by id (loop thread). A watch's poll event carries UInt.max - id, above
+  /// every slot's tag (slot + 1) and below the wake poll's.
+  private var watched: [UInt: Watched] = [:]
+  private var armedWatches = 0
+  private let nextWatchID = Atomic<UInt>(1)
+  private static let watchTagFloor = UInt.max - UInt(UInt32.max)
+  /// Room in the AIO context for watch polls beyond the operation slots; more watches wait for room.
+  static let watchCapacity = 64
 
   /// Creates the loop (the thread starts with ``start()``). `maxEvents` bounds the operations in
   /// flight in the kernel (one slot is the loop's own wake-up); more wait in the loop until some
@@ -149,7 +188,7 @@ public final class IOLoop: @unchecked Sendable {
     if forceSynchronous {
       fallbackReason = "synchronous I/O requested"
     } else {
-      let status = io_setup(Int32(self.maxEvents), &ctx)
+      let status = io_setup(Int32(self.maxEvents + Self.watchCapacity), &ctx)
       fallbackReason = status == 0
         ? nil : "io_setup failed (\(Errno(rawValue: -status))); using synchronous pread/pwrite on the I/O thread"
     }
@@ -193,6 +232,30 @@ public final class IOLoop: @unchecked Sendable {
   /// raises one interrupt per batch there instead of one per request). Dropped by ``stop()``.
   public func addBatchHandler(_ handler: @escaping @Sendable () -> Void) {
     shared.withLock { $0.batchHandlers.append(handler) }
+  }
+
+  /// Calls `handler` with the poll(2) events that occurred (`revents`) on the I/O thread whenever
+  /// `fd` is ready for `events` (POLLIN, POLLOUT), until ``unwatch(_:)``. Level-triggered: while
+  /// the descriptor stays ready the handler is called again, so it should read or write until it
+  /// would block. Callable from any thread; the caller keeps `fd` open until the watch has ended.
+  @discardableResult
+  public func watch(_ fd: Int32, events: Int16 = Int16(POLLIN), handler: @escaping @Sendable (Int16) -> Void) -> Watch {
+    let id = nextWatchID.wrappingAdd(1, ordering: .relaxed).oldValue
+    schedule { [self] in watched[id] = Watched(fd: fd, events: events, handler: handler) }
+    return Watch(id: id)
+  }
+
+  /// Ends a watch: its handler is not called after the loop has taken this in (on the I/O thread,
+  /// from the next batch on). Callable from any thread.
+  public func unwatch(_ watch: Watch) {
+    schedule { [self] in
+      guard let entry = watched[watch.id] else { return }
+      guard entry.armed, let context else { return watched[watch.id] = nil }
+      // The cancelled poll still completes through the ring: keep its iocb until then.
+      entry.removed = true
+      var result = io_event()
+      _ = io_cancel(context, entry.poll, &result)
+    }
   }
 
   /// Finishes the queued work and every operation in flight, then ends the thread. Idempotent.
@@ -242,6 +305,7 @@ public final class IOLoop: @unchecked Sendable {
       }
       for item in work { item() }
       submitWaiting()
+      armWatches()
       let completed = reap()
       for handler in handlers { handler() }
       // Completions free slots and may queue more I/O; work may have arrived meanwhile.
@@ -270,11 +334,30 @@ public final class IOLoop: @unchecked Sendable {
       }
       return
     }
-    var fds = (pollfd(fd: wakeFD, events: Int16(POLLIN), revents: 0), pollfd(fd: completionFD, events: Int16(POLLIN), revents: 0))
-    let ready = withUnsafeMutableBytes(of: &fds) { poll($0.baseAddress!.assumingMemoryBound(to: pollfd.self), 2, -1) }
-    if ready > 0 {
-      if fds.0.revents != 0 { drain(wakeFD) }
-      if fds.1.revents != 0 { drain(completionFD) }
+    // poll(2) for the wake-up, completions and the watched descriptors.
+    let watches = Array(watched.values)
+    var fds = [pollfd(fd: wakeFD, events: Int16(POLLIN), revents: 0), pollfd(fd: completionFD, events: Int16(POLLIN), revents: 0)]
+    fds += watches.map { pollfd(fd: $0.fd, events: $0.events, revents: 0) }
+    let ready = poll(&fds, nfds_t(fds.count), -1)
+    guard ready > 0 else { return }
+    if fds[0].revents != 0 { drain(wakeFD) }
+    if fds[1].revents != 0 { drain(completionFD) }
+    for (index, watch) in watches.enumerated() where fds[index + 2].revents != 0 {
+      watch.handler(fds[index + 2].revents)
+    }
+  }
+
+  /// Submits an IOCB_CMD_POLL for each watched descriptor that has none in the kernel (only where
+  /// the wake-up is one too; otherwise ``sleep()`` polls them).
+  private func armWatches() {
+    guard wakePollUsable, let context else { return }
+    for (id, watch) in watched where !watch.armed && !watch.removed {
+      io_prep_poll(watch.poll, watch.fd, Int32(watch.events))
+      watch.poll.pointee.data = UnsafeMutableRawPointer(bitPattern: UInt.max - id)
+      var pointer: UnsafeMutablePointer<iocb>? = watch.poll
+      guard io_submit(context, 1, &pointer) == 1 else { continue }  // tried again next round
+      watch.armed = true
+      armedWatches += 1
     }
   }
 
@@ -392,10 +475,10 @@ public final class IOLoop: @unchecked Sendable {
     }
     guard let context else { return any }
     var zero = timespec(tv_sec: 0, tv_nsec: 0)
-    while inFlight > 0 || wakePollArmed {
+    while inFlight > 0 || wakePollArmed || armedWatches > 0 {
       let count = ringUsable
         ? Int(clibaio_ring_reap(context, events, Int32(maxEvents)))
-        : (inFlight > 0 ? Int(io_getevents(context, 0, maxEvents, events, &zero)) : 0)
+        : (inFlight > 0 || armedWatches > 0 ? Int(io_getevents(context, 0, maxEvents, events, &zero)) : 0)
       guard count > 0 else { break }
       any = handle(events: count) || any
     }
@@ -412,6 +495,22 @@ public final class IOLoop: @unchecked Sendable {
       if event.data == Self.wakePollTag {
         wakePollArmed = false
         drain(wakeFD)
+        continue
+      }
+      let tag = UInt(bitPattern: event.data)
+      if tag >= Self.watchTagFloor {
+        let id = UInt.max - tag
+        guard let watch = watched[id], watch.armed else { continue }
+        watch.armed = false
+        armedWatches -= 1
+        if watch.removed {
+          watched[id] = nil
+        } else {
+          // res is the poll's revents (or -errno, e.g. when the descriptor was closed).
+          let result = Int(bitPattern: event.res)
+          watch.handler(result < 0 ? Int16(POLLERR) : Int16(truncatingIfNeeded: result))
+          any = true
+        }
         continue
       }
       let slot = Int(bitPattern: UInt(bitPattern: event.data)) - 1

@@ -148,3 +148,90 @@ import Testing
     }
   }
 }
+
+/// Watched descriptors: the loop calls a watch's handler on its thread while the descriptor is
+/// ready, through IOCB_CMD_POLL with kernel AIO and through poll(2) without.
+@Suite struct IOLoopWatchTests {
+  /// A connected pair of Unix stream sockets, non-blocking.
+  func socketPair() -> (Int32, Int32) {
+    var fds: [Int32] = [0, 0]
+    precondition(socketpair(AF_UNIX, Int32(SOCK_STREAM.rawValue) | Int32(SOCK_NONBLOCK.rawValue), 0, &fds) == 0)
+    return (fds[0], fds[1])
+  }
+
+  /// Bytes written to one end reach the watch of the other, each time; after unwatch nothing does.
+  @Test(arguments: [false, true]) func readinessCallsTheHandler(synchronous: Bool) throws {
+    let loop = try IOLoop(name: "t", forceSynchronous: synchronous)
+    try loop.start()
+    defer { loop.stop() }
+    let (reader, writer) = socketPair()
+    defer { close(reader); close(writer) }
+    let received = Mutex<[UInt8]>([])
+    let calls = Mutex(0)
+    let arrived = DispatchSemaphore(value: 0)
+    let watch = loop.watch(reader) { revents in
+      calls.withLock { $0 += 1 }
+      #expect(revents & Int16(POLLIN) != 0)
+      var buffer = [UInt8](repeating: 0, count: 64)
+      while true {  // read until it would block, as a level-triggered handler should
+        let count = read(reader, &buffer, buffer.count)
+        guard count > 0 else { break }
+        received.withLock { $0 += buffer.prefix(count) }
+      }
+      arrived.signal()
+    }
+    for round in 0..<3 {
+      var byte = UInt8(round + 1)
+      #expect(write(writer, &byte, 1) == 1)
+      #expect(arrived.wait(timeout: .now() + 5) == .success)
+    }
+    #expect(received.withLock { $0 } == [1, 2, 3])
+    #expect(calls.withLock { $0 } == 3)  // not called again while nothing is readable
+
+    loop.unwatch(watch)
+    let unwatched = DispatchSemaphore(value: 0)
+    loop.schedule { unwatched.signal() }  // the unwatch has been taken in
+    #expect(unwatched.wait(timeout: .now() + 5) == .success)
+    var byte: UInt8 = 9
+    #expect(write(writer, &byte, 1) == 1)
+    #expect(arrived.wait(timeout: .now() + 0.3) == .timedOut)
+    #expect(calls.withLock { $0 } == 3)
+  }
+
+  /// Watches and disk I/O share the thread: a read completes while a socket is watched, and the
+  /// socket's readiness still arrives.
+  @Test func watchesAndIOTogether() throws {
+    let loop = try IOLoop(name: "t")
+    try loop.start()
+    defer { loop.stop() }
+    let (reader, writer) = socketPair()
+    defer { close(reader); close(writer) }
+    let ready = DispatchSemaphore(value: 0)
+    loop.watch(reader) { _ in
+      var buffer = [UInt8](repeating: 0, count: 16)
+      while Platform.read(reader, &buffer, buffer.count) > 0 {}
+      ready.signal()
+    }
+    let path = FileManager.default.temporaryDirectory.appendingPathComponent("aio-\(UUID().uuidString)").path
+    FileManager.default.createFile(atPath: path, contents: Data(repeating: 7, count: 4096))
+    defer { try? FileManager.default.removeItem(atPath: path) }
+    let fd = try FileDescriptor.open(path, O_RDONLY)
+    defer { fd.close() }
+    let target = UnsafeMutableRawBufferPointer.allocate(byteCount: 4096, alignment: 4096)
+    defer { target.deallocate() }
+    nonisolated(unsafe) let dst = target
+    let done = DispatchSemaphore(value: 0)
+    let result = Mutex(0)
+    loop.schedule {
+      loop.submit(.read(fd: fd, iovecs: [iovec(iov_base: dst.baseAddress, iov_len: 4096)], offset: 0)) { value in
+        result.withLock { $0 = value }
+        done.signal()
+      }
+    }
+    #expect(done.wait(timeout: .now() + 5) == .success)
+    #expect(result.withLock { $0 } == 4096)
+    var byte: UInt8 = 1
+    #expect(write(writer, &byte, 1) == 1)
+    #expect(ready.wait(timeout: .now() + 5) == .success)
+  }
+}
