@@ -179,7 +179,7 @@ harness_results() {
 
 # harness_figures DIR: the figures in the checks' output, one "figure:" line each: the time of every
 # check, the MMIO exit round trip (mmio-latency payload), measured-populate speed and peak RSS
-# (realm-run --log-level info)
+# (realm-run --log-level info), and each "FIGURE: " line a check printed
 harness_figures() {
   local dir=$1 c line ticks freq
   for c in "${CHECKS[@]}"; do
@@ -192,6 +192,7 @@ harness_figures() {
     fi
     grep -ohE 'populated [0-9]+ bytes, measured, in [0-9]+ ms \([0-9]+ MB/s\)' "$dir/$c.err" 2>/dev/null | sed "s/^/figure: $c: /" || true
     grep -ohE 'peak RSS [0-9]+ MiB' "$dir/$c.err" 2>/dev/null | sed "s/^/figure: $c: realm-run /" || true
+    sed -n "s/^FIGURE: /figure: $c: /p" "$dir/$c.out" 2>/dev/null || true
   done
 }
 

@@ -23,7 +23,7 @@ function __realm-run_parse_tokens -S
         __realm-run_parse_subcommand 0 'version' 'h/help'
         switch $unparsed_tokens[1]
         case 'run'
-            __realm-run_parse_subcommand 0 'm/mem=' 'c/cpus=' 'kernel=' 'initrd=' 'params=' 'firmware=' 'disk=+' 'realm' 'no-realm' 'measurement-algo=' 'realm-pv=' 'cca-abi=' 'console=' 'rng' 'no-rng' 'sve-vl=' 'pmu' 'pmu-counters=' 'boot-entry=' 'boot-mode=' 'timeout=' 'until=' 'fail-on=' 'console-log=' 'dump-dtb=' 'log-level=' 'print-rim' 'version' 'h/help'
+            __realm-run_parse_subcommand 0 'm/mem=' 'c/cpus=' 'kernel=' 'initrd=' 'params=' 'firmware=' 'disk=+' 'realm' 'no-realm' 'measurement-algo=' 'realm-pv=' 'cca-abi=' 'console=' 'rng' 'no-rng' 'ioeventfd' 'no-ioeventfd' 'sve-vl=' 'pmu' 'pmu-counters=' 'boot-entry=' 'boot-mode=' 'timeout=' 'until=' 'fail-on=' 'console-log=' 'dump-dtb=' 'log-level=' 'print-rim' 'version' 'h/help'
         case 'image'
             __realm-run_parse_subcommand 0 'version' 'h/help'
             switch $unparsed_tokens[1]
@@ -31,7 +31,7 @@ function __realm-run_parse_tokens -S
                 __realm-run_parse_subcommand 0 'kernel=' 'initrd=+' 'params=' 'title=' 'rootfs=' 'o/output=' 'force' 'version' 'h/help'
             end
         case 'measure'
-            __realm-run_parse_subcommand 0 'm/mem=' 'c/cpus=' 'kernel=' 'initrd=' 'params=' 'firmware=' 'disk=+' 'realm' 'no-realm' 'measurement-algo=' 'realm-pv=' 'cca-abi=' 'console=' 'rng' 'no-rng' 'sve-vl=' 'pmu' 'pmu-counters=' 'boot-entry=' 'boot-mode=' 'rules=' 'lpa2' 'no-lpa2' 'breakpoints=' 'watchpoints=' 'from-host' 'json' 'corim=' 'corim-layout=' 'force' 'version' 'h/help'
+            __realm-run_parse_subcommand 0 'm/mem=' 'c/cpus=' 'kernel=' 'initrd=' 'params=' 'firmware=' 'disk=+' 'realm' 'no-realm' 'measurement-algo=' 'realm-pv=' 'cca-abi=' 'console=' 'rng' 'no-rng' 'ioeventfd' 'no-ioeventfd' 'sve-vl=' 'pmu' 'pmu-counters=' 'boot-entry=' 'boot-mode=' 'rules=' 'lpa2' 'no-lpa2' 'breakpoints=' 'watchpoints=' 'from-host' 'json' 'corim=' 'corim-layout=' 'force' 'version' 'h/help'
         case 'verify'
             __realm-run_parse_subcommand 1 'reference=' 'rim=' 'rem=+' 'realm-pv=' 'rpv=' 'challenge=' 'cpak=' 'json' 'version' 'h/help'
         case 'host-info'
@@ -114,6 +114,8 @@ complete -c 'realm-run' -n '__realm-run_should_offer_completions_for_flags_or_op
 complete -c 'realm-run' -n '__realm-run_should_offer_completions_for_flags_or_options "realm-run run" console' -l 'console' -d 'The guest console: serial (8250 UART, ttyS0) or virtio (virtio-console, hvc0).' -rfka 'serial virtio'
 complete -c 'realm-run' -n '__realm-run_should_offer_completions_for_flags_or_options "realm-run run" rng' -l 'rng' -d 'Give the guest a virtio-rng device fed by the host\'s getrandom (default: on for a Realm, off with --no-realm).'
 complete -c 'realm-run' -n '__realm-run_should_offer_completions_for_flags_or_options "realm-run run" no-rng' -l 'no-rng' -d 'Give the guest a virtio-rng device fed by the host\'s getrandom (default: on for a Realm, off with --no-realm).'
+complete -c 'realm-run' -n '__realm-run_should_offer_completions_for_flags_or_options "realm-run run" ioeventfd' -l 'ioeventfd' -d 'Let KVM catch the virtio queue notifications (KVM_IOEVENTFD) instead of exiting to realm-run (--no-ioeventfd: every notification exits, to measure the difference).'
+complete -c 'realm-run' -n '__realm-run_should_offer_completions_for_flags_or_options "realm-run run" no-ioeventfd' -l 'no-ioeventfd' -d 'Let KVM catch the virtio queue notifications (KVM_IOEVENTFD) instead of exiting to realm-run (--no-ioeventfd: every notification exits, to measure the difference).'
 complete -c 'realm-run' -n '__realm-run_should_offer_completions_for_flags_or_options "realm-run run" sve-vl' -l 'sve-vl' -d 'Give the guest SVE with vectors of up to this many bits (a multiple of 128). Off without it: a Realm\'s vector length is measured.' -rfka ''
 complete -c 'realm-run' -n '__realm-run_should_offer_completions_for_flags_or_options "realm-run run" pmu' -l 'pmu' -d 'Give the guest a PMUv3 (performance counters).'
 complete -c 'realm-run' -n '__realm-run_should_offer_completions_for_flags_or_options "realm-run run" pmu-counters' -l 'pmu-counters' -d 'The PMU\'s number of event counters (PMCR_EL0.N; implies --pmu). A Realm\'s count is measured.' -rfka ''
@@ -155,6 +157,8 @@ complete -c 'realm-run' -n '__realm-run_should_offer_completions_for_flags_or_op
 complete -c 'realm-run' -n '__realm-run_should_offer_completions_for_flags_or_options "realm-run measure" console' -l 'console' -d 'The guest console: serial (8250 UART, ttyS0) or virtio (virtio-console, hvc0).' -rfka 'serial virtio'
 complete -c 'realm-run' -n '__realm-run_should_offer_completions_for_flags_or_options "realm-run measure" rng' -l 'rng' -d 'Give the guest a virtio-rng device fed by the host\'s getrandom (default: on for a Realm, off with --no-realm).'
 complete -c 'realm-run' -n '__realm-run_should_offer_completions_for_flags_or_options "realm-run measure" no-rng' -l 'no-rng' -d 'Give the guest a virtio-rng device fed by the host\'s getrandom (default: on for a Realm, off with --no-realm).'
+complete -c 'realm-run' -n '__realm-run_should_offer_completions_for_flags_or_options "realm-run measure" ioeventfd' -l 'ioeventfd' -d 'Let KVM catch the virtio queue notifications (KVM_IOEVENTFD) instead of exiting to realm-run (--no-ioeventfd: every notification exits, to measure the difference).'
+complete -c 'realm-run' -n '__realm-run_should_offer_completions_for_flags_or_options "realm-run measure" no-ioeventfd' -l 'no-ioeventfd' -d 'Let KVM catch the virtio queue notifications (KVM_IOEVENTFD) instead of exiting to realm-run (--no-ioeventfd: every notification exits, to measure the difference).'
 complete -c 'realm-run' -n '__realm-run_should_offer_completions_for_flags_or_options "realm-run measure" sve-vl' -l 'sve-vl' -d 'Give the guest SVE with vectors of up to this many bits (a multiple of 128). Off without it: a Realm\'s vector length is measured.' -rfka ''
 complete -c 'realm-run' -n '__realm-run_should_offer_completions_for_flags_or_options "realm-run measure" pmu' -l 'pmu' -d 'Give the guest a PMUv3 (performance counters).'
 complete -c 'realm-run' -n '__realm-run_should_offer_completions_for_flags_or_options "realm-run measure" pmu-counters' -l 'pmu-counters' -d 'The PMU\'s number of event counters (PMCR_EL0.N; implies --pmu). A Realm\'s count is measured.' -rfka ''

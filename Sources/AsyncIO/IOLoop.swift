@@ -167,11 +167,14 @@ public final class IOLoop: @unchecked Sendable {
     self.name = name
     self.pollNanoseconds = pollNanoseconds
     self.maxEvents = max(2, maxEvents)
-    wakeFD = eventfd(0, Int32(EFD_NONBLOCK | EFD_CLOEXEC))
-    guard wakeFD >= 0 else { throw .eventfd(errno: .current) }
-    completionFD = eventfd(0, Int32(EFD_NONBLOCK | EFD_CLOEXEC))
-    guard completionFD >= 0 else {
-      let error = Errno.current
+    do {
+      wakeFD = try makeEventFD()
+    } catch {
+      throw .eventfd(errno: error)
+    }
+    do {
+      completionFD = try makeEventFD()
+    } catch {
       close(wakeFD)
       throw .eventfd(errno: error)
     }
@@ -289,8 +292,7 @@ public final class IOLoop: @unchecked Sendable {
   }
 
   private func drain(_ fd: Int32) {
-    var value: UInt64 = 0
-    _ = read(fd, &value, 8)
+    _ = readEventFD(fd)
   }
 
   private var waitingCount: Int { waiting.count - waitingStart }

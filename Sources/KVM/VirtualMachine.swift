@@ -125,6 +125,19 @@ public final class VirtualMachine: @unchecked Sendable {
     try syscalls.call(fd, CKVM_IRQ_LINE, "KVM_IRQ_LINE", &request)
   }
 
+  /// `KVM_IOEVENTFD`: from now on KVM signals `eventfd` itself when the guest writes (at any width)
+  /// to guest physical `address`, and the vCPU goes on without an exit to userspace; `assign: false`
+  /// removes that again. In a Realm the address is the one KVM reports MMIO at (the shared bit
+  /// cleared), as the host series hands the Realm's faults to the same in-kernel bus.
+  public func setIOEventFD(address: UInt64, eventfd: Int32, assign: Bool = true) throws(KVMError) {
+    var request = ckvm_ioeventfd()
+    request.addr = address
+    request.len = 0
+    request.fd = eventfd
+    request.flags = assign ? 0 : UInt32(CKVM_IOEVENTFD_FLAG_DEASSIGN)
+    try syscalls.call(fd, CKVM_IOEVENTFD, "KVM_IOEVENTFD", &request)
+  }
+
   /// `KVM_ENABLE_CAP` on the VM.
   public func enableCapability(_ capability: UInt32, args: (UInt64, UInt64, UInt64, UInt64) = (0, 0, 0, 0)) throws(KVMError) {
     var request = ckvm_enable_cap()

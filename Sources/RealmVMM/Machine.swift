@@ -205,7 +205,7 @@ public final class Machine: @unchecked Sendable {
     do {
       return try MachineDevices.make(
         config: config, disks: disks, memory: memory, output: console, ipa: ipa,
-        interrupt: { SPILine(vm: vm, number: $0) }, log: { logger.warning("\($0)") })
+        interrupt: { SPILine(vm: vm, number: $0) }, vm: config.ioeventfd ? vm : nil, log: { logger.warning("\($0)") })
     } catch {
       throw .device(error)
     }

@@ -54,6 +54,9 @@ public struct MachineConfig: Sendable, Equatable {
   public var console: Console
   /// A virtio-rng device (`--rng`; a Realm's default, which has no other source of entropy).
   public var entropy: Bool
+  /// KVM catches the virtio queue notifications (KVM_IOEVENTFD) instead of exiting to realm-run
+  /// (`--no-ioeventfd` turns that off, to measure it or on a host where it misbehaves).
+  public var ioeventfd: Bool
   /// SVE's maximum vector length in bits (a multiple of 128), or `nil` for no SVE. A Realm's
   /// vector length is measured, so it is never chosen implicitly.
   public var sveVectorLength: Int?
@@ -68,7 +71,7 @@ public struct MachineConfig: Sendable, Equatable {
   public init(
     memorySize: UInt64, cpus: Int, boot: Boot, kernelParameters: String? = nil,
     disks: [DiskConfig] = [], realm: Bool = false, realmOptions: RealmOptions = RealmOptions(), console: Console = .serial,
-    entropy: Bool = false, sveVectorLength: Int? = nil, bootEntry: String? = nil, pmu: Bool = false, pmuCounters: Int? = nil,
+    entropy: Bool = false, ioeventfd: Bool = true, sveVectorLength: Int? = nil, bootEntry: String? = nil, pmu: Bool = false, pmuCounters: Int? = nil,
     bootMode: FirmwareBootMode = .automatic
   ) {
     self.pmu = pmu || pmuCounters != nil
@@ -85,6 +88,7 @@ public struct MachineConfig: Sendable, Equatable {
     self.realmOptions = realmOptions
     self.console = console
     self.entropy = entropy
+    self.ioeventfd = ioeventfd
   }
 
   /// The most vCPUs the GICv3 redistributor region below the distributor leaves room for here.

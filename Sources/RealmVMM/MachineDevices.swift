@@ -1,6 +1,7 @@
 import AsyncIO
 import Devices
 import GuestMemory
+import KVM
 import VirtIO
 
 /// Why the machine's PCI devices could not be created.
@@ -27,15 +28,12 @@ final class MachineDevices: @unchecked Sendable {
   let disks: [VirtioBlock]
   let console: VirtioConsole?
   private let ioLoop: IOLoop?
+  /// The functions whose doorbells KVM catches (empty without a VM, or where it refuses).
+  private let doorbells: [KernelDoorbells]
 
   /// Each function's BAR0 size, and so the stride of the VMM's BAR placement.
   static let barStride = VirtioPCITransport.Layout.barSize
 
-  /// Builds the devices for `config`.
-  /// - Parameters:
-  ///   - interrupt: the line for SPI number `n` (INTx of slot `s` is SPI pciINTxSPIBase + s % 4).
-  ///   - ipa: a Realm's layout: drivers must accept ACCESS_PLATFORM, and ring and buffer addresses
-  ///     arrive through the unprotected alias.
   /// Opens (and locks) every `--disk` image: done first of all when a machine is built, so a
   /// missing, unreadable or locked image is refused before any KVM object exists.
   static func openDisks(_ config: MachineConfig) throws(MachineDevicesError) -> [BlockFile] {
@@ -56,18 +54,25 @@ final class MachineDevices: @unchecked Sendable {
     return files
   }
 
+  /// Builds the devices for `config`.
+  /// - Parameters:
+  ///   - interrupt: the line for SPI number `n` (INTx of slot `s` is SPI pciINTxSPIBase + s % 4).
+  ///   - ipa: a Realm's layout: drivers must accept ACCESS_PLATFORM, and ring and buffer addresses
+  ///     arrive through the unprotected alias.
+  ///   - vm: the VM whose KVM catches the queue notifications (KVM_IOEVENTFD); nil: they exit.
   static func make(
     config: MachineConfig, disks files: [BlockFile], memory: GuestMemory, output: any ConsoleOutput, ipa: IPALayout,
-    interrupt: (UInt32) -> any InterruptLine, log: (String) -> Void = { _ in }
+    interrupt: (UInt32) -> any InterruptLine, vm: VirtualMachine? = nil, log: (String) -> Void = { _ in }
   ) throws(MachineDevicesError) -> MachineDevices {
+    // The I/O thread: the disks' I/O, and the doorbells KVM catches.
     var ioLoop: IOLoop?
-    if !config.disks.isEmpty {
+    if !config.disks.isEmpty || (vm != nil && (config.console == .virtio || config.entropy)) {
       do {
-        ioLoop = try IOLoop(name: "virtio-blk")
+        ioLoop = try IOLoop(name: "virtio")
       } catch {
         throw .ioThread(error)
       }
-      if let reason = ioLoop?.fallbackReason { log("virtio-blk: \(reason)") }
+      if let reason = ioLoop?.fallbackReason { log("virtio: \(reason)") }
     }
     let queues = min(max(config.cpus, 1), 4)
     let disks = files.map { file in
@@ -83,12 +88,21 @@ final class MachineDevices: @unchecked Sendable {
 
     precondition(devices.count <= PCIHostBridge.slotCount && UInt64(devices.count) * barStride <= MemoryMap.pciMemorySize)
     var functions: [Int: any PCIFunction] = [:]
+    var doorbells: [KernelDoorbells] = []
     for (slot, device) in devices.enumerated() {
-      functions[slot] = VirtioPCITransport(
+      let transport = VirtioPCITransport(
         device: device, memory: memory,
         interrupt: interrupt(MemoryMap.pciINTxSPIBase + UInt32(slot % 4)),
         barAddress: MemoryMap.pciMemoryBase + UInt64(slot) * barStride,
         requireAccessPlatform: ipa.isRealm, addressMask: ~ipa.sharedBit)
+      functions[slot] = transport
+      // Doorbells in the kernel where it takes them; else they stay MMIO exits (said once).
+      guard let vm, let ioLoop, doorbells.count == slot else { continue }
+      do {
+        doorbells.append(try KernelDoorbells(vm: vm, transport: transport, loop: ioLoop))
+      } catch {
+        log("virtio: queue notifications exit to realm-run (KVM_IOEVENTFD refused: \(error))")
+      }
     }
     do {
       try ioLoop?.start()
@@ -98,15 +112,19 @@ final class MachineDevices: @unchecked Sendable {
     let bridge = PCIHostBridge(functions: functions)
     return MachineDevices(
       bridge: bridge, window: bridge.memoryWindow(base: MemoryMap.pciMemoryBase), disks: disks, console: console,
-      ioLoop: ioLoop)
+      ioLoop: ioLoop, doorbells: doorbells)
   }
 
-  private init(bridge: PCIHostBridge, window: PCIMemoryWindow, disks: [VirtioBlock], console: VirtioConsole?, ioLoop: IOLoop?) {
+  private init(
+    bridge: PCIHostBridge, window: PCIMemoryWindow, disks: [VirtioBlock], console: VirtioConsole?, ioLoop: IOLoop?,
+    doorbells: [KernelDoorbells]
+  ) {
     self.bridge = bridge
     self.window = window
     self.disks = disks
     self.console = console
     self.ioLoop = ioLoop
+    self.doorbells = doorbells
   }
 
   /// Places the ECAM window and the PCI memory window (every BAR, wherever the guest moves it).
@@ -118,6 +136,7 @@ final class MachineDevices: @unchecked Sendable {
   /// Stops the I/O thread once every request in flight has completed, then flushes each writable
   /// disk, so every write the guest saw acknowledged is on stable storage. Idempotent.
   func shutdown() {
+    for doorbell in doorbells { doorbell.close() }
     ioLoop?.stop()
     for disk in disks { _ = disk.file.sync() }
   }

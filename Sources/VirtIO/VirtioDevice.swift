@@ -36,8 +36,10 @@ public struct VirtioInterrupt: Sendable {
 
 /// A virtio device model, independent of its transport (virtio-pci here).
 ///
-/// The transport calls these from vCPU threads; devices keep their state behind their own lock and
-/// must not call back into the transport (``VirtioInterrupt``) while holding it.
+/// The transport calls these from vCPU threads, and ``process(queue:)`` also from the I/O thread
+/// (a doorbell KVM caught, ``VirtioPCITransport/doorbell(queue:)``); devices keep their state
+/// behind their own lock and must not call back into the transport (``VirtioInterrupt``) while
+/// holding it.
 public protocol VirtioDevice: AnyObject, Sendable {
   var deviceType: VirtioDeviceType { get }
   /// Device-specific features offered (the transport adds VERSION_1, ACCESS_PLATFORM and the ring

@@ -36,6 +36,9 @@ public final class VirtioPCITransport: PCIFunction {
     var active = false
     /// A reset happened and the device may still be finishing requests from before it.
     var resetPending = false
+    /// Where the notification region decodes (nil: nowhere), as last reported to the observer.
+    var notifyBase: UInt64?
+    var notifyObserver: (@Sendable (UInt64?) -> Void)?
   }
 
   public let device: any VirtioDevice
@@ -80,7 +83,7 @@ public final class VirtioPCITransport: PCIFunction {
       config.addCapability(id: VirtioPCICapability.id, body: capability(VirtioPCICapability.device, offset: Layout.device, length: UInt32(device.configSize)))
     }
     let queues = (0..<device.queueCount).map { _ in VirtQueue(maxSize: device.maxQueueSize) }
-    state = Mutex(State(config: config, queues: queues))
+    state = Mutex(State(config: config, queues: queues, notifyBase: Self.notifyBase(config)))
   }
 
   /// The virtio vendor, the modern device id of `type`, revision 1, class by type.
@@ -105,9 +108,37 @@ public final class VirtioPCITransport: PCIFunction {
   public func writeConfig(offset: Int, size: Int, value: UInt32) {
     let level = state.withLock { state -> Bool? in
       state.config.write(offset: offset, size: size, value: value)
+      let base = Self.notifyBase(state.config)
+      if base != state.notifyBase {
+        state.notifyBase = base
+        // Under the lock: two vCPUs moving the BAR at once are reported in the order they moved it.
+        state.notifyObserver?(base)
+      }
       return Self.updateLevel(&state)
     }
     drive(level)
+  }
+
+  private static func notifyBase(_ config: PCIConfigSpace) -> UInt64? {
+    config.mappings.first { $0.bar == 0 }.map { $0.base + Layout.notify }
+  }
+
+  /// Called with the guest physical address of the notification region (queue `n`'s doorbell is
+  /// at `base + n * Layout.notifyMultiplier`) each time the guest moves BAR0 or switches its
+  /// decoding on, and with nil when it switches it off: a VMM that has the kernel catch the
+  /// doorbells (KVM_IOEVENTFD) moves them along. Called at once with the current place. Called
+  /// under the transport's lock: the observer must not call back into the transport.
+  public func observeNotifyRegion(_ observer: @escaping @Sendable (UInt64?) -> Void) {
+    state.withLock { state in
+      state.notifyObserver = observer
+      observer(state.notifyBase)
+    }
+  }
+
+  /// The driver rang queue `queue`'s doorbell, by a path other than an MMIO write to the
+  /// notification region (an eventfd the kernel signalled).
+  public func doorbell(queue: Int) {
+    notify(queue: queue)
   }
 
   public var barMappings: [PCIBARMapping] { state.withLock { $0.config.mappings } }

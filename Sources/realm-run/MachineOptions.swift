@@ -55,6 +55,9 @@ struct MachineOptions: ParsableArguments {
   @Flag(inversion: .prefixedNo, help: "Give the guest a virtio-rng device fed by the host's getrandom (default: on for a Realm, off with --no-realm).")
   var rng: Bool?
 
+  @Flag(inversion: .prefixedNo, help: "Let KVM catch the virtio queue notifications (KVM_IOEVENTFD) instead of exiting to realm-run (--no-ioeventfd: every notification exits, to measure the difference).")
+  var ioeventfd: Bool = true
+
   @Option(help: ArgumentHelp(
     "Give the guest SVE with vectors of up to this many bits (a multiple of 128). Off without it: a Realm's vector length is measured.",
     valueName: "bits"))
@@ -160,7 +163,7 @@ struct MachineOptions: ParsableArguments {
     return MachineConfig(
       memorySize: (try? MemorySize(parsing: memory).bytes) ?? 0, cpus: cpus, boot: boot,
       kernelParameters: params, disks: disks, realm: realm, realmOptions: realmOptions,
-      console: console.console, entropy: rng ?? realm, sveVectorLength: sveVl, bootEntry: bootEntry, pmu: pmu,
+      console: console.console, entropy: rng ?? realm, ioeventfd: ioeventfd, sveVectorLength: sveVl, bootEntry: bootEntry, pmu: pmu,
       pmuCounters: pmuCounters, bootMode: bootMode ?? .automatic)
   }
 }

@@ -98,6 +98,12 @@ import Testing
     SAME_SIZE(ckvm_enable_cap, kvm_enable_cap);
     SAME_OFFSET(ckvm_enable_cap, args, kvm_enable_cap, args);
     SAME_SIZE(ckvm_irq_level, kvm_irq_level);
+    SAME_SIZE(ckvm_ioeventfd, kvm_ioeventfd);
+    SAME_OFFSET(ckvm_ioeventfd, addr, kvm_ioeventfd, addr);
+    SAME_OFFSET(ckvm_ioeventfd, len, kvm_ioeventfd, len);
+    SAME_OFFSET(ckvm_ioeventfd, fd, kvm_ioeventfd, fd);
+    SAME_OFFSET(ckvm_ioeventfd, flags, kvm_ioeventfd, flags);
+    SAME_VALUE(CKVM_IOEVENTFD_FLAG_DEASSIGN, KVM_IOEVENTFD_FLAG_DEASSIGN);
     SAME_SIZE(ckvm_vcpu_events, kvm_vcpu_events);
     SAME_OFFSET(ckvm_vcpu_events, ext_dabt_pending, kvm_vcpu_events, exception.ext_dabt_pending);
     SAME_OFFSET(ckvm_vcpu_events, serror_esr, kvm_vcpu_events, exception.serror_esr);
@@ -128,6 +134,7 @@ import Testing
     SAME_VALUE(CKVM_SET_USER_MEMORY_REGION, KVM_SET_USER_MEMORY_REGION);
     SAME_VALUE(CKVM_SET_USER_MEMORY_REGION2, KVM_SET_USER_MEMORY_REGION2);
     SAME_VALUE(CKVM_IRQ_LINE, KVM_IRQ_LINE);
+    SAME_VALUE(CKVM_IOEVENTFD, KVM_IOEVENTFD);
     SAME_VALUE(CKVM_RUN, KVM_RUN);
     SAME_VALUE(CKVM_SET_VCPU_EVENTS, KVM_SET_VCPU_EVENTS);
     SAME_VALUE(CKVM_ENABLE_CAP, KVM_ENABLE_CAP);

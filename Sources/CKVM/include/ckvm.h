@@ -93,6 +93,17 @@ struct ckvm_irq_level {
   uint32_t level;
 };
 
+/* struct kvm_ioeventfd: a guest write KVM turns into an eventfd signal instead of an exit */
+struct ckvm_ioeventfd {
+  uint64_t datamatch;
+  uint64_t addr;
+  uint32_t len;  /* 0: a write of any width (KVM_CAP_IOEVENTFD_ANY_LENGTH) */
+  int32_t fd;
+  uint32_t flags;
+  uint8_t pad[36];
+};
+#define CKVM_IOEVENTFD_FLAG_DEASSIGN (1 << 2)
+
 /* arm64 struct kvm_vcpu_events */
 struct ckvm_vcpu_events {
   uint8_t serror_pending;
@@ -217,6 +228,7 @@ static const unsigned long CKVM_CREATE_VCPU = CKVM_IO(0x41);
 static const unsigned long CKVM_SET_USER_MEMORY_REGION = CKVM_IOW(0x46, sizeof(struct ckvm_userspace_memory_region));
 static const unsigned long CKVM_SET_USER_MEMORY_REGION2 = CKVM_IOW(0x49, sizeof(struct ckvm_userspace_memory_region2));
 static const unsigned long CKVM_IRQ_LINE = CKVM_IOW(0x61, sizeof(struct ckvm_irq_level));
+static const unsigned long CKVM_IOEVENTFD = CKVM_IOW(0x79, sizeof(struct ckvm_ioeventfd));
 static const unsigned long CKVM_RUN = CKVM_IO(0x80);
 static const unsigned long CKVM_SET_VCPU_EVENTS = CKVM_IOW(0xA0, sizeof(struct ckvm_vcpu_events));
 static const unsigned long CKVM_ENABLE_CAP = CKVM_IOW(0xA3, sizeof(struct ckvm_enable_cap));
@@ -241,6 +253,7 @@ enum {
   CKVM_CAP_IRQCHIP = 0,
   CKVM_CAP_USER_MEMORY = 3,
   CKVM_CAP_ONE_REG = 70,
+  CKVM_CAP_IOEVENTFD_ANY_LENGTH = 122,
   CKVM_CAP_ARM_PSCI_0_2 = 102,
   CKVM_CAP_ARM_VM_IPA_SIZE = 165,
   CKVM_CAP_ARM_INJECT_EXT_DABT = 178,

@@ -6,8 +6,8 @@ import FirmwareCore
 /// virtio-console (virtio 1.x, 5.3) with one port, hvc0: what the guest writes goes to the same
 /// ``ConsoleOutput`` as the UART, and host input is delivered into its receive queue.
 ///
-/// Queue 0 is receiveq (host to guest), queue 1 transmitq. Both are handled on the notifying
-/// vCPU's thread: a console write costs no more than the UART's.
+/// Queue 0 is receiveq (host to guest), queue 1 transmitq. Both are handled on the thread that
+/// rings the doorbell (the I/O thread when KVM catches it, else the vCPU's), with no further hop.
 public final class VirtioConsole: VirtioDevice {
   public let deviceType = VirtioDeviceType.console
   public let features: UInt64 = 0

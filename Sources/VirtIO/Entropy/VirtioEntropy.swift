@@ -6,7 +6,8 @@ import Synchronization
 /// virtio-rng, the entropy device (virtio 1.x, 5.4): each buffer the driver posts on its one queue
 /// comes back filled from the host's getrandom(2). A Realm's guest has no other entropy device.
 ///
-/// Requests are answered on the notifying vCPU's thread: getrandom does not block on a running host.
+/// Requests are answered on the thread that rings the doorbell (the I/O thread, or the vCPU's):
+/// getrandom does not block on a running host.
 public final class VirtioEntropy: VirtioDevice {
   public let deviceType = VirtioDeviceType.entropy
   public let features: UInt64 = 0
