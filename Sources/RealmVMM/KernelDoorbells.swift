@@ -50,8 +50,7 @@ final class KernelDoorbells: @unchecked Sendable {
     }
     if let error = failure.withLock({ $0 }) {
       transport.observeNotifyRegion { _ in }
-      fds.forEach { Platform.close($0) }
-      throw error
+      throw error  // deinit closes the eventfds: self is whole by now
     }
     for (queue, fd) in eventfds.enumerated() {
       watches.append(loop.watch(fd) { [transport] _ in

@@ -64,9 +64,15 @@ final class MachineDevices: @unchecked Sendable {
     config: MachineConfig, disks files: [BlockFile], memory: GuestMemory, output: any ConsoleOutput, ipa: IPALayout,
     interrupt: (UInt32) -> any InterruptLine, vm: VirtualMachine? = nil, log: (String) -> Void = { _ in }
   ) throws(MachineDevicesError) -> MachineDevices {
+    let console = config.console == .virtio ? VirtioConsole(output: output) : nil
+    // The machine's virtio devices after the disks, one entry each, in PCI slot order: a new
+    // device is a line here.
+    var others: [any VirtioDevice] = []
+    if let console { others.append(console) }
+    if config.entropy { others.append(VirtioEntropy()) }
     // The I/O thread: the disks' I/O, and the doorbells KVM catches.
     var ioLoop: IOLoop?
-    if !config.disks.isEmpty || (vm != nil && (config.console == .virtio || config.entropy)) {
+    if !files.isEmpty || (vm != nil && !others.isEmpty) {
       do {
         ioLoop = try IOLoop(name: "virtio")
       } catch {
@@ -80,12 +86,7 @@ final class MachineDevices: @unchecked Sendable {
         file: file, loop: ioLoop!, queues: queues, serial: "rr-\(String(file.identity.inode, radix: 16))",
         limits: ipa.isRealm ? .realm(memorySize: config.memorySize, disks: files.count, queues: queues) : .unlimited)
     }
-    let console = config.console == .virtio ? VirtioConsole(output: output) : nil
-    // The machine's virtio devices, one entry each, in PCI slot order: a new device is a line here.
-    var devices: [any VirtioDevice] = disks
-    if let console { devices.append(console) }
-    if config.entropy { devices.append(VirtioEntropy()) }
-
+    let devices: [any VirtioDevice] = disks + others
     precondition(devices.count <= PCIHostBridge.slotCount && UInt64(devices.count) * barStride <= MemoryMap.pciMemorySize)
     var functions: [Int: any PCIFunction] = [:]
     var doorbells: [KernelDoorbells] = []
