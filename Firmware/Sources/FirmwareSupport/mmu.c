@@ -100,6 +100,11 @@ void fw_mmu_enable_early(uint64_t image_start, uint64_t image_end) {
       : : "r"(mair), "r"(tcr), "r"((uint64_t)(uintptr_t)root) : "x9", "memory");
 }
 
+void fw_touch_pages(uint64_t base, uint64_t size) {
+  if (size == 0) return;
+  for (uint64_t a = base; a < base + size; a = (a | 0xfff) + 1) *(volatile uint8_t *)(uintptr_t)a = 0;
+}
+
 void fw_dcache_clean_inval(uint64_t base, uint64_t size) {
   uint64_t ctr; __asm__ volatile("mrs %0, ctr_el0" : "=r"(ctr));
   uint64_t line = 4ull << ((ctr >> 16) & 0xf);

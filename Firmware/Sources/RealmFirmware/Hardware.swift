@@ -32,10 +32,12 @@ enum MMIO {
 }
 
 /// Milliseconds elapsed since `start` on the generic timer.
-func millisecondsSince(_ start: UInt64) -> UInt64 {
-  let freq = fw_read_cntfrq()
-  guard freq > 0 else { return 0 }
-  return (fw_read_cntvct() &- start) / (freq / 1000 == 0 ? 1 : freq / 1000)
+func millisecondsSince(_ start: UInt64) -> UInt64 { milliseconds(ticks: fw_read_cntvct() &- start) }
+
+/// A span of generic-timer ticks in milliseconds.
+func milliseconds(ticks: UInt64) -> UInt64 {
+  let perMillisecond = fw_read_cntfrq() / 1000
+  return ticks / (perMillisecond == 0 ? 1 : perMillisecond)
 }
 
 /// Prints a line prefixed with "realm-fw: ".

@@ -82,7 +82,12 @@ public func firmwareMain(dtb: UInt64) {
   // 4. Boot: the first disk, in PCI order, whose ESP has something to boot. BLS entries go by the
   // direct path (the fast one), else \EFI\BOOT\BOOTAA64.EFI runs in the UEFI environment;
   // realm-run's --boot-mode can insist on either. A failed attempt moves on to the next.
-  let resetDisks = { for d in disks { d.device.reset() } }
+  let resetDisks = {
+    for d in disks {
+      if d.device.statistics.requests > 0 { log("disk \(d.name) reads: " + d.device.statistics.summary) }
+      d.device.reset()
+    }
+  }
   // Linux expects all RAM to be RIPAS RAM: the pool goes back before it runs.
   let returnPool = {
     guard realm != nil else { return }
@@ -104,6 +109,7 @@ public func firmwareMain(dtb: UInt64) {
         if let realm {
           // Measured boot, as edk2 does for a Realm: DTB → REM0, kernel → REM1, command line and
           // initrd → REM2, each extended with its SHA-256 digest.
+          let start = fw_read_cntvct()
           let measurements = blob.withUnsafeBytes { dtbBytes in
             MeasuredBoot.measurements(deviceTree: dtbBytes, kernel: loaded.kernel, commandLine: loaded.commandLine,
                                       initrd: loaded.initrd)
@@ -120,6 +126,7 @@ public func firmwareMain(dtb: UInt64) {
               line += " " + ByteString.hex(bytes: Array(try rsi.measurement(index: index).prefix(size)))
             }
             log(line)
+            log("measured boot: \(loaded.kernel.count + loaded.initrd.count) bytes hashed and extended in \(millisecondsSince(start)) ms")
           } catch { fail("RSI failure: \(describe(error))") }
         }
         returnPool()

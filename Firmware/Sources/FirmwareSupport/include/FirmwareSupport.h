@@ -103,6 +103,9 @@ __attribute__((noreturn)) void fw_system_reset(void);
 int fw_mmu_map(uint64_t base, uint64_t size, int normal);
 /// Cleans and invalidates [base, base+size) to the point of coherency.
 void fw_dcache_clean_inval(uint64_t base, uint64_t size);
+/// Writes one zero byte in each 4 KiB page of [base, base+size): the first touch of a Realm's
+/// protected page is a stage 2 fault the host serves, and timing it apart shows that cost.
+void fw_touch_pages(uint64_t base, uint64_t size);
 /// Bump-allocates page-aligned memory from the firmware heap (never freed). NULL when exhausted.
 void *fw_alloc_pages(size_t size);
 /// End of the firmware image including stack and heap.
