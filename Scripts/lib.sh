@@ -55,6 +55,17 @@ stage() {
 stage_total() { stage "total" "$(secs $(($(usec) - STAGE_START))) s since start"; }
 mb() { du -sm "$@" 2>/dev/null | awk '{s += $1} END {print s + 0}'; }
 
+# ------------------------------------------------------------------ preparing side by side
+# The VM test scripts (nested-tests, realm-tests) share build folders: the arm64 assets, the
+# payloads, the host build. Each prepares them holding this lock and lets go once its VM boots,
+# so that several can run side by side (Scripts/test runs them so).
+hold_prepare_lock() {
+  mkdir -p "$LOGS_DIR"
+  exec 9> "$LOGS_DIR/prepare.lock"
+  flock -n 9 || { info "waiting for another test script to finish preparing"; flock 9; }
+}
+release_prepare_lock() { flock -u 9; }
+
 # Little-endian fields of binary files (disk images made to be damaged by tests and fuzz seeds)
 peek_le() {   # peek_le FILE OFFSET WIDTH: the value
   local v=0 i=0 b
