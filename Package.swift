@@ -85,7 +85,7 @@ let package = Package(
     .testTarget(name: "DiskImageTests", dependencies: ["DiskImage", "FirmwareCore", "Platform", "TestSupport"]),
     .testTarget(
       name: "RealmMeasurementTests",
-      dependencies: ["RealmMeasurement", .product(name: "Crypto", package: "swift-crypto")]),
+      dependencies: ["RealmMeasurement", "FirmwareCore", .product(name: "Crypto", package: "swift-crypto")]),
     .testTarget(
       name: "AttestationTests",
       dependencies: ["Attestation", "CLibCBOR", "FirmwareCore", .product(name: "Crypto", package: "swift-crypto")]),

@@ -188,7 +188,7 @@ _realm-run_run() {
     repeating_flags=()
     non_repeating_flags=(--realm --no-realm --rng --no-rng --ioeventfd --no-ioeventfd --pmu --print-rim --version -h --help)
     repeating_options=(--disk)
-    non_repeating_options=(-m --mem -c --cpus --kernel --initrd --params --firmware --measurement-algo --realm-pv --cca-abi --console --sve-vl --pmu-counters --boot-entry --boot-mode --timeout --until --fail-on --console-log --dump-dtb --log-level)
+    non_repeating_options=(-m --mem -c --cpus --kernel --initrd --params --firmware --measurement-algo --realm-pv --cca-abi --console --sve-vl --pmu-counters --boot-entry --boot-mode --timeout --until --fail-on --console-log --dump-dtb --log-level --measurement-log)
     __realm-run_offer_flags_options 0
 
     # Offer option value completions
@@ -260,6 +260,9 @@ _realm-run_run() {
         __realm-run_add_completions -W 'trace'$'\n''debug'$'\n''info'$'\n''notice'$'\n''warning'$'\n''error'$'\n''critical'
         return
         ;;
+    '--measurement-log')
+        return
+        ;;
     esac
 }
 
@@ -320,7 +323,7 @@ _realm-run_measure() {
     repeating_flags=()
     non_repeating_flags=(--realm --no-realm --rng --no-rng --ioeventfd --no-ioeventfd --pmu --lpa2 --no-lpa2 --from-host --json --force --version -h --help)
     repeating_options=(--disk)
-    non_repeating_options=(-m --mem -c --cpus --kernel --initrd --params --firmware --measurement-algo --realm-pv --cca-abi --console --sve-vl --pmu-counters --boot-entry --boot-mode --rules --breakpoints --watchpoints --corim --corim-layout)
+    non_repeating_options=(-m --mem -c --cpus --kernel --initrd --params --firmware --measurement-algo --realm-pv --cca-abi --console --sve-vl --pmu-counters --boot-entry --boot-mode --rules --breakpoints --watchpoints --corim --corim-layout --measurement-log)
     __realm-run_offer_flags_options 0
 
     # Offer option value completions
@@ -390,14 +393,17 @@ _realm-run_measure() {
         __realm-run_add_completions -W 'current'$'\n''legacy'
         return
         ;;
+    '--measurement-log')
+        return
+        ;;
     esac
 }
 
 _realm-run_verify() {
     repeating_flags=()
     non_repeating_flags=(--json --version -h --help)
-    repeating_options=(--rem)
-    non_repeating_options=(--reference --rim --realm-pv --rpv --challenge --cpak)
+    repeating_options=(--rem --image)
+    non_repeating_options=(--reference --rim --realm-pv --rpv --challenge --cpak --measurement-log)
     __realm-run_offer_flags_options 1
 
     # Offer option value completions
@@ -421,6 +427,12 @@ _realm-run_verify() {
         return
         ;;
     '--cpak')
+        return
+        ;;
+    '--measurement-log')
+        return
+        ;;
+    '--image')
         return
         ;;
     esac

@@ -16,6 +16,8 @@ public struct LaunchImages: Sendable {
     public var contentOffset: Int
     /// What the region holds at `contentOffset`.
     public var contents: Contents
+    /// What it is, as a launch log names it: "KERNEL", "FIRMWARE", "INITRD" or "DTB".
+    public var name: String
 
     /// A boot file, mapped; or bytes built in memory (the DTB).
     public enum Contents: RegionContents {
@@ -55,11 +57,13 @@ public struct LaunchImages: Sendable {
     } catch {
       throw .deviceTree(error)
     }
-    var regions = [Self.region(.mapped(boot.image), count: boot.image.bytes.count, at: boot.layout.imageAddress)]
+    let imageName: String
+    if case .kernel = config.boot { imageName = "KERNEL" } else { imageName = "FIRMWARE" }
+    var regions = [Self.region(.mapped(boot.image), count: boot.image.bytes.count, at: boot.layout.imageAddress, name: imageName)]
     if let initrd = boot.initrd, let range = boot.layout.initrd {
-      regions.append(Self.region(.mapped(initrd), count: initrd.bytes.count, at: range.lowerBound))
+      regions.append(Self.region(.mapped(initrd), count: initrd.bytes.count, at: range.lowerBound, name: "INITRD"))
     }
-    regions.append(Self.region(.bytes(deviceTree), count: deviceTree.count, at: boot.layout.deviceTreeAddress))
+    regions.append(Self.region(.bytes(deviceTree), count: deviceTree.count, at: boot.layout.deviceTreeAddress, name: "DTB"))
     self.regions = regions.sorted { $0.address < $1.address }
     for (first, second) in zip(self.regions, self.regions.dropFirst()) where first.address + first.size > second.address {
       throw .placement(.overlap("images at 0x\(String(first.address, radix: 16)) and 0x\(String(second.address, radix: 16)) overlap"))
@@ -69,10 +73,10 @@ public struct LaunchImages: Sendable {
   /// `count` bytes of `contents` placed at `address`, in a region from `address` rounded down to
   /// a granule to the end rounded up (a Realm populates whole 4 KiB granules; kvmtool aligns each
   /// region the same way).
-  static func region(_ contents: Region.Contents, count: Int, at address: UInt64) -> Region {
+  static func region(_ contents: Region.Contents, count: Int, at address: UInt64, name: String) -> Region {
     let start = alignDown(address, granule)
     return Region(
       address: start, size: alignUp(address + UInt64(count), granule) - start, contentOffset: Int(address - start),
-      contents: contents)
+      contents: contents, name: name)
   }
 }

@@ -1,3 +1,4 @@
+import DeviceTree
 import FirmwareCore
 import GuestMemory
 import KVM
@@ -17,6 +18,8 @@ public struct RIMPrediction: Sendable {
   public let counts: (data: Int, ripas: Int, rec: Int)
   /// The DTB the machine loads (what the firmware measures into REM0).
   public let deviceTree: [UInt8]
+  /// What each populated region is ("KERNEL", "INITRD", "DTB"...), in the launch's order.
+  let regionNames: [String]
 
   /// Predicts the RIM of `config` (a Realm) on a host described by `profile`.
   /// - Parameter algorithmOverride: the algorithm the host really uses, if not the configured one.
@@ -26,6 +29,7 @@ public struct RIMPrediction: Sendable {
     let images: LaunchImages
     do { images = try LaunchImages(config: config) } catch { throw .images(error) }
     deviceTree = images.deviceTree
+    regionNames = images.regions.map(\.name)
     let ramEnd = MemoryMap.ramBase + config.memorySize
     let bits = IPALayout.minimumBits(reaching: ramEnd, realm: true)
     // realm_create_rd(): with SVE the kernel sets the flag and sve_vl = VQ - 1 (vector length / 128 - 1).
@@ -67,6 +71,18 @@ public struct RIMPrediction: Sendable {
   public init(config: MachineConfig, hostSeries: CCASeries?) throws(RIMPredictionError) {
     let profile = (try? RealmHostProfile.probeHost(series: hostSeries)) ?? RealmHostProfile.defaults(for: hostSeries)
     try self.init(config: config, profile: profile, algorithmOverride: profile.fixedAlgorithm)
+  }
+
+  /// The launch measurement log of this launch on this host (`--measurement-log`): every measured
+  /// command in the host's order, each image with its digest (hashed again, from the mapped files).
+  public func launchLog() throws(RIMPredictionError) -> RealmLaunchLog {
+    do {
+      return try RealmLaunchLog(
+        launch: launch, names: regionNames, rules: profile.rules, ripasOrder: profile.ripasOrder,
+        deviceTree: Array(deviceTree.prefix(DeviceTreeReader.totalSize(of: deviceTree))))
+    } catch {
+      throw .measurement(error)
+    }
   }
 
   /// `realm-run measure --json`: the algorithm, rules and RIM, the measured realm parameters, the

@@ -35,8 +35,16 @@ struct MeasureCommand: ParsableCommand {
       --corim writes the values as an unsigned CoRIM (CBOR, deterministic) for Veraison: the \
       current Arm CCA realm profile (tag:arm.com,2025:cca_realm#1.0.0, Veraison v0.0.2605 and \
       later) or, with --corim-layout legacy, the layout of Veraison v0.0.2604 and older (which \
-      needs all four REMs). An existing file is replaced only with --force, and never when it is \
-      one of the machine's files.
+      needs all four REMs).
+
+      --measurement-log writes the launch measurement log: every command the RMM measures, in the \
+      host's order (REALM_CREATE with the realm parameters, each image with its address, size \
+      and digest, the boot REC, and under RMM 1.0 each INIT_RIPAS entry), as a TCG crypto-agile \
+      event log (PCR 0). A verifier with the images replays it to the RIM: 'realm-run verify \
+      --measurement-log FILE --image FILE...'. 'run --measurement-log' writes the same log.
+
+      An existing --corim or --measurement-log file is replaced only with --force, and never \
+      when it is one of the machine's files.
       """)
 
   @OptionGroup var machine: MachineOptions
@@ -67,7 +75,10 @@ struct MeasureCommand: ParsableCommand {
   @Option(help: ArgumentHelp("The CoRIM layout: current (Veraison v0.0.2605 and later) or legacy (v0.0.2604 and older).", valueName: "layout"))
   var corimLayout: RealmCoRIM.Layout = .current
 
-  @Flag(help: "Replace the --corim file if it exists.")
+  @Option(help: ArgumentHelp("Write the launch measurement log (a TCG event log of every measured command) to this file.", valueName: "file"))
+  var measurementLog: String?
+
+  @Flag(help: "Replace the --corim and --measurement-log files if they exist.")
   var force: Bool = false
 
   func validate() throws {
@@ -76,9 +87,8 @@ struct MeasureCommand: ParsableCommand {
     }
     if let breakpoints, breakpoints > 15 { throw ValidationError("--breakpoints \(breakpoints): a 4-bit field (0-15)") }
     if let watchpoints, watchpoints > 15 { throw ValidationError("--watchpoints \(watchpoints): a 4-bit field (0-15)") }
-    if corim == nil && (force || corimLayout != .current) {
-      throw ValidationError("--corim-layout and --force are for --corim")
-    }
+    if corim == nil && corimLayout != .current { throw ValidationError("--corim-layout is for --corim") }
+    if corim == nil && measurementLog == nil && force { throw ValidationError("--force is for --corim and --measurement-log") }
     if machine.pmu && machine.pmuCounters == nil {
       throw ValidationError("--pmu: give --pmu-counters too; the number of counters is part of the measurement")
     }
@@ -104,6 +114,10 @@ struct MeasureCommand: ParsableCommand {
           "note: \(profile.hostDescription) kernels always ask the RMM for \(fixed.rawValue), so 'run' there gets a \(fixed.rawValue) RIM; this is the \(config.realmOptions.algorithm.rawValue) RIM asked for")
       }
       let prediction = try RIMPrediction(config: config, profile: profile, algorithmOverride: nil)
+      if let measurementLog {
+        try OutputFile(path: measurementLog, option: "--measurement-log")
+          .write(try prediction.launchLog().encoded(), inputs: config.inputFiles, replace: force)
+      }
       guard json || corim != nil else {
         print(prediction.rim.hex)
         return
@@ -112,7 +126,8 @@ struct MeasureCommand: ParsableCommand {
         algorithm: prediction.rim.algorithm, rim: prediction.rim.digest, rems: predictedREMs(config, prediction),
         personalization: RealmReferenceValues.paddedPersonalization(config.realmOptions.personalization ?? []) ?? [])
       if let corim {
-        try writeCoRIM(try RealmCoRIM(values: values, layout: corimLayout).encoded(), to: corim, inputs: config.inputFiles)
+        try OutputFile(path: corim, option: "--corim").write(
+          try RealmCoRIM(values: values, layout: corimLayout).encoded(), inputs: config.inputFiles, replace: force)
       }
       print(json ? prediction.json(appending: values.jsonFields) : prediction.rim.hex)
     } catch let error as VMMError {
@@ -127,8 +142,8 @@ struct MeasureCommand: ParsableCommand {
     } catch let error as CoRIMError {
       RealmRun.report("--corim: \(error.description)")
       throw ExitStatus.vmmError
-    } catch let error as CoRIMFileError {
-      RealmRun.report("--corim: \(error.description)")
+    } catch let error as OutputFileError {
+      RealmRun.report(error.description)
       throw ExitStatus.vmmError
     } catch let error as RealmHostProfile.ProbeError {
       RealmRun.report("--from-host: \(error.description)")
@@ -163,65 +178,6 @@ struct MeasureCommand: ParsableCommand {
     guard let bundled = try? BundledFirmware.locate() else { return false }
     guard let identity = BlockFile.identity(of: path), let bundledIdentity = BlockFile.identity(of: bundled) else { return false }
     return identity == bundledIdentity
-  }
-
-  /// Writes `bytes` to `path` as `image create` writes its output: never over one of the
-  /// machine's input files, over an existing file only with --force, and whole or not at all (a
-  /// new file beside it, then linked or, with --force, renamed into place).
-  func writeCoRIM(_ bytes: [UInt8], to path: String, inputs: [String]) throws(CoRIMFileError) {
-    if let output = BlockFile.identity(of: path),
-      let input = inputs.first(where: { BlockFile.identity(of: $0).map { $0 == output } ?? false })
-    {
-      throw .isInput(path: path, input: input)
-    }
-    let temporary = "\(path).\(getpid()).partial"
-    let file: FileDescriptor
-    do throws(Errno) { file = try FileDescriptor.open(temporary, O_WRONLY | O_CREAT | O_EXCL) } catch {
-      throw .file(path: temporary, errno: error)
-    }
-    defer { unlink(temporary) }
-    var failure: Errno?
-    bytes.withUnsafeBytes { buffer in
-      do throws(Errno) {
-        try file.write(buffer)
-        try file.sync()
-      } catch { failure = error }
-    }
-    file.close()
-    if let failure { throw .file(path: temporary, errno: failure) }
-    // link() fails on an existing path, where rename() would replace it
-    let placed = force ? rename(temporary, path) : link(temporary, path)
-    guard placed == 0 else {
-      let error = Errno.current
-      throw error.rawValue == EEXIST ? .exists(path: path) : .file(path: path, errno: error)
-    }
-  }
-}
-
-/// Why the CoRIM file was not written.
-enum CoRIMFileError: Error, CustomStringConvertible {
-  case exists(path: String)
-  case isInput(path: String, input: String)
-  case file(path: String, errno: Errno)
-
-  var description: String {
-    switch self {
-    case .exists(let path): return "\(path) exists (--force replaces it)"
-    case .isInput(let path, let input): return "\(path) is one of the machine's files (\(input)); not replacing it"
-    case .file(let path, let errno): return "\(path): \(errno)"
-    }
-  }
-}
-
-extension MachineConfig {
-  /// The files the machine is built from: kernel and initrd or firmware, and the disks.
-  var inputFiles: [String] {
-    let boot: [String]
-    switch self.boot {
-    case .kernel(let path, let initrd): boot = [path] + (initrd.map { [$0] } ?? [])
-    case .firmware(let path): boot = [path]
-    }
-    return boot + disks.map(\.path)
   }
 }
 

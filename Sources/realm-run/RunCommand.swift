@@ -45,6 +45,11 @@ struct RunCommand: ParsableCommand {
   @Flag(help: "Print the Realm's predicted initial measurement (RIM) on stderr at launch, with the rules of this host's CCA generation (see 'realm-run measure').")
   var printRim: Bool = false
 
+  @Option(help: ArgumentHelp(
+    "Write the Realm's launch measurement log to this file: every command the RMM measured, in order, as a TCG event log a verifier replays to the RIM (see 'realm-run measure').",
+    valueName: "file"))
+  var measurementLog: String?
+
   func validate() throws {
     // MachineOptions.validate() checks the machine options.
     if let timeout, !(timeout > 0 && timeout.isFinite) {
@@ -59,8 +64,10 @@ struct RunCommand: ParsableCommand {
       }
     }
     if printRim && !machine.realm {
-
       throw ValidationError("--print-rim is for Realms; drop --no-realm")
+    }
+    if measurementLog != nil && !machine.realm {
+      throw ValidationError("--measurement-log is for Realms; drop --no-realm")
     }
   }
 
@@ -80,10 +87,12 @@ struct RunCommand: ParsableCommand {
     }
     do {
       let config = try makeConfig()
-      let prediction = printRim && config.realm ? PredictedRIM(config) : nil
+      let prediction = (printRim || measurementLog != nil) && config.realm
+        ? LaunchPrediction(config, printRIM: printRim, log: measurementLog.map { OutputFile(path: $0, option: "--measurement-log") })
+        : nil
       let console = try TerminalConsole(logPath: consoleLog)
       let machine = try Machine(config: config, console: console, logger: logger)
-      prediction?.report()
+      try prediction?.report()
       if let dumpDtb {
         try machine.writeDeviceTree(to: dumpDtb)
       }
@@ -160,27 +169,42 @@ enum LogLevelArgument: String, ExpressibleByArgument, CaseIterable {
   var level: Logger.Level { Logger.Level(rawValue: rawValue) ?? .warning }
 }
 
-/// `--print-rim`: the RIM `realm-run measure --from-host` would print, computed on another thread
-/// while the machine is built. A Realm's measured populate takes seconds; hashing the same mapped
-/// bytes beside it, granule by granule, adds neither a copy of them nor time of its own.
-private final class PredictedRIM: @unchecked Sendable {
-  private var line = ""
+/// `--print-rim` and `--measurement-log`: the RIM `realm-run measure --from-host` would print and
+/// the log of the commands that give it, worked out on another thread while the machine is built.
+/// A Realm's measured populate takes seconds; hashing the same mapped bytes beside it, granule by
+/// granule, adds neither a copy of them nor time of its own.
+private final class LaunchPrediction: @unchecked Sendable {
+  private var lines: [String] = []
+  /// Whether the log could not be written (the run then stops: the user asked for it).
+  private var failed = false
   private let done = DispatchSemaphore(value: 0)
 
-  init(_ config: MachineConfig) {
+  init(_ config: MachineConfig, printRIM: Bool, log: OutputFile?) {
     DispatchQueue.global().async { [self] in
       do {
-        line = "predicted RIM " + (try RIMPrediction(config: config, hostSeries: config.realmOptions.series)).rim.hex
+        let prediction = try RIMPrediction(config: config, hostSeries: config.realmOptions.series)
+        if printRIM { lines.append("predicted RIM " + prediction.rim.hex) }
+        if let log {
+          do {
+            try log.write(try prediction.launchLog().encoded(), inputs: config.inputFiles, replace: true)
+          } catch let error as OutputFileError {
+            lines.append(error.description)
+            failed = true
+          }
+        }
       } catch {
-        line = "cannot predict the RIM: \(error)"
+        lines.append("cannot predict the RIM: \(error)")
+        failed = log != nil
       }
       done.signal()
     }
   }
 
-  /// Waits for the prediction and prints it: one line on stderr.
-  func report() {
+  /// Waits for the prediction and reports it, a line on stderr each; throws (exit status 1) when
+  /// the log asked for was not written.
+  func report() throws(ExitStatus) {
     done.wait()
-    RealmRun.report(line)
+    for line in lines { RealmRun.report(line) }
+    if failed { throw .vmmError }
   }
 }

@@ -3,6 +3,7 @@ import Attestation
 import FirmwareCore
 import FoundationEssentials
 import Platform
+import RealmMeasurement
 
 /// `realm-run verify TOKEN`: checks a CCA attestation token (signatures, binding) and compares its
 /// realm claims with reference values (``TokenVerifier``), one verdict line per check.
@@ -17,7 +18,10 @@ struct VerifyCommand: ParsableCommand {
       of the key), then compares the realm claims with the reference values: the hash algorithm, \
       the challenge, the RIM, REM0-REM3 and the RPV. Reference values come from --reference (the \
       output of 'realm-run measure --json') and the options below, which override it; a claim \
-      without a reference value is 'not checked'.
+      without a reference value is 'not checked'. With --measurement-log the RIM is the one its \
+      replay gives: each measured command of the launch log ('run' or 'measure' \
+      --measurement-log), each image's bytes from the --image file with its digest (zeros after \
+      a file up to the image's size, as the DTB's 64 KiB slot has them).
 
       The platform token's signature is checked only with --cpak. On the emulated CCA host the \
       CPAK is TF-A's published test key: a token that verifies with it shows that it is well \
@@ -25,7 +29,8 @@ struct VerifyCommand: ParsableCommand {
 
       Prints one line per check, e.g. 'RIM: match' or 'REM1: differs (expected ..., token ...)'. \
       Exit status: 0 when every check that was made passed, 6 when a signature, the binding or a \
-      claim does not, 7 when the token, the reference file or the CPAK cannot be read or decoded.
+      claim does not, 7 when the token, the reference file, the CPAK or the launch log cannot be \
+      read or decoded, or no --image has the digest of an image the log names.
       """)
 
   @Argument(help: ArgumentHelp("The token: the raw CBOR a Realm read from configfs-tsm's outblob.", valueName: "token"))
@@ -52,6 +57,12 @@ struct VerifyCommand: ParsableCommand {
   @Option(help: ArgumentHelp("The CCA Platform Attestation Key to check the platform signature with: PEM, JWK, DER or the raw point.", valueName: "file"))
   var cpak: String?
 
+  @Option(help: ArgumentHelp("A launch measurement log to replay for the expected RIM (with --image).", valueName: "file"))
+  var measurementLog: String?
+
+  @Option(help: ArgumentHelp("An image the launch log names (kernel, initrd, firmware, DTB), found by its digest. Repeatable.", valueName: "file"))
+  var image: [String] = []
+
   @Flag(help: "Print one JSON object (the token's form and profiles, 'accepted', and 'checks': claim, result, and expected, token or reason) instead of lines.")
   var json: Bool = false
 
@@ -66,7 +77,20 @@ struct VerifyCommand: ParsableCommand {
   func validate() throws {
     _ = try overrides()
     if realmPv != nil && rpv != nil { throw ValidationError("--realm-pv and --rpv: give one") }
+    if measurementLog != nil && rim != nil { throw ValidationError("--measurement-log and --rim: give one") }
+    if measurementLog == nil && !image.isEmpty { throw ValidationError("--image is for --measurement-log") }
   }
+
+  /// The RIM and algorithm --measurement-log's replay gives.
+  func replayedRIM() throws -> RealmInitialMeasurement? {
+    guard let measurementLog else { return nil }
+    let log = try RealmLaunchLog(decoding: try Self.read(measurementLog, limit: RealmLaunchLog.maximumSize, what: "launch log"))
+    let images = try image.map { path in try Self.read(path, limit: Self.maximumImageSize, what: "image") }
+    return try log.replay(images: images)
+  }
+
+  /// The largest --image read (a Realm's RAM holds it whole).
+  static let maximumImageSize = 4 << 30
 
   func overrides() throws(ValidationError) -> Overrides {
     var values = Overrides()
@@ -127,9 +151,13 @@ struct VerifyCommand: ParsableCommand {
     let verdicts: [ClaimVerdict]
     do {
       let token = try CCAToken(decoding: try Self.read(self.token, limit: CCAToken.maximumSize, what: "token"))
-      let values = try referenceValues(file: try reference.map { path throws(InputError) in
+      var values = try referenceValues(file: try reference.map { path throws(InputError) in
         try Self.read(path, limit: TokenReference.maximumFileSize, what: "reference values")
       })
+      if let replayed = try replayedRIM() {
+        values.rim = replayed.digest
+        values.algorithm = replayed.algorithm
+      }
       var verifier = TokenVerifier()
       if let cpak {
         verifier.platformKey = try TokenVerifier.platformKey(fromFile: try Self.read(cpak, limit: TokenReference.maximumFileSize, what: "CPAK"))
@@ -139,6 +167,9 @@ struct VerifyCommand: ParsableCommand {
       print(json ? Self.json(token, verdicts) : ([Self.summary(of: token)] + verdicts.map(\.description)).joined(separator: "\n"))
     } catch let error as CCATokenError {
       RealmRun.report("\(token): \(error.description)")
+      throw ExitStatus.unreadableEvidence
+    } catch let error as LaunchLogError {
+      RealmRun.report("\(measurementLog ?? ""): \(error.description)")
       throw ExitStatus.unreadableEvidence
     } catch {
       // TokenVerifierInputError or InputError: each says which file.
