@@ -46,12 +46,3 @@ public final class MappedImage: @unchecked Sendable {  // immutable after init
     if let base = bytes.baseAddress { munmap(UnsafeMutableRawPointer(mutating: base), bytes.count) }
   }
 }
-
-/// Writes `bytes` to `path` (created or truncated).
-func writeFile(_ path: String, _ bytes: [UInt8], what: String) throws(VMMError) {
-  let fd: FileDescriptor
-  do { fd = try .open(path, O_WRONLY | O_CREAT | O_TRUNC) } catch { throw .file(path: path, errno: error, action: "create \(what)") }
-  defer { fd.close() }
-  let written = bytes.withUnsafeBytes { buffer in Result { () throws(Errno) in try fd.write(buffer) } }
-  if case .failure(let error) = written { throw .file(path: path, errno: error, action: "write \(what)") }
-}

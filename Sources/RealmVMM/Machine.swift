@@ -437,8 +437,6 @@ struct SPILine: InterruptLine {
 }
 
 extension Machine {
-  /// Writes the DTB (its used part, without the padding) to `path`, for `--dump-dtb`.
-  public func writeDeviceTree(to path: String) throws(VMMError) {
-    try writeFile(path, Array(deviceTree.prefix(DeviceTreeReader.totalSize(of: deviceTree))), what: "the device tree")
-  }
+  /// The DTB the guest gets, its used part without the padding (`--dump-dtb`).
+  public var deviceTreeBlob: [UInt8] { Array(deviceTree.prefix(DeviceTreeReader.totalSize(of: deviceTree))) }
 }

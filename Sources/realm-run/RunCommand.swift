@@ -36,7 +36,7 @@ struct RunCommand: ParsableCommand {
   @Option(help: ArgumentHelp("Also write the guest's console output to this file.", valueName: "file"))
   var consoleLog: String?
 
-  @Option(help: ArgumentHelp("Write the device tree given to the guest to this file.", valueName: "file"))
+  @Option(help: ArgumentHelp("Write the device tree given to the guest to this file (replaced; never one of the machine's files).", valueName: "file"))
   var dumpDtb: String?
 
   @Option(help: ArgumentHelp("Log level on stderr.", valueName: "level"))
@@ -94,7 +94,7 @@ struct RunCommand: ParsableCommand {
       let machine = try Machine(config: config, console: console, logger: logger)
       try prediction?.report()
       if let dumpDtb {
-        try machine.writeDeviceTree(to: dumpDtb)
+        try OutputFile(path: dumpDtb, option: "--dump-dtb").write(machine.deviceTreeBlob, inputs: config.inputFiles, replace: true)
       }
       let outcome = try machine.run(timeout: timeout, lines: try lineWatch())
       var usage = rusage()
@@ -104,6 +104,9 @@ struct RunCommand: ParsableCommand {
       if let message = Self.message(for: outcome, timeout: timeout) { RealmRun.report(message) }
       throw ExitStatus(outcome)
     } catch let error as VMMError {
+      RealmRun.report(error.description)
+      throw ExitStatus.vmmError
+    } catch let error as OutputFileError {
       RealmRun.report(error.description)
       throw ExitStatus.vmmError
     }
