@@ -68,6 +68,32 @@ public struct RealmLaunch: Sendable, Equatable {
       self.init(address: address, size: bytes.count, contents: bytes)
     }
 
+    /// Hands `body` each 4 KiB granule of the region in order, with its guest address: the
+    /// contents that fall in it, zeros elsewhere, valid only during the call. The contents are
+    /// handed back (``RegionContents/done(with:)``) about a MiB at a time as they are used.
+    func forEachGranule(_ body: (UInt64, ArraySlice<UInt8>) throws(RIMError) -> Void) throws(RIMError) {
+      let granuleSize = Int(RealmLaunch.granule)
+      var granule = [UInt8](repeating: 0, count: granuleSize)
+      try contents.withBytes { (contents) throws(RIMError) in
+        var released = contentOffset  // the contents used and handed back, up to here
+        for offset in stride(from: 0, to: size, by: granuleSize) {
+          let start = Swift.max(offset, contentOffset), end = Swift.min(offset + granuleSize, contentOffset + contents.count)
+          granule.withUnsafeMutableBytes { target in
+            target.initializeMemory(as: UInt8.self, repeating: 0)
+            if start < end {
+              UnsafeMutableRawBufferPointer(rebasing: target[(start - offset)..<(end - offset)])
+                .copyMemory(from: UnsafeRawBufferPointer(rebasing: contents[(start - contentOffset)..<(end - contentOffset)]))
+            }
+          }
+          try body(address + UInt64(offset), granule[...])
+          if end - released >= RealmLaunch.releaseStep || (end == contentOffset + contents.count && end > released) {
+            self.contents.done(with: (released - contentOffset)..<(end - contentOffset))
+            released = end
+          }
+        }
+      }
+    }
+
     public static func == (a: Region, b: Region) -> Bool {
       guard a.address == b.address, a.size == b.size, a.contentOffset == b.contentOffset else { return false }
       return a.contents.withBytes { x in b.contents.withBytes { y in x.elementsEqual(y) } }
@@ -100,42 +126,26 @@ public struct RealmLaunch: Sendable, Equatable {
     rules: RIMRules, ripasOrder: RIPASOrder = .afterREC, _ body: (MeasuredOperation) throws(RIMError) -> Void
   ) throws(RIMError) {
     try validate()
-    var ripas: [MeasuredOperation] = []
-    if rules == .rmm1_0 {
-      var populated = Set<UInt64>()
-      if ripasOrder == .afterREC {
-        for region in regions {
-          for offset in stride(from: 0, to: region.size, by: Int(Self.granule)) { populated.insert(region.address + UInt64(offset)) }
-        }
-      }
-      ripas = RTTWalk(ipaBits: Int(parameters.ipaBits)).initRIPASEntries(over: ram, populated: populated)
-        .map { MeasuredOperation.ripas(base: $0.lowerBound, top: $0.upperBound) }
-    }
+    let ripas = ripasEntries(rules: rules, ripasOrder: ripasOrder).map { MeasuredOperation.ripas(base: $0.lowerBound, top: $0.upperBound) }
     if ripasOrder == .beforeData { for operation in ripas { try body(operation) } }
-    var granule = [UInt8](repeating: 0, count: Int(Self.granule))
     for region in regions {
-      try region.contents.withBytes { (contents) throws(RIMError) in
-        var released = region.contentOffset  // the contents hashed and handed back, up to here
-        for offset in stride(from: 0, to: region.size, by: Int(Self.granule)) {
-          // The granule's bytes: the contents that fall in it, zeros elsewhere.
-          let start = Swift.max(offset, region.contentOffset), end = Swift.min(offset + Int(Self.granule), region.contentOffset + contents.count)
-          granule.withUnsafeMutableBytes { target in
-            target.initializeMemory(as: UInt8.self, repeating: 0)
-            if start < end {
-              UnsafeMutableRawBufferPointer(rebasing: target[(start - offset)..<(end - offset)])
-                .copyMemory(from: UnsafeRawBufferPointer(rebasing: contents[(start - region.contentOffset)..<(end - region.contentOffset)]))
-            }
-          }
-          try body(.data(ipa: region.address + UInt64(offset), contents: granule[...]))
-          if end - released >= Self.releaseStep || (end == region.contentOffset + contents.count && end > released) {
-            region.contents.done(with: (released - region.contentOffset)..<(end - region.contentOffset))
-            released = end
-          }
-        }
-      }
+      try region.forEachGranule { (ipa, granule) throws(RIMError) in try body(.data(ipa: ipa, contents: granule)) }
     }
     try body(.rec(bootCPU))
     if ripasOrder == .afterREC { for operation in ripas { try body(operation) } }
+  }
+
+  /// The RTT entries `RMI_RTT_INIT_RIPAS` measures, in order: none under RMM 2.0; under RMM 1.0
+  /// over all RAM, stepping over the granules populated before it when it comes after the REC.
+  func ripasEntries(rules: RIMRules, ripasOrder: RIPASOrder) -> [Range<UInt64>] {
+    guard rules == .rmm1_0 else { return [] }
+    var populated = Set<UInt64>()
+    if ripasOrder == .afterREC {
+      for region in regions {
+        for offset in stride(from: 0, to: region.size, by: Int(Self.granule)) { populated.insert(region.address + UInt64(offset)) }
+      }
+    }
+    return RTTWalk(ipaBits: Int(parameters.ipaBits)).initRIPASEntries(over: ram, populated: populated)
   }
 
   /// The RIM the RMM reports once the Realm is built (`RSI_MEASUREMENT_READ(0)`).

@@ -11,17 +11,7 @@ extension RealmLaunchLog {
     launch: RealmLaunch, names: [String], rules: RIMRules, ripasOrder: RIPASOrder = .afterREC, deviceTree: [UInt8]? = nil
   ) throws(RIMError) {
     precondition(names.count == launch.regions.count, "one name per populated region")
-    var entries: [Range<UInt64>] = []
-    if rules == .rmm1_0 {
-      var populated = Set<UInt64>()
-      if ripasOrder == .afterREC {
-        for region in launch.regions {
-          for offset in stride(from: 0, to: region.size, by: Int(RealmLaunch.granule)) { populated.insert(region.address + UInt64(offset)) }
-        }
-      }
-      entries = RTTWalk(ipaBits: Int(launch.parameters.ipaBits)).initRIPASEntries(over: launch.ram, populated: populated)
-    }
-    let ripas = entries.map { Event.initRIPAS(base: $0.lowerBound, size: $0.upperBound - $0.lowerBound) }
+    let ripas = launch.ripasEntries(rules: rules, ripasOrder: ripasOrder).map { Event.initRIPAS(base: $0.lowerBound, size: $0.upperBound - $0.lowerBound) }
     var events: [Event] = [.realmCreate(launch.parameters)]
     if ripasOrder == .beforeData { events += ripas }
     let algorithm = launch.parameters.hashAlgorithm
@@ -71,22 +61,11 @@ extension RealmLaunchLog {
           throw .imageNotFound(name: blob.name, digest: ByteString.hex(bytes: blob.digest))
         }
         let start = blob.base / granule * granule, end = (blob.base + blob.size + granule - 1) / granule * granule
-        var contents = [UInt8](repeating: 0, count: Int(granule))
-        image.withBytes { bytes in
-          var ipa = start
-          while ipa < end {
-            // The image's bytes that fall in this granule; zeros elsewhere.
-            contents.withUnsafeMutableBytes { target in
-              target.initializeMemory(as: UInt8.self, repeating: 0)
-              let from = max(ipa, blob.base), to = min(ipa + granule, blob.base + UInt64(bytes.count))
-              if from < to {
-                UnsafeMutableRawBufferPointer(rebasing: target[Int(from - ipa)..<Int(to - ipa)])
-                  .copyMemory(from: UnsafeRawBufferPointer(rebasing: bytes[Int(from - blob.base)..<Int(to - blob.base)]))
-              }
-            }
-            try? rim.extendData(ipa: ipa, contents: contents[...])  // aligned, 4096 bytes: cannot throw
-            ipa += granule
-          }
+        let region = RealmLaunch.Region(address: start, size: Int(end - start), contentOffset: Int(blob.base - start), contents: image)
+        do throws(RIMError) {
+          try region.forEachGranule { (ipa, contents) throws(RIMError) in try rim.extendData(ipa: ipa, contents: contents) }
+        } catch {
+          throw .invalid("\(blob.name): \(error)")  // aligned 4 KiB granules: not expected
         }
       }
     }
