@@ -124,6 +124,13 @@ import Testing
     var many = try Self.log(SmallRealm.launch(sha512: false), .rmm2_0)
     many.events += (0..<60_000).map { .initRIPAS(base: 0x8000_0000 + UInt64($0) << 12, size: 0x1000) }
     #expect(try RealmLaunchLog(decoding: many.encoded()) == many)
+    // the bounds: one event, one DTB byte or one log byte more is refused
+    many.events += (0..<(RealmLaunchLog.maximumEvents - many.events.count + 1)).map { _ in .initRIPAS(base: 0x8000_0000, size: 0x1000) }
+    #expect(throws: LaunchLogError.self) { try RealmLaunchLog(decoding: many.encoded()) }
+    var bigTree = try Self.log(SmallRealm.launch(sha512: false), .rmm2_0)
+    bigTree.deviceTree = [UInt8](repeating: 0xD0, count: RealmLaunchLog.maximumDeviceTreeSize + 1)
+    #expect(throws: LaunchLogError.self) { try RealmLaunchLog(decoding: bigTree.encoded()) }
+    #expect(throws: LaunchLogError.self) { try RealmLaunchLog(decoding: plain + [UInt8](repeating: 0, count: RealmLaunchLog.maximumSize)) }
   }
 
   /// Replay holds the log to a Realm's rules: REALM_CREATE first and once, images and RIPAS
