@@ -31,14 +31,17 @@ let package = Package(
     // libaio: module map only (bookworm's libaio-dev has no pkg-config file).
     .systemLibrary(name: "CLibAIO", providers: [.apt(["libaio-dev"])]),
     .target(name: "AsyncIO", dependencies: ["CLibAIO", "Platform"]),
-    .target(name: "VirtIO", dependencies: ["Devices", "GuestMemory", "AsyncIO", "FirmwareCore", "Platform"]),
+    // A 9P2000.L server over a host directory, confined beneath it by openat2 (virtio-9p's `--share`).
+    .systemLibrary(name: "CNineP"),
+    .target(name: "NineP", dependencies: ["CNineP", "Platform"]),
+    .target(name: "VirtIO", dependencies: ["Devices", "GuestMemory", "AsyncIO", "FirmwareCore", "Platform", "NineP"]),
     .executableTarget(
       name: "virtio-bench", dependencies: ["VirtIO", "AsyncIO", "Devices", "GuestMemory", "Platform", "TestSupport"]),
     .target(
       name: "RealmVMM",
       dependencies: [
         "KVM", "GuestMemory", "DeviceTree", "Devices", "VirtIO", "AsyncIO", "FirmwareCore", "RealmMeasurement", "Platform",
-        .product(name: "Logging", package: "swift-log"),
+        "NineP", .product(name: "Logging", package: "swift-log"),
       ]),
     .executableTarget(
       name: "realm-run",
@@ -73,6 +76,7 @@ let package = Package(
     .testTarget(name: "DevicesTests", dependencies: ["Devices", "TestSupport"]),
     .testTarget(name: "VirtIOTests", dependencies: ["VirtIO", "AsyncIO", "Devices", "GuestMemory", "TestSupport"]),
     .testTarget(name: "AsyncIOTests", dependencies: ["AsyncIO", "Platform"]),
+    .testTarget(name: "NinePTests", dependencies: ["NineP", "Platform", "TestSupport"]),
     .testTarget(
       name: "RealmVMMTests",
       dependencies: [

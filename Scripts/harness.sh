@@ -83,6 +83,72 @@ hwrng_module() {
   echo "$m"
 }
 
+# SHARE_GUEST: guest shell lines (for build_guest_initramfs, with $(share_modules) among its files)
+# for realm-run's share_check.sh: they mount --share tags share0 (read-write) and ro (read-only on
+# the host; mounted read-write here, so that refusing changes is realm-run's doing), round-trip
+# files, make a directory and a symlink, try to leave the share, and try to change the ro share.
+# Lines start with "share: ". A stock Linux client resolves ".." and symlinks itself, in its own
+# tree, so its escape attempts test that nothing the guest does reaches past the share; the
+# server's own confinement against a hostile client is tested by NinePTests and the ninep fuzzer.
+SHARE_GUEST='for m in netfs 9pnet 9pnet_virtio 9p; do insmod /$m.ko; done
+S=/mnt/share R=/mnt/ro
+mkdir -p $S $R
+mount -t 9p -o trans=virtio,version=9p2000.L share0 $S && echo "share: mounted share0"
+mount -t 9p -o trans=virtio,version=9p2000.L ro $R && echo "share: mounted ro"
+for d in /sys/bus/virtio/devices/*; do [ "$(cat $d/device)" != 0x0009 ] || echo "share: virtio device 0x0009 ACCESS_PLATFORM=$(cut -c34 $d/features)"; done
+echo "share: guest read from-host.bin $(sha256sum < $S/from-host.bin | cut -d" " -f1)"
+head -c 262144 /dev/urandom > /tmp/g.bin
+cp /tmp/g.bin $S/sub/guest.bin && mv $S/sub/guest.bin $S/sub/renamed.bin
+echo "share: guest wrote renamed.bin $(sha256sum < /tmp/g.bin | cut -d" " -f1)"
+mkdir $S/newdir && ln -s ../sub/renamed.bin $S/newdir/link && echo "share: link reads $(readlink $S/newdir/link)"
+echo "share: size $(stat -L -c %s $S/newdir/link) listing $(ls $S/sub | tr "\n" " ")"
+echo escape > $S/../escape-dotdot 2>/dev/null
+echo escape > $S/root-link/escape-root 2>/dev/null
+mv $S/move-me.txt $S/up/ 2>/dev/null || echo "share: rename into up refused"
+echo x > $R/data 2>/dev/null || echo "share: ro write refused"
+touch $R/new 2>/dev/null || echo "share: ro create refused"
+rm $R/data 2>/dev/null || echo "share: ro remove refused"
+mkdir $R/d 2>/dev/null || echo "share: ro mkdir refused"
+echo "share: ro reads $(cat $R/data)"
+sync; umount $S $R && echo "share: unmounted"'
+share_modules() {
+  local m
+  for m in fs/netfs/netfs net/9p/9pnet net/9p/9pnet_virtio fs/9p/9p; do
+    [ -f "$MODULES_DIR/kernel/$m.ko.xz" ] || die "no $m module in $MODULES_DIR"
+    echo "$MODULES_DIR/kernel/$m.ko.xz"
+  done
+}
+# SHARE_CHECK: a script for the machine that runs realm-run (busybox sh; "sh /share-check.sh
+# REALM-RUN-ARGS...") around a guest with SHARE_GUEST: it makes /share and /ro and, beside them,
+# /outside, runs realm-run with REALM-RUN-ARGS and the two --share options, prints realm-run's
+# output and then what it checked on its side, and exits with realm-run's status:
+#   "SHARE host->guest bytes match", "SHARE guest->host bytes match", "SHARE host sees the guest's
+#   symlink", "SHARE nothing outside changed", "SHARE ro unchanged"
+SHARE_CHECK='rm -rf /share /ro /outside /escape-dotdot /escape-root; mkdir -p /share/sub /ro /outside
+head -c 262144 /dev/urandom > /share/from-host.bin
+echo keep > /outside/keep; echo move > /share/move-me.txt; echo ro-data > /ro/data
+ln -s / /share/root-link; ln -s ../outside /share/up
+fingerprint() { find "$1" | sort | while read -r f; do stat -c "%n %s %Y %a" "$f"; done; cat "$1"/*; }
+outside=$(fingerprint /outside) ro=$(fingerprint /ro)
+realm-run "$@" --share /share --share /ro,tag=ro,ro > /tmp/share.out 2> /tmp/share.err; rc=$?
+cat /tmp/share.out; cat /tmp/share.err >&2
+g=$(sed -n "s/.*share: guest read from-host.bin \([0-9a-f]*\).*/\1/p" /tmp/share.out)
+[ -n "$g" ] && [ "$g" = "$(sha256sum < /share/from-host.bin | cut -d" " -f1)" ] && echo "SHARE host->guest bytes match"
+w=$(sed -n "s/.*share: guest wrote renamed.bin \([0-9a-f]*\).*/\1/p" /tmp/share.out)
+[ -n "$w" ] && [ "$w" = "$(sha256sum < /share/sub/renamed.bin | cut -d" " -f1)" ] && echo "SHARE guest->host bytes match"
+[ "$(readlink /share/newdir/link)" = ../sub/renamed.bin ] && echo "SHARE host sees the guest'"'"'s symlink"
+[ "$(fingerprint /outside)" = "$outside" ] && [ ! -e /escape-dotdot ] && [ ! -e /escape-root ] && [ -f /share/move-me.txt ] && echo "SHARE nothing outside changed"
+[ "$(fingerprint /ro)" = "$ro" ] && echo "SHARE ro unchanged"
+exit $rc'
+# SHARE_EXPECTATIONS: what a check running SHARE_CHECK must show
+SHARE_EXPECTATIONS='expect_rc 0; expect_out "share: mounted share0"; expect_out "share: mounted ro"
+  expect_out "SHARE host->guest bytes match"; expect_out "SHARE guest->host bytes match"
+  expect_out "share: size 262144 listing renamed.bin"; expect_out "SHARE host sees the guest'"'"'s symlink"
+  expect_out "share: rename into up refused"; expect_out "SHARE nothing outside changed"
+  expect_out "share: ro write refused"; expect_out "share: ro create refused"; expect_out "share: ro remove refused"
+  expect_out "share: ro mkdir refused"; expect_out "share: ro reads ro-data"; expect_out "SHARE ro unchanged"
+  expect_out "share: unmounted"'
+
 # build_failure_disks DIR REALM_RUN KERNEL: disks made by `REALM_RUN image create` with KERNEL (a
 # small arm64 Image) and then damaged, for checks that the firmware refuses them and realm-run exits
 # 4 with the firmware's reason. Each is gzipped (64 MiB, nearly all zeros); checks unpack it to /tmp.

@@ -4,6 +4,7 @@ import Dispatch
 import GuestMemory
 import KVM
 import Logging
+import NineP
 import Platform
 import Synchronization
 import VirtIO
@@ -66,6 +67,7 @@ public final class Machine: @unchecked Sendable {
     layout = images.layout
     deviceTree = images.deviceTree
     let disks = try Self.openDisks(config)
+    let shares = try Self.openShares(config)
     let ipa = try Self.ipaLayout(config, maxIPABits: system.maxIPABits)
     self.ipa = ipa
     steps.finished("images")
@@ -97,7 +99,7 @@ public final class Machine: @unchecked Sendable {
     steps.finished("gic-init")
     // 8. The devices, on the MMIO bus.
     uart = UART8250(output: console, interrupt: SPILine(vm: vm, number: MemoryMap.uartSPI))
-    devices = try Self.createDevices(config, disks: disks, memory: memory, console: console, ipa: ipa, vm: vm, logger: logger)
+    devices = try Self.createDevices(config, disks: disks, shares: shares, memory: memory, console: console, ipa: ipa, vm: vm, logger: logger)
     bus = try Self.mmioBus([
       (uart, MemoryMap.uartBase, MemoryMap.uartWindow), (bootStatus, MemoryMap.bootStatusBase, BootStatus.size),
     ], devices: devices)
@@ -139,6 +141,14 @@ public final class Machine: @unchecked Sendable {
   static func openDisks(_ config: MachineConfig) throws(VMMError) -> [BlockFile] {
     do {
       return try MachineDevices.openDisks(config)
+    } catch {
+      throw .device(error)
+    }
+  }
+
+  static func openShares(_ config: MachineConfig) throws(VMMError) -> [SharedDirectory] {
+    do {
+      return try MachineDevices.openShares(config)
     } catch {
       throw .device(error)
     }
@@ -199,12 +209,12 @@ public final class Machine: @unchecked Sendable {
   }
 
   static func createDevices(
-    _ config: MachineConfig, disks: [BlockFile], memory: GuestMemory, console: TerminalConsole, ipa: IPALayout,
+    _ config: MachineConfig, disks: [BlockFile], shares: [SharedDirectory], memory: GuestMemory, console: TerminalConsole, ipa: IPALayout,
     vm: VirtualMachine, logger: Logger
   ) throws(VMMError) -> MachineDevices {
     do {
       return try MachineDevices.make(
-        config: config, disks: disks, memory: memory, output: console, ipa: ipa,
+        config: config, disks: disks, shares: shares, memory: memory, output: console, ipa: ipa,
         interrupt: { SPILine(vm: vm, number: $0) }, vm: config.ioeventfd ? vm : nil, log: { logger.warning("\($0)") })
     } catch {
       throw .device(error)

@@ -1,6 +1,7 @@
 import CKVM
 import FirmwareCore
 import KVM
+import VirtIO
 
 /// Everything that describes a machine, validated by the CLI before anything is created.
 public struct MachineConfig: Sendable, Equatable {
@@ -54,6 +55,8 @@ public struct MachineConfig: Sendable, Equatable {
   public var console: Console
   /// A virtio-rng device (`--rng`; a Realm's default, which has no other source of entropy).
   public var entropy: Bool
+  /// Host directories, each a virtio-9p device (`--share`).
+  public var shares: [ShareConfig]
   /// KVM catches the virtio queue notifications (KVM_IOEVENTFD) instead of exiting to realm-run
   /// (`--no-ioeventfd` turns that off, to measure it or on a host where it misbehaves).
   public var ioeventfd: Bool
@@ -71,7 +74,7 @@ public struct MachineConfig: Sendable, Equatable {
   public init(
     memorySize: UInt64, cpus: Int, boot: Boot, kernelParameters: String? = nil,
     disks: [DiskConfig] = [], realm: Bool = false, realmOptions: RealmOptions = RealmOptions(), console: Console = .serial,
-    entropy: Bool = false, ioeventfd: Bool = true, sveVectorLength: Int? = nil, bootEntry: String? = nil, pmu: Bool = false, pmuCounters: Int? = nil,
+    entropy: Bool = false, shares: [ShareConfig] = [], ioeventfd: Bool = true, sveVectorLength: Int? = nil, bootEntry: String? = nil, pmu: Bool = false, pmuCounters: Int? = nil,
     bootMode: FirmwareBootMode = .automatic
   ) {
     self.pmu = pmu || pmuCounters != nil
@@ -88,6 +91,7 @@ public struct MachineConfig: Sendable, Equatable {
     self.realmOptions = realmOptions
     self.console = console
     self.entropy = entropy
+    self.shares = shares
     self.ioeventfd = ioeventfd
   }
 
@@ -146,5 +150,57 @@ public struct DiskConfig: Sendable, Equatable {
         throw ParseError(description: "--disk \(text): unknown option '\(option)' (known: ro, direct)")
       }
     }
+  }
+}
+
+/// One `--share DIR[,tag=TAG][,ro]` option: a host directory the guest mounts over virtio-9p with
+/// `mount -t 9p -o trans=virtio,version=9p2000.L TAG MOUNTPOINT`.
+public struct ShareConfig: Sendable, Equatable {
+  public var path: String
+  /// The mount tag the guest names it by (default `share0`, `share1`, ... in option order).
+  public var tag: String
+  /// The guest may read but not change anything (every change is refused with EROFS).
+  public var readOnly: Bool
+
+  public init(path: String, tag: String, readOnly: Bool = false) {
+    self.path = path
+    self.tag = tag
+    self.readOnly = readOnly
+  }
+
+  /// The tag of the `index`th share when none is given.
+  public static func defaultTag(_ index: Int) -> String { "share\(index)" }
+
+  /// Parses `DIR[,tag=TAG][,ro]`, the `index`th `--share` (for its default tag).
+  public init(parsing text: String, index: Int) throws(DiskConfig.ParseError) {
+    var parts = text.split(separator: ",", omittingEmptySubsequences: false).map(String.init)
+    let path = parts.removeFirst()
+    guard !path.isEmpty else { throw .init(description: "--share needs a directory (DIR[,tag=TAG][,ro])") }
+    self.init(path: path, tag: Self.defaultTag(index))
+    for option in parts {
+      if option == "ro" {
+        readOnly = true
+      } else if option.hasPrefix("tag=") {
+        tag = String(option.dropFirst(4))
+        guard VirtioShare.isValidTag(tag) else {
+          throw .init(description: "--share \(text): a tag is 1 to \(VirtioShare.maxTagLength) bytes, without commas")
+        }
+      } else {
+        throw .init(description: "--share \(text): unknown option '\(option)' (known: tag=TAG, ro)")
+      }
+    }
+  }
+
+  /// Parses every `--share` value in order; refuses a tag given twice.
+  public static func parse(_ values: [String]) throws(DiskConfig.ParseError) -> [ShareConfig] {
+    var shares: [ShareConfig] = []
+    for (index, value) in values.enumerated() {
+      let share = try ShareConfig(parsing: value, index: index)
+      if shares.contains(where: { $0.tag == share.tag }) {
+        throw .init(description: "--share \(value): the tag '\(share.tag)' is already used by another --share")
+      }
+      shares.append(share)
+    }
+    return shares
   }
 }

@@ -2,24 +2,29 @@ import AsyncIO
 import Devices
 import GuestMemory
 import KVM
+import NineP
+import Platform
 import VirtIO
 
 /// Why the machine's PCI devices could not be created.
 public enum MachineDevicesError: Error, CustomStringConvertible {
   case disk(BlockFileError)
+  /// A `--share` directory could not be opened.
+  case share(path: String, Errno)
   case ioThread(AsyncIOError)
 
   public var description: String {
     switch self {
     case .disk(let error): return error.description
+    case .share(let path, let errno): return "--share \(path): cannot open the directory: \(errno)"
     case .ioThread(let error): return error.description
     }
   }
 }
 
 /// The machine's PCI side: the ECAM host bridge, its memory window, a virtio-blk function per
-/// `--disk` (slots 0, 1, ...), then the virtio console and the entropy device when selected (next
-/// slots), and the I/O thread
+/// `--disk` (slots 0, 1, ...), then the virtio console and the entropy device when selected, and a
+/// virtio-9p function per `--share` (next slots), and the I/O thread
 /// the disks share. The machine registers ``register(on:)``'s ranges on its bus and calls
 /// ``shutdown()`` once the vCPUs have stopped.
 final class MachineDevices: @unchecked Sendable {
@@ -54,6 +59,19 @@ final class MachineDevices: @unchecked Sendable {
     return files
   }
 
+  /// Opens every `--share` directory (read-only ones as such), first of all with the disks.
+  static func openShares(_ config: MachineConfig) throws(MachineDevicesError) -> [SharedDirectory] {
+    var directories: [SharedDirectory] = []
+    for share in config.shares {
+      do {
+        directories.append(try SharedDirectory(path: share.path, readOnly: share.readOnly))
+      } catch {
+        throw .share(path: share.path, error)
+      }
+    }
+    return directories
+  }
+
   /// Builds the devices for `config`.
   /// - Parameters:
   ///   - interrupt: the line for SPI number `n` (INTx of slot `s` is SPI pciINTxSPIBase + s % 4).
@@ -61,7 +79,7 @@ final class MachineDevices: @unchecked Sendable {
   ///     arrive through the unprotected alias.
   ///   - vm: the VM whose KVM catches the queue notifications (KVM_IOEVENTFD); nil: they exit.
   static func make(
-    config: MachineConfig, disks files: [BlockFile], memory: GuestMemory, output: any ConsoleOutput, ipa: IPALayout,
+    config: MachineConfig, disks files: [BlockFile], shares: [SharedDirectory] = [], memory: GuestMemory, output: any ConsoleOutput, ipa: IPALayout,
     interrupt: (UInt32) -> any InterruptLine, vm: VirtualMachine? = nil, log: (String) -> Void = { _ in }
   ) throws(MachineDevicesError) -> MachineDevices {
     let console = config.console == .virtio ? VirtioConsole(output: output) : nil
@@ -70,6 +88,7 @@ final class MachineDevices: @unchecked Sendable {
     var others: [any VirtioDevice] = []
     if let console { others.append(console) }
     if config.entropy { others.append(VirtioEntropy()) }
+    for (share, directory) in zip(config.shares, shares) { others.append(VirtioShare(directory: directory, tag: share.tag)) }
     // The I/O thread: the disks' I/O, and the doorbells KVM catches.
     var ioLoop: IOLoop?
     if !files.isEmpty || (vm != nil && !others.isEmpty) {

@@ -90,7 +90,7 @@ public final class VirtioPCITransport: PCIFunction {
   public static func identity(_ type: VirtioDeviceType) -> PCIIdentity {
     let classCode: UInt32
     switch type {
-    case .block: classCode = 0x01_80_00  // mass storage, other
+    case .block, .ninePTransport: classCode = 0x01_80_00  // mass storage, other (QEMU's virtio-9p-pci too)
     case .console: classCode = 0x07_80_00  // communication, other
     case .entropy: classCode = 0xFF_00_00  // unassigned, as QEMU's virtio-rng-pci
     }

@@ -35,6 +35,11 @@ struct MachineOptions: ParsableArguments {
     valueName: "file[,ro][,direct]"))
   var disk: [String] = []
 
+  @Option(help: ArgumentHelp(
+    "Share a host directory over virtio-9p: the guest mounts it with 'mount -t 9p -o trans=virtio,version=9p2000.L TAG DIR' (tag: share0, share1, ... by default); ',ro' refuses every change. The guest cannot reach outside DIR. Repeatable.",
+    valueName: "dir[,tag=TAG][,ro]"))
+  var share: [String] = []
+
   @Flag(inversion: .prefixedNo, help: "Run the guest as an Arm CCA Realm (--no-realm: a normal VM).")
   var realm: Bool = true
 
@@ -118,6 +123,11 @@ struct MachineOptions: ParsableArguments {
         throw ValidationError(error.description)
       }
     }
+    do {
+      _ = try ShareConfig.parse(share)
+    } catch {
+      throw ValidationError(error.description)
+    }
     if let realmPv, realmPv.utf8.count > 64 {
       throw ValidationError("--realm-pv: \(realmPv.utf8.count) bytes; at most 64")
     }
@@ -163,7 +173,7 @@ struct MachineOptions: ParsableArguments {
     return MachineConfig(
       memorySize: (try? MemorySize(parsing: memory).bytes) ?? 0, cpus: cpus, boot: boot,
       kernelParameters: params, disks: disks, realm: realm, realmOptions: realmOptions,
-      console: console.console, entropy: rng ?? realm, ioeventfd: ioeventfd, sveVectorLength: sveVl, bootEntry: bootEntry, pmu: pmu,
+      console: console.console, entropy: rng ?? realm, shares: (try? ShareConfig.parse(share)) ?? [], ioeventfd: ioeventfd, sveVectorLength: sveVl, bootEntry: bootEntry, pmu: pmu,
       pmuCounters: pmuCounters, bootMode: bootMode ?? .automatic)
   }
 }

@@ -60,6 +60,21 @@ import VirtIO
     #expect(try parse(["--kernel", "Image", "--no-realm", "--rng"]).makeConfig().entropy)
   }
 
+  /// `--share DIR[,tag=TAG][,ro]`: tags default to share0, share1, ...; bad values are refused.
+  @Test func shares() throws {
+    let config = try parse(["--kernel", "Image", "--share", "/srv/a", "--share", "/srv/b,ro,tag=results", "--share", "c"]).makeConfig()
+    #expect(config.shares == [
+      ShareConfig(path: "/srv/a", tag: "share0"), ShareConfig(path: "/srv/b", tag: "results", readOnly: true),
+      ShareConfig(path: "c", tag: "share2"),
+    ])
+    #expect(usageError(["--kernel", "Image", "--share", ",ro"]) == "--share needs a directory (DIR[,tag=TAG][,ro])")
+    #expect(usageError(["--kernel", "Image", "--share", "d,rw"]) == "--share d,rw: unknown option 'rw' (known: tag=TAG, ro)")
+    #expect(usageError(["--kernel", "Image", "--share", "d,tag="]) == "--share d,tag=: a tag is 1 to 255 bytes, without commas")
+    #expect(
+      usageError(["--kernel", "Image", "--share", "d,tag=x", "--share", "e,tag=x"])
+        == "--share e,tag=x: the tag 'x' is already used by another --share")
+  }
+
   /// `--measurement-algo` takes FirmwareCore's algorithm names, as it did when it had its own enum.
   @Test func measurementAlgorithm() throws {
     #expect(try parse(["--kernel", "Image"]).makeConfig().realmOptions.algorithm == .sha256)

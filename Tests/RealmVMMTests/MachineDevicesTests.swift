@@ -38,4 +38,29 @@ private final class NoOutput: ConsoleOutput {
     let none = try make(console: .serial, entropy: false, realm: false)
     #expect(deviceID(none, slot: 0) == 0xFFFF)
   }
+
+  /// Each --share is a virtio-9p function after the other devices; a missing directory is refused
+  /// when the machine's files are opened, with its path.
+  @Test func sharesFollowTheOtherDevices() throws {
+    let scratch = ScratchDirectory()
+    var config = MachineConfig(memorySize: 64 << 20, cpus: 1, boot: .firmware(path: "fw.bin"), entropy: true)
+    config.shares = [ShareConfig(path: scratch.path, tag: "a"), ShareConfig(path: scratch.path, tag: "b", readOnly: true)]
+    let directories = try MachineDevices.openShares(config)
+    #expect(directories.map(\.readOnly) == [false, true])
+    let memory = try GuestMemory(ranges: [(MemoryMap.ramBase, 64 << 20)])
+    let devices = try MachineDevices.make(
+      config: config, disks: [], shares: directories, memory: memory, output: NoOutput(), ipa: IPALayout(bits: 40, isRealm: false),
+      interrupt: { _ in RecordingInterruptLine() })
+    #expect(deviceID(devices, slot: 0) == UInt64(VirtioPCIID.modernDevice(.entropy)))
+    #expect(deviceID(devices, slot: 1) == UInt64(VirtioPCIID.modernDevice(.ninePTransport)))
+    #expect(deviceID(devices, slot: 2) == UInt64(VirtioPCIID.modernDevice(.ninePTransport)))
+    #expect(deviceID(devices, slot: 3) == 0xFFFF)
+    config.shares = [ShareConfig(path: scratch.path("missing"), tag: "a")]
+    #expect(throws: MachineDevicesError.self) { try MachineDevices.openShares(config) }
+    do {
+      _ = try MachineDevices.openShares(config)
+    } catch {
+      #expect(error.description == "--share \(scratch.path("missing")): cannot open the directory: No such file or directory")
+    }
+  }
 }

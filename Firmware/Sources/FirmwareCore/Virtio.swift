@@ -6,6 +6,8 @@ public enum VirtioDeviceType: UInt16, Sendable {
   case block = 2
   case console = 3
   case entropy = 4
+  /// The 9P transport (a shared host directory).
+  case ninePTransport = 9
 }
 
 /// Feature bits shared by every device type (virtio 1.x, 6).

@@ -83,54 +83,12 @@ public final class VirtioConsole: VirtioDevice {
   /// choose (up to all of its RAM), so nothing of its size is allocated here.
   private func transmit() {
     transmitting.withLock { _ in
-      var notify = false
-      var interrupt: VirtioInterrupt?
-      while true {
-        // Take one chain (or, with none left, re-arm the notification and look once more).
-        var failure: VirtioInterrupt?
-        let next = state.withLock { state -> TransmitStep in
-          guard let memory = state.device.memory(forQueue: Self.transmitQueue) else { return .done }
-          interrupt = state.device.interrupt
-          do {
-            if let chain = try state.device.queues[Self.transmitQueue].pop(memory: memory) {
-              return .chain(
-                head: chain.head, DescriptorChainReader(chain, memory: memory), memory: memory,
-                generation: state.device.generation)
-            }
-            return try state.device.queues[Self.transmitQueue].enableNotification(memory: memory) ? .again : .done
-          } catch {
-            failure = state.device.markBroken()
-            return .done
-          }
-        }
-        if let failure { return failure.needsReset() }
-        switch next {
-        case .done:
-          if notify { interrupt?.usedBuffers() }
-          return
-        case .again:
-          continue
-        case .chain(let head, var reader, let memory, let generation):
-          while let piece = reader.next(limit: Self.outputChunk) { output.write(piece) }
-          state.withLock { state in
-            guard state.device.isCurrent(generation, queue: Self.transmitQueue) else { return }
-            do {
-              try state.device.queues[Self.transmitQueue].addUsed(memory: memory, head: head, length: 0)
-              notify = try state.device.queues[Self.transmitQueue].needsNotification(memory: memory) || notify
-            } catch {
-              failure = state.device.markBroken()
-            }
-          }
-          if let failure { return failure.needsReset() }
-        }
+      answerChains(on: Self.transmitQueue, of: state, device: \.device) { chain, memory in
+        var reader = DescriptorChainReader(chain, memory: memory)
+        while let piece = reader.next(limit: Self.outputChunk) { output.write(piece) }
+        return 0
       }
     }
-  }
-
-  /// One step of ``transmit()``.
-  private enum TransmitStep {
-    case chain(head: UInt16, DescriptorChainReader, memory: GuestMemory, generation: UInt64)
-    case again, done
   }
 
   private func deliverInput() {
