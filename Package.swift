@@ -34,7 +34,9 @@ let package = Package(
     // A 9P2000.L server over a host directory, confined beneath it by openat2 (virtio-9p's `--share`).
     .systemLibrary(name: "CNineP"),
     .target(name: "NineP", dependencies: ["CNineP", "Platform"]),
-    .target(name: "VirtIO", dependencies: ["Devices", "GuestMemory", "AsyncIO", "FirmwareCore", "Platform", "NineP"]),
+    // A host tap device's ioctls (virtio-net's `--net tap=NAME`).
+    .systemLibrary(name: "CTap"),
+    .target(name: "VirtIO", dependencies: ["Devices", "GuestMemory", "AsyncIO", "FirmwareCore", "Platform", "NineP", "CTap"]),
     .executableTarget(
       name: "virtio-bench", dependencies: ["VirtIO", "AsyncIO", "Devices", "GuestMemory", "Platform", "TestSupport"]),
     .target(

@@ -149,6 +149,61 @@ SHARE_EXPECTATIONS='expect_rc 0; expect_out "share: mounted share0"; expect_out 
   expect_out "share: ro mkdir refused"; expect_out "share: ro reads ro-data"; expect_out "SHARE ro unchanged"
   expect_out "share: unmounted"'
 
+# NET_GUEST: guest shell lines (for build_guest_initramfs, with $(net_modules) among its files) for
+# NET_CHECK: eth0 (virtio-net) as 10.0.2.15/24; the guest pings the host (10.0.2.1), fetches the
+# host's 4 MiB file by HTTP (busybox wget and httpd), then serves one of its own until the host
+# has fetched it. Lines start with "net: "; FIGURE lines time each transfer.
+NET_GUEST='for m in failover net_failover virtio_net; do insmod /$m.ko; done
+cs() { read -r u _ < /proc/uptime; echo "${u%.*}${u#*.}"; }  # centiseconds since boot
+ip link set lo up; ip link set eth0 up; ip addr add 10.0.2.15/24 dev eth0
+echo "net: mac $(cat /sys/class/net/eth0/address)"
+for i in $(seq 1 60); do ping -c 1 -W 2 10.0.2.1 > /dev/null 2>&1 && { echo "net: ping ok"; break; }; sleep 1; done
+a=$(cs); wget -q -T 30 -O /tmp/from-host.bin http://10.0.2.1:8080/from-host.bin; b=$(cs)
+echo "net: guest fetched from-host.bin $(sha256sum < /tmp/from-host.bin | cut -d" " -f1)"
+echo "FIGURE: net host->guest 4 MiB by HTTP over tap in $((b - a)) cs: $((409600 / (b - a + 1))) KB/s"
+mkdir -p /srv; head -c 4194304 /dev/urandom > /srv/from-guest.bin; echo ready > /srv/ready
+echo "net: guest serves from-guest.bin $(sha256sum < /srv/from-guest.bin | cut -d" " -f1)"
+httpd -p 8080 -h /srv
+for i in $(seq 1 300); do wget -q -T 5 -O /dev/null http://10.0.2.1:8080/done 2> /dev/null && { echo "net: done"; break; }; sleep 0.5; done'
+net_modules() {
+  local m
+  for m in net/core/failover drivers/net/net_failover drivers/net/virtio_net; do
+    [ -f "$MODULES_DIR/kernel/$m.ko.xz" ] || die "no $m module in $MODULES_DIR"
+    echo "$MODULES_DIR/kernel/$m.ko.xz"
+  done
+}
+# NET_CHECK (its files are /tmp/net-run.*: a check's own output may be /tmp/NAME.out): a script for the machine that runs realm-run (busybox sh, in a network namespace of
+# its own: "unshare -n sh /net-check.sh REALM-RUN-ARGS..."; the tun module loaded) around a guest
+# with NET_GUEST: it serves a 4 MiB file by HTTP (and times fetching it over loopback, the
+# ceiling), runs realm-run with REALM-RUN-ARGS and --net tap=rr0 (realm-run creates the tap and
+# brings it up), gives the tap 10.0.2.1/24, fetches the guest's file and times it, tells the guest
+# it is done, and checks both files' digests: "NET host->guest bytes match", "NET guest->host bytes
+# match". Exits with realm-run's status.
+NET_CHECK='cs() { read -r u _ < /proc/uptime; echo "${u%.*}${u#*.}"; }
+ip link set lo up
+rm -rf /srv; mkdir -p /srv; head -c 4194304 /dev/urandom > /srv/from-host.bin
+httpd -p 8080 -h /srv
+a=$(cs); wget -q -O /tmp/loopback.bin http://127.0.0.1:8080/from-host.bin; b=$(cs)
+echo "FIGURE: net loopback (the ceiling) 4 MiB by HTTP in $((b - a)) cs: $((409600 / (b - a + 1))) KB/s"
+realm-run "$@" --net tap=rr0 > /tmp/net-run.out 2> /tmp/net-run.err & pid=$!
+for i in $(seq 1 300); do [ -e /sys/class/net/rr0 ] && break; sleep 0.1; done
+ip addr add 10.0.2.1/24 dev rr0; ip link set rr0 up
+ready=no; while kill -0 $pid 2> /dev/null; do wget -q -T 5 -O /dev/null http://10.0.2.15:8080/ready 2> /dev/null && { ready=yes; break; }; sleep 0.5; done
+echo "net: the guest serves: $ready"
+a=$(cs); wget -q -T 30 -O /tmp/from-guest.bin http://10.0.2.15:8080/from-guest.bin; echo "net: host fetch status $?"; b=$(cs)
+echo "FIGURE: net guest->host 4 MiB by HTTP over tap in $((b - a)) cs: $((409600 / (b - a + 1))) KB/s"
+echo done > /srv/done
+wait $pid; rc=$?
+kill $(pidof httpd) 2> /dev/null
+cat /tmp/net-run.out; cat /tmp/net-run.err >&2
+g=$(sed -n "s/.*net: guest fetched from-host.bin \([0-9a-f]*\).*/\1/p" /tmp/net-run.out)
+[ -n "$g" ] && [ "$g" = "$(sha256sum < /srv/from-host.bin | cut -d" " -f1)" ] && echo "NET host->guest bytes match"
+w=$(sed -n "s/.*net: guest serves from-guest.bin \([0-9a-f]*\).*/\1/p" /tmp/net-run.out)
+[ -n "$w" ] && [ "$w" = "$(sha256sum < /tmp/from-guest.bin | cut -d" " -f1)" ] && echo "NET guest->host bytes match"
+exit $rc'
+NET_EXPECTATIONS='expect_rc 0; expect_out "net: mac 52:54:00:"; expect_out "net: ping ok"; expect_out "NET host->guest bytes match"
+  expect_out "NET guest->host bytes match"; expect_out "net: done"'
+
 # build_failure_disks DIR REALM_RUN KERNEL: disks made by `REALM_RUN image create` with KERNEL (a
 # small arm64 Image) and then damaged, for checks that the firmware refuses them and realm-run exits
 # 4 with the firmware's reason. Each is gzipped (64 MiB, nearly all zeros); checks unpack it to /tmp.

@@ -23,7 +23,7 @@ function __realm-run_parse_tokens -S
         __realm-run_parse_subcommand 0 'version' 'h/help'
         switch $unparsed_tokens[1]
         case 'run'
-            __realm-run_parse_subcommand 0 'm/mem=' 'c/cpus=' 'kernel=' 'initrd=' 'params=' 'firmware=' 'disk=+' 'share=+' 'realm' 'no-realm' 'measurement-algo=' 'realm-pv=' 'cca-abi=' 'console=' 'rng' 'no-rng' 'ioeventfd' 'no-ioeventfd' 'sve-vl=' 'pmu' 'pmu-counters=' 'boot-entry=' 'boot-mode=' 'timeout=' 'until=' 'fail-on=' 'console-log=' 'dump-dtb=' 'log-level=' 'print-rim' 'measurement-log=' 'version' 'h/help'
+            __realm-run_parse_subcommand 0 'm/mem=' 'c/cpus=' 'kernel=' 'initrd=' 'params=' 'firmware=' 'disk=+' 'share=+' 'net=+' 'realm' 'no-realm' 'measurement-algo=' 'realm-pv=' 'cca-abi=' 'console=' 'rng' 'no-rng' 'ioeventfd' 'no-ioeventfd' 'sve-vl=' 'pmu' 'pmu-counters=' 'boot-entry=' 'boot-mode=' 'timeout=' 'until=' 'fail-on=' 'console-log=' 'dump-dtb=' 'log-level=' 'print-rim' 'measurement-log=' 'version' 'h/help'
         case 'image'
             __realm-run_parse_subcommand 0 'version' 'h/help'
             switch $unparsed_tokens[1]
@@ -31,7 +31,7 @@ function __realm-run_parse_tokens -S
                 __realm-run_parse_subcommand 0 'kernel=' 'initrd=+' 'params=' 'title=' 'rootfs=' 'o/output=' 'force' 'version' 'h/help'
             end
         case 'measure'
-            __realm-run_parse_subcommand 0 'm/mem=' 'c/cpus=' 'kernel=' 'initrd=' 'params=' 'firmware=' 'disk=+' 'share=+' 'realm' 'no-realm' 'measurement-algo=' 'realm-pv=' 'cca-abi=' 'console=' 'rng' 'no-rng' 'ioeventfd' 'no-ioeventfd' 'sve-vl=' 'pmu' 'pmu-counters=' 'boot-entry=' 'boot-mode=' 'rules=' 'lpa2' 'no-lpa2' 'breakpoints=' 'watchpoints=' 'from-host' 'json' 'corim=' 'corim-layout=' 'measurement-log=' 'force' 'version' 'h/help'
+            __realm-run_parse_subcommand 0 'm/mem=' 'c/cpus=' 'kernel=' 'initrd=' 'params=' 'firmware=' 'disk=+' 'share=+' 'net=+' 'realm' 'no-realm' 'measurement-algo=' 'realm-pv=' 'cca-abi=' 'console=' 'rng' 'no-rng' 'ioeventfd' 'no-ioeventfd' 'sve-vl=' 'pmu' 'pmu-counters=' 'boot-entry=' 'boot-mode=' 'rules=' 'lpa2' 'no-lpa2' 'breakpoints=' 'watchpoints=' 'from-host' 'json' 'corim=' 'corim-layout=' 'measurement-log=' 'force' 'version' 'h/help'
         case 'verify'
             __realm-run_parse_subcommand 1 'reference=' 'rim=' 'rem=+' 'realm-pv=' 'rpv=' 'challenge=' 'cpak=' 'measurement-log=' 'image=+' 'json' 'version' 'h/help'
         case 'host-info'
@@ -107,6 +107,7 @@ complete -c 'realm-run' -n '__realm-run_should_offer_completions_for_flags_or_op
 complete -c 'realm-run' -n '__realm-run_should_offer_completions_for_flags_or_options "realm-run run" firmware' -l 'firmware' -d 'Firmware to boot instead of the bundled realm-fw.bin (loaded at the start of RAM, x0 = DTB).' -rfka ''
 complete -c 'realm-run' -n '__realm-run_should_offer_completions_for_flags_or_options "realm-run run"' -l 'disk' -d 'A disk image for a virtio-blk device; \',ro\' makes it read-only, \',direct\' bypasses the host page cache. Repeatable.' -rfka ''
 complete -c 'realm-run' -n '__realm-run_should_offer_completions_for_flags_or_options "realm-run run"' -l 'share' -d 'Share a host directory over virtio-9p: the guest mounts it with \'mount -t 9p -o trans=virtio,version=9p2000.L TAG DIR\' (tag: share0, share1, ... by default); \',ro\' refuses every change. The guest cannot reach outside DIR. Repeatable.' -rfka ''
+complete -c 'realm-run' -n '__realm-run_should_offer_completions_for_flags_or_options "realm-run run"' -l 'net' -d 'A virtio-net device on a host tap device (opened, or created when realm-run runs as root, and brought up); mac= sets the guest\'s address (default: 52:54:00 and three bytes from the tap name and the option\'s position). Repeatable.' -rfka ''
 complete -c 'realm-run' -n '__realm-run_should_offer_completions_for_flags_or_options "realm-run run" realm' -l 'realm' -d 'Run the guest as an Arm CCA Realm (--no-realm: a normal VM).'
 complete -c 'realm-run' -n '__realm-run_should_offer_completions_for_flags_or_options "realm-run run" no-realm' -l 'no-realm' -d 'Run the guest as an Arm CCA Realm (--no-realm: a normal VM).'
 complete -c 'realm-run' -n '__realm-run_should_offer_completions_for_flags_or_options "realm-run run" measurement-algo' -l 'measurement-algo' -d 'Realm measurement hash algorithm: sha256 or sha512.' -rfka 'sha256 sha512'
@@ -152,6 +153,7 @@ complete -c 'realm-run' -n '__realm-run_should_offer_completions_for_flags_or_op
 complete -c 'realm-run' -n '__realm-run_should_offer_completions_for_flags_or_options "realm-run measure" firmware' -l 'firmware' -d 'Firmware to boot instead of the bundled realm-fw.bin (loaded at the start of RAM, x0 = DTB).' -rfka ''
 complete -c 'realm-run' -n '__realm-run_should_offer_completions_for_flags_or_options "realm-run measure"' -l 'disk' -d 'A disk image for a virtio-blk device; \',ro\' makes it read-only, \',direct\' bypasses the host page cache. Repeatable.' -rfka ''
 complete -c 'realm-run' -n '__realm-run_should_offer_completions_for_flags_or_options "realm-run measure"' -l 'share' -d 'Share a host directory over virtio-9p: the guest mounts it with \'mount -t 9p -o trans=virtio,version=9p2000.L TAG DIR\' (tag: share0, share1, ... by default); \',ro\' refuses every change. The guest cannot reach outside DIR. Repeatable.' -rfka ''
+complete -c 'realm-run' -n '__realm-run_should_offer_completions_for_flags_or_options "realm-run measure"' -l 'net' -d 'A virtio-net device on a host tap device (opened, or created when realm-run runs as root, and brought up); mac= sets the guest\'s address (default: 52:54:00 and three bytes from the tap name and the option\'s position). Repeatable.' -rfka ''
 complete -c 'realm-run' -n '__realm-run_should_offer_completions_for_flags_or_options "realm-run measure" realm' -l 'realm' -d 'Run the guest as an Arm CCA Realm (--no-realm: a normal VM).'
 complete -c 'realm-run' -n '__realm-run_should_offer_completions_for_flags_or_options "realm-run measure" no-realm' -l 'no-realm' -d 'Run the guest as an Arm CCA Realm (--no-realm: a normal VM).'
 complete -c 'realm-run' -n '__realm-run_should_offer_completions_for_flags_or_options "realm-run measure" measurement-algo' -l 'measurement-algo' -d 'Realm measurement hash algorithm: sha256 or sha512.' -rfka 'sha256 sha512'

@@ -68,6 +68,7 @@ public final class Machine: @unchecked Sendable {
     deviceTree = images.deviceTree
     let disks = try Self.openDisks(config)
     let shares = try Self.openShares(config)
+    let networks = try Self.openNetworks(config)
     let ipa = try Self.ipaLayout(config, maxIPABits: system.maxIPABits)
     self.ipa = ipa
     steps.finished("images")
@@ -99,7 +100,7 @@ public final class Machine: @unchecked Sendable {
     steps.finished("gic-init")
     // 8. The devices, on the MMIO bus.
     uart = UART8250(output: console, interrupt: SPILine(vm: vm, number: MemoryMap.uartSPI))
-    devices = try Self.createDevices(config, disks: disks, shares: shares, memory: memory, console: console, ipa: ipa, vm: vm, logger: logger)
+    devices = try Self.createDevices(config, disks: disks, shares: shares, networks: networks, memory: memory, console: console, ipa: ipa, vm: vm, logger: logger)
     bus = try Self.mmioBus([
       (uart, MemoryMap.uartBase, MemoryMap.uartWindow), (bootStatus, MemoryMap.bootStatusBase, BootStatus.size),
     ], devices: devices)
@@ -149,6 +150,14 @@ public final class Machine: @unchecked Sendable {
   static func openShares(_ config: MachineConfig) throws(VMMError) -> [SharedDirectory] {
     do {
       return try MachineDevices.openShares(config)
+    } catch {
+      throw .device(error)
+    }
+  }
+
+  static func openNetworks(_ config: MachineConfig) throws(VMMError) -> [TapDevice] {
+    do {
+      return try MachineDevices.openNetworks(config)
     } catch {
       throw .device(error)
     }
@@ -209,12 +218,12 @@ public final class Machine: @unchecked Sendable {
   }
 
   static func createDevices(
-    _ config: MachineConfig, disks: [BlockFile], shares: [SharedDirectory], memory: GuestMemory, console: TerminalConsole, ipa: IPALayout,
+    _ config: MachineConfig, disks: [BlockFile], shares: [SharedDirectory], networks: [TapDevice], memory: GuestMemory, console: TerminalConsole, ipa: IPALayout,
     vm: VirtualMachine, logger: Logger
   ) throws(VMMError) -> MachineDevices {
     do {
       return try MachineDevices.make(
-        config: config, disks: disks, shares: shares, memory: memory, output: console, ipa: ipa,
+        config: config, disks: disks, shares: shares, networks: networks, memory: memory, output: console, ipa: ipa,
         interrupt: { SPILine(vm: vm, number: $0) }, vm: config.ioeventfd ? vm : nil, log: { logger.warning("\($0)") })
     } catch {
       throw .device(error)

@@ -57,6 +57,8 @@ public struct MachineConfig: Sendable, Equatable {
   public var entropy: Bool
   /// Host directories, each a virtio-9p device (`--share`).
   public var shares: [ShareConfig]
+  /// Network interfaces, each a virtio-net device (`--net`).
+  public var networks: [NetConfig]
   /// KVM catches the virtio queue notifications (KVM_IOEVENTFD) instead of exiting to realm-run
   /// (`--no-ioeventfd` turns that off, to measure it or on a host where it misbehaves).
   public var ioeventfd: Bool
@@ -74,7 +76,7 @@ public struct MachineConfig: Sendable, Equatable {
   public init(
     memorySize: UInt64, cpus: Int, boot: Boot, kernelParameters: String? = nil,
     disks: [DiskConfig] = [], realm: Bool = false, realmOptions: RealmOptions = RealmOptions(), console: Console = .serial,
-    entropy: Bool = false, shares: [ShareConfig] = [], ioeventfd: Bool = true, sveVectorLength: Int? = nil, bootEntry: String? = nil, pmu: Bool = false, pmuCounters: Int? = nil,
+    entropy: Bool = false, shares: [ShareConfig] = [], networks: [NetConfig] = [], ioeventfd: Bool = true, sveVectorLength: Int? = nil, bootEntry: String? = nil, pmu: Bool = false, pmuCounters: Int? = nil,
     bootMode: FirmwareBootMode = .automatic
   ) {
     self.pmu = pmu || pmuCounters != nil
@@ -92,6 +94,7 @@ public struct MachineConfig: Sendable, Equatable {
     self.console = console
     self.entropy = entropy
     self.shares = shares
+    self.networks = networks
     self.ioeventfd = ioeventfd
   }
 
@@ -202,5 +205,85 @@ public struct ShareConfig: Sendable, Equatable {
       shares.append(share)
     }
     return shares
+  }
+}
+
+/// One `--net` option: a virtio-net device and where its frames go.
+public struct NetConfig: Sendable, Equatable {
+  public enum Backend: Sendable, Equatable {
+    /// A host tap device, opened or (as root) created by name.
+    case tap(String)
+  }
+
+  public var backend: Backend
+  /// The guest's MAC address; by default 52:54:00 (QEMU's prefix) and three bytes derived from the
+  /// backend and the option's position, so that the same command line gives the same address.
+  public var mac: [UInt8]
+
+  public init(backend: Backend, mac: [UInt8]) {
+    self.backend = backend
+    self.mac = mac
+  }
+
+  /// The default MAC of the `index`th `--net` with `backend`: FNV-1a over both, locally administered
+  /// under QEMU's 52:54:00.
+  public static func defaultMAC(_ backend: Backend, index: Int) -> [UInt8] {
+    guard case .tap(let name) = backend else { return [] }
+    var hash: UInt32 = 0x811C_9DC5
+    for byte in Array("realm-run net \(index) tap \(name)".utf8) { hash = (hash ^ UInt32(byte)) &* 0x0100_0193 }
+    return [0x52, 0x54, 0x00, UInt8(truncatingIfNeeded: hash >> 16), UInt8(truncatingIfNeeded: hash >> 8), UInt8(truncatingIfNeeded: hash)]
+  }
+
+  /// `aa:bb:cc:dd:ee:ff` as bytes, nil unless six hex pairs of a unicast address.
+  public static func parseMAC(_ text: String) -> [UInt8]? {
+    let parts = text.split(separator: ":", omittingEmptySubsequences: false)
+    guard parts.count == 6 else { return nil }
+    let bytes = parts.compactMap { $0.count == 2 ? UInt8($0, radix: 16) : nil }
+    guard bytes.count == 6, bytes[0] & 1 == 0 else { return nil }
+    return bytes
+  }
+
+  /// Parses `tap=NAME[,mac=MAC]` (the `index`th `--net`). `user` is refused: this build has no
+  /// user-mode networking.
+  public init(parsing text: String, index: Int) throws(DiskConfig.ParseError) {
+    let parts = text.split(separator: ",", omittingEmptySubsequences: false).map(String.init)
+    var backend: Backend?
+    var mac: [UInt8]?
+    for (position, option) in parts.enumerated() {
+      if position == 0, option == "user" || option.hasPrefix("user=") {
+        throw .init(description: "--net \(text): user-mode networking (libslirp) is not in this build; use --net tap=NAME")
+      } else if position == 0, option.hasPrefix("tap=") {
+        let name = String(option.dropFirst(4))
+        guard !name.isEmpty, name.utf8.count <= 15, !name.contains("/"), name != ".", name != ".." else {
+          throw .init(description: "--net \(text): a tap name is 1 to 15 bytes, without '/'")
+        }
+        backend = .tap(name)
+      } else if position > 0, option.hasPrefix("mac=") {
+        guard let parsed = Self.parseMAC(String(option.dropFirst(4))) else {
+          throw .init(description: "--net \(text): mac= takes six hex bytes of a unicast address (52:54:00:12:34:56)")
+        }
+        mac = parsed
+      } else {
+        throw .init(description: "--net \(text): expected tap=NAME[,mac=MAC]; '\(option)' is not understood")
+      }
+    }
+    guard let backend else { throw .init(description: "--net needs tap=NAME[,mac=MAC]") }
+    self.init(backend: backend, mac: mac ?? Self.defaultMAC(backend, index: index))
+  }
+
+  /// Parses every `--net` value in order; refuses a tap or a MAC given twice.
+  public static func parse(_ values: [String]) throws(DiskConfig.ParseError) -> [NetConfig] {
+    var networks: [NetConfig] = []
+    for (index, value) in values.enumerated() {
+      let network = try NetConfig(parsing: value, index: index)
+      if networks.contains(where: { $0.backend == network.backend }) {
+        throw .init(description: "--net \(value): that tap is already used by another --net")
+      }
+      if networks.contains(where: { $0.mac == network.mac }) {
+        throw .init(description: "--net \(value): that MAC address is already used by another --net")
+      }
+      networks.append(network)
+    }
+    return networks
   }
 }

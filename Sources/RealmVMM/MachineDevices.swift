@@ -11,12 +11,15 @@ public enum MachineDevicesError: Error, CustomStringConvertible {
   case disk(BlockFileError)
   /// A `--share` directory could not be opened.
   case share(path: String, Errno)
+  /// A `--net` tap device could not be opened.
+  case network(TapDevice.OpenError)
   case ioThread(AsyncIOError)
 
   public var description: String {
     switch self {
     case .disk(let error): return error.description
     case .share(let path, let errno): return "--share \(path): cannot open the directory: \(errno)"
+    case .network(let error): return "--net: \(error)"
     case .ioThread(let error): return error.description
     }
   }
@@ -35,6 +38,8 @@ final class MachineDevices: @unchecked Sendable {
   private let ioLoop: IOLoop?
   /// The functions whose doorbells KVM catches (empty without a VM, or where it refuses).
   private let doorbells: [KernelDoorbells]
+  /// The `--net` tap devices, open for as long as the machine is.
+  private let taps: [TapDevice]
 
   /// Each function's BAR0 size, and so the stride of the VMM's BAR placement.
   static let barStride = VirtioPCITransport.Layout.barSize
@@ -72,6 +77,20 @@ final class MachineDevices: @unchecked Sendable {
     return directories
   }
 
+  /// Opens every `--net` backend (a tap device each), with the disks and shares.
+  static func openNetworks(_ config: MachineConfig) throws(MachineDevicesError) -> [TapDevice] {
+    var taps: [TapDevice] = []
+    for network in config.networks {
+      guard case .tap(let name) = network.backend else { continue }
+      do {
+        taps.append(try TapDevice(name: name))
+      } catch {
+        throw .network(error)
+      }
+    }
+    return taps
+  }
+
   /// Builds the devices for `config`.
   /// - Parameters:
   ///   - interrupt: the line for SPI number `n` (INTx of slot `s` is SPI pciINTxSPIBase + s % 4).
@@ -79,19 +98,14 @@ final class MachineDevices: @unchecked Sendable {
   ///     arrive through the unprotected alias.
   ///   - vm: the VM whose KVM catches the queue notifications (KVM_IOEVENTFD); nil: they exit.
   static func make(
-    config: MachineConfig, disks files: [BlockFile], shares: [SharedDirectory] = [], memory: GuestMemory, output: any ConsoleOutput, ipa: IPALayout,
+    config: MachineConfig, disks files: [BlockFile], shares: [SharedDirectory] = [], networks: [TapDevice] = [], memory: GuestMemory, output: any ConsoleOutput, ipa: IPALayout,
     interrupt: (UInt32) -> any InterruptLine, vm: VirtualMachine? = nil, log: (String) -> Void = { _ in }
   ) throws(MachineDevicesError) -> MachineDevices {
     let console = config.console == .virtio ? VirtioConsole(output: output) : nil
-    // The machine's virtio devices after the disks, one entry each, in PCI slot order: a new
-    // device is a line here.
-    var others: [any VirtioDevice] = []
-    if let console { others.append(console) }
-    if config.entropy { others.append(VirtioEntropy()) }
-    for (share, directory) in zip(config.shares, shares) { others.append(VirtioShare(directory: directory, tag: share.tag)) }
-    // The I/O thread: the disks' I/O, and the doorbells KVM catches.
+    // The I/O thread: the disks' I/O, the network's frames, and the doorbells KVM catches.
     var ioLoop: IOLoop?
-    if !files.isEmpty || (vm != nil && !others.isEmpty) {
+    let others = config.console == .virtio || config.entropy || !config.shares.isEmpty
+    if !files.isEmpty || !networks.isEmpty || (vm != nil && others) {
       do {
         ioLoop = try IOLoop(name: "virtio")
       } catch {
@@ -99,13 +113,22 @@ final class MachineDevices: @unchecked Sendable {
       }
       if let reason = ioLoop?.fallbackReason { log("virtio: \(reason)") }
     }
+    // The machine's virtio devices after the disks, one entry each, in PCI slot order: a new
+    // device is a line here.
+    var devices: [any VirtioDevice] = []
+    if let console { devices.append(console) }
+    if config.entropy { devices.append(VirtioEntropy()) }
+    for (share, directory) in zip(config.shares, shares) { devices.append(VirtioShare(directory: directory, tag: share.tag)) }
+    for (network, tap) in zip(config.networks, networks) {
+      devices.append(VirtioNet(backend: tap.descriptor, mac: network.mac, loop: ioLoop!))
+    }
     let queues = min(max(config.cpus, 1), 4)
     let disks = files.map { file in
       VirtioBlock(
         file: file, loop: ioLoop!, queues: queues, serial: "rr-\(String(file.identity.inode, radix: 16))",
         limits: ipa.isRealm ? .realm(memorySize: config.memorySize, disks: files.count, queues: queues) : .unlimited)
     }
-    let devices: [any VirtioDevice] = disks + others
+    devices = disks + devices
     precondition(devices.count <= PCIHostBridge.slotCount && UInt64(devices.count) * barStride <= MemoryMap.pciMemorySize)
     var functions: [Int: any PCIFunction] = [:]
     var doorbells: [KernelDoorbells] = []
@@ -132,13 +155,14 @@ final class MachineDevices: @unchecked Sendable {
     let bridge = PCIHostBridge(functions: functions)
     return MachineDevices(
       bridge: bridge, window: bridge.memoryWindow(base: MemoryMap.pciMemoryBase), disks: disks, console: console,
-      ioLoop: ioLoop, doorbells: doorbells)
+      ioLoop: ioLoop, doorbells: doorbells, taps: networks)
   }
 
   private init(
     bridge: PCIHostBridge, window: PCIMemoryWindow, disks: [VirtioBlock], console: VirtioConsole?, ioLoop: IOLoop?,
-    doorbells: [KernelDoorbells]
+    doorbells: [KernelDoorbells], taps: [TapDevice]
   ) {
+    self.taps = taps
     self.bridge = bridge
     self.window = window
     self.disks = disks

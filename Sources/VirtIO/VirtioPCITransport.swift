@@ -92,6 +92,7 @@ public final class VirtioPCITransport: PCIFunction {
     switch type {
     case .block, .ninePTransport: classCode = 0x01_80_00  // mass storage, other (QEMU's virtio-9p-pci too)
     case .console: classCode = 0x07_80_00  // communication, other
+    case .network: classCode = 0x02_00_00  // network, Ethernet
     case .entropy: classCode = 0xFF_00_00  // unassigned, as QEMU's virtio-rng-pci
     }
     return PCIIdentity(

@@ -40,6 +40,11 @@ struct MachineOptions: ParsableArguments {
     valueName: "dir[,tag=TAG][,ro]"))
   var share: [String] = []
 
+  @Option(help: ArgumentHelp(
+    "A virtio-net device on a host tap device (opened, or created when realm-run runs as root, and brought up); mac= sets the guest's address (default: 52:54:00 and three bytes from the tap name and the option's position). Repeatable.",
+    valueName: "tap=NAME[,mac=MAC]"))
+  var net: [String] = []
+
   @Flag(inversion: .prefixedNo, help: "Run the guest as an Arm CCA Realm (--no-realm: a normal VM).")
   var realm: Bool = true
 
@@ -125,6 +130,7 @@ struct MachineOptions: ParsableArguments {
     }
     do {
       _ = try ShareConfig.parse(share)
+      _ = try NetConfig.parse(net)
     } catch {
       throw ValidationError(error.description)
     }
@@ -173,7 +179,8 @@ struct MachineOptions: ParsableArguments {
     return MachineConfig(
       memorySize: (try? MemorySize(parsing: memory).bytes) ?? 0, cpus: cpus, boot: boot,
       kernelParameters: params, disks: disks, realm: realm, realmOptions: realmOptions,
-      console: console.console, entropy: rng ?? realm, shares: (try? ShareConfig.parse(share)) ?? [], ioeventfd: ioeventfd, sveVectorLength: sveVl, bootEntry: bootEntry, pmu: pmu,
+      console: console.console, entropy: rng ?? realm, shares: (try? ShareConfig.parse(share)) ?? [],
+      networks: (try? NetConfig.parse(net)) ?? [], ioeventfd: ioeventfd, sveVectorLength: sveVl, bootEntry: bootEntry, pmu: pmu,
       pmuCounters: pmuCounters, bootMode: bootMode ?? .automatic)
   }
 }

@@ -75,6 +75,22 @@ import VirtIO
         == "--share e,tag=x: the tag 'x' is already used by another --share")
   }
 
+  /// `--net tap=NAME[,mac=MAC]`: a stable default MAC per tap and position; user mode and bad values refused.
+  @Test func networks() throws {
+    let config = try parse(["--kernel", "Image", "--net", "tap=tap0", "--net", "tap=tap1,mac=52:54:00:aa:bb:cc"]).makeConfig()
+    #expect(config.networks.map(\.backend) == [.tap("tap0"), .tap("tap1")])
+    #expect(config.networks[1].mac == [0x52, 0x54, 0, 0xAA, 0xBB, 0xCC])
+    let mac = config.networks[0].mac
+    #expect(mac.prefix(3) == [0x52, 0x54, 0])
+    #expect(try parse(["--kernel", "Image", "--net", "tap=tap0"]).makeConfig().networks[0].mac == mac)
+    #expect(try parse(["--kernel", "Image", "--net", "tap=tap9"]).makeConfig().networks[0].mac != mac)
+    #expect(usageError(["--kernel", "Image", "--net", "user"]) == "--net user: user-mode networking (libslirp) is not in this build; use --net tap=NAME")
+    #expect(usageError(["--kernel", "Image", "--net", "tap="]) == "--net tap=: a tap name is 1 to 15 bytes, without '/'")
+    #expect(usageError(["--kernel", "Image", "--net", "tap=t,mac=01:00:00:00:00:01"]) == "--net tap=t,mac=01:00:00:00:00:01: mac= takes six hex bytes of a unicast address (52:54:00:12:34:56)")
+    #expect(usageError(["--kernel", "Image", "--net", "bridge=br0"]) == "--net bridge=br0: expected tap=NAME[,mac=MAC]; 'bridge=br0' is not understood")
+    #expect(usageError(["--kernel", "Image", "--net", "tap=a", "--net", "tap=a"]) == "--net tap=a: that tap is already used by another --net")
+  }
+
   /// `--measurement-algo` takes FirmwareCore's algorithm names, as it did when it had its own enum.
   @Test func measurementAlgorithm() throws {
     #expect(try parse(["--kernel", "Image"]).makeConfig().realmOptions.algorithm == .sha256)

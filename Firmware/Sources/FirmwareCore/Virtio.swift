@@ -3,6 +3,7 @@
 
 /// Virtio device types (virtio 1.x, 5).
 public enum VirtioDeviceType: UInt16, Sendable {
+  case network = 1
   case block = 2
   case console = 3
   case entropy = 4
