@@ -265,6 +265,8 @@ public final class IOLoop: @unchecked Sendable {
   public func stop() {
     guard let thread else { return }
     shared.withLock { $0.stopping = true }
+    // As schedule does: a wake-up the loop consumes while reaping must not be slept through.
+    workPending.store(true, ordering: .releasing)
     signal(wakeFD)
     pthread_join(thread, nil)
     self.thread = nil

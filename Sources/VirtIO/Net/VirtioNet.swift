@@ -1,4 +1,3 @@
-import AsyncIO
 import FirmwareCore
 import GuestMemory
 import Platform
@@ -8,7 +7,7 @@ import Synchronization
 /// one Ethernet frame per read and write (a SOCK_SEQPACKET socket in the tests).
 ///
 /// Queue 0 is receiveq, 1 transmitq (one pair). Frames the backend has are read on the I/O thread
-/// (``IOLoop/watch(_:events:handler:)``) and written into the guest's receive buffers, across
+/// (``VirtioNet/init(backend:mac:loop:queueSize:)``, a ``BackendWatch`` on the I/O loop) and written into the guest's receive buffers, across
 /// several of them with mergeable receive buffers; when the guest has no room the frame waits and
 /// the backend is not watched until the guest posts buffers. The guest's frames go to the backend
 /// on the thread that rings the doorbell; one the backend cannot take at once is dropped, as a
@@ -38,16 +37,20 @@ public final class VirtioNet: VirtioDevice {
   /// the guest are dropped.
   public static let maxFrameSize = 65_550
 
+  /// Starts calling `handler` whenever the backend has a frame to read; returns what stops it.
+  public typealias BackendWatch = @Sendable (_ handler: @escaping @Sendable () -> Void) -> (@Sendable () -> Void)
+
   public let mac: [UInt8]
   private let backend: FileDescriptor
-  private let loop: IOLoop
+  private let watchBackend: BackendWatch
 
   struct State {
     var device = VirtioDeviceState()
     /// Where frames are read from the backend; `pendingLength` bytes of it wait for room.
     var frame = [UInt8](repeating: 0, count: VirtioNet.maxFrameSize)
     var pendingLength: Int?
-    var watch: IOLoop.Watch?
+    /// Ends the backend's watch while there is one.
+    var stopWatching: (@Sendable () -> Void)?
     /// Frames dropped: too long from the guest, or refused by the backend.
     var dropped = 0
   }
@@ -56,12 +59,13 @@ public final class VirtioNet: VirtioDevice {
   /// The guest's frames go out whole and in order; holds the buffer each is gathered into.
   private let transmitting = Mutex([UInt8](repeating: 0, count: VirtioNet.maxFrameSize))
 
-  /// A device with `mac` (6 bytes) whose frames come from and go to `backend` (non-blocking).
-  public init(backend: FileDescriptor, mac: [UInt8], loop: IOLoop, queueSize: UInt16 = 256) {
+  /// A device with `mac` (6 bytes) whose frames come from and go to `backend` (non-blocking),
+  /// told of frames to read by `watch`.
+  public init(backend: FileDescriptor, mac: [UInt8], watch: @escaping BackendWatch, queueSize: UInt16 = 256) {
     precondition(mac.count == 6)
     self.backend = backend
     self.mac = mac
-    self.loop = loop
+    watchBackend = watch
     maxQueueSize = queueSize
   }
 
@@ -84,8 +88,8 @@ public final class VirtioNet: VirtioDevice {
     state.withLock { state in
       state.device.reset()
       state.pendingLength = nil
-      if let watch = state.watch { loop.unwatch(watch) }
-      state.watch = nil
+      state.stopWatching?()
+      state.stopWatching = nil
     }
   }
 
@@ -127,6 +131,9 @@ public final class VirtioNet: VirtioDevice {
       guard let memory = state.device.memory(forQueue: Self.receiveQueue, ready: true) else { return nil }
       var notify = false
       var stalled = false
+      // After a frame found no room: notifications re-armed and one more look (the guest may have
+      // posted buffers meanwhile); a second miss stalls.
+      var lookedAgain = false
       do {
         while true {
           if state.pendingLength == nil {
@@ -138,10 +145,14 @@ public final class VirtioNet: VirtioDevice {
           }
           guard try deliver(&state, memory: memory) else {
             // No room: have the guest tell us when it posts more (unless it just did).
-            if try state.device.queues[Self.receiveQueue].enableNotification(memory: memory) { continue }
+            if !lookedAgain, try state.device.queues[Self.receiveQueue].enableNotification(memory: memory) {
+              lookedAgain = true
+              continue
+            }
             stalled = true
             break
           }
+          lookedAgain = false
           state.pendingLength = nil
           notify = try state.device.queues[Self.receiveQueue].needsNotification(memory: memory) || notify
         }
@@ -149,11 +160,11 @@ public final class VirtioNet: VirtioDevice {
         failure = state.device.markBroken()
         return nil
       }
-      if stalled, let watch = state.watch {
-        loop.unwatch(watch)
-        state.watch = nil
-      } else if !stalled, state.watch == nil {
-        state.watch = loop.watch(backend.rawValue) { [weak self] _ in self?.receive() }
+      if stalled, let stop = state.stopWatching {
+        stop()
+        state.stopWatching = nil
+      } else if !stalled, state.stopWatching == nil {
+        state.stopWatching = watchBackend { [weak self] in self?.receive() }
       }
       return notify ? state.device.interrupt : nil
     }
