@@ -95,6 +95,7 @@ S=/mnt/share R=/mnt/ro
 mkdir -p $S $R
 mount -t 9p -o trans=virtio,version=9p2000.L share0 $S && echo "share: mounted share0"
 mount -t 9p -o trans=virtio,version=9p2000.L ro $R && echo "share: mounted ro"
+echo "share: options $(grep " $S " /proc/mounts | cut -d" " -f4)"
 for d in /sys/bus/virtio/devices/*; do [ "$(cat $d/device)" != 0x0009 ] || echo "share: virtio device 0x0009 ACCESS_PLATFORM=$(cut -c34 $d/features)"; done
 echo "share: guest read from-host.bin $(sha256sum < $S/from-host.bin | cut -d" " -f1)"
 head -c 262144 /dev/urandom > /tmp/g.bin
@@ -164,7 +165,8 @@ echo "FIGURE: net host->guest 4 MiB by HTTP over tap in $((b - a)) cs: $((409600
 mkdir -p /srv; head -c 4194304 /dev/urandom > /srv/from-guest.bin; echo ready > /srv/ready
 echo "net: guest serves from-guest.bin $(sha256sum < /srv/from-guest.bin | cut -d" " -f1)"
 httpd -p 8080 -h /srv
-for i in $(seq 1 300); do wget -q -T 5 -O /dev/null http://10.0.2.1:8080/done 2> /dev/null && { echo "net: done"; break; }; sleep 0.5; done'
+for i in $(seq 1 300); do wget -q -T 5 -O /dev/null http://10.0.2.1:8080/done 2> /dev/null && { echo "net: done"; break; }; sleep 0.5; done
+echo "net: eth0 $(grep eth0: /proc/net/dev | tr -s " ")"'
 net_modules() {
   local m
   for m in net/core/failover drivers/net/net_failover drivers/net/virtio_net; do

@@ -225,6 +225,19 @@ public struct VirtQueue: Sendable {
     return available != nextAvailable
   }
 
+  /// Asks the driver to notify when it adds a chain beyond those already available, including any
+  /// given back with ``undoPop()`` (avail_event at the driver's current index with
+  /// VIRTIO_F_EVENT_IDX): for a device that needs more room than the available chains give.
+  public mutating func enableNotificationForMore(memory: GuestMemory) throws(VirtQueueError) {
+    if eventIndex {
+      let available = try load(UInt16.self, at: availableRing &+ 2, memory)
+      try store(available, at: usedRing &+ 4 &+ 8 &* UInt64(size), memory)
+    } else {
+      try store(UInt16(0), at: usedRing, memory)
+    }
+    atomicMemoryFence(ordering: .sequentiallyConsistent)
+  }
+
   /// Tells the driver it need not notify (the device will look at the ring anyway, e.g. when its
   /// requests in flight complete): avail_event behind the index with VIRTIO_F_EVENT_IDX, else
   /// VIRTQ_USED_F_NO_NOTIFY. Only a hint: the driver may still notify.

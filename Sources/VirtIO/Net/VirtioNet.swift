@@ -144,8 +144,10 @@ public final class VirtioNet: VirtioDevice {
             state.pendingLength = count
           }
           guard try deliver(&state, memory: memory) else {
-            // No room: have the guest tell us when it posts more (unless it just did).
-            if !lookedAgain, try state.device.queues[Self.receiveQueue].enableNotification(memory: memory) {
+            // No room: have the guest tell us when it posts more, then look once more (it may
+            // have posted some before that).
+            if !lookedAgain {
+              try state.device.queues[Self.receiveQueue].enableNotificationForMore(memory: memory)
               lookedAgain = true
               continue
             }
