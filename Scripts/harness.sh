@@ -188,10 +188,11 @@ httpd -p 8080 -h /srv
 a=$(cs); wget -q -O /tmp/loopback.bin http://127.0.0.1:8080/from-host.bin; b=$(cs)
 echo "FIGURE: net loopback (the ceiling) 4 MiB by HTTP in $((b - a)) cs: $((409600 / (b - a + 1))) KB/s"
 realm-run "$@" --net tap=rr0 > /tmp/net-run.out 2> /tmp/net-run.err & pid=$!
-for i in $(seq 1 300); do [ -e /sys/class/net/rr0 ] && break; sleep 0.1; done
+for i in $(seq 1 300); do ip link show rr0 > /dev/null 2>&1 && break; sleep 0.1; done
 ip addr add 10.0.2.1/24 dev rr0; ip link set rr0 up
-ready=no; while kill -0 $pid 2> /dev/null; do wget -q -T 5 -O /dev/null http://10.0.2.15:8080/ready 2> /dev/null && { ready=yes; break; }; sleep 0.5; done
+ready=no; for i in $(seq 1 400); do wget -q -T 5 -O /dev/null http://10.0.2.15:8080/ready 2> /tmp/net-run.wget && { ready=yes; break; }; kill -0 $pid 2> /dev/null || break; sleep 0.5; done
 echo "net: the guest serves: $ready"
+[ $ready = yes ] || { echo "net: last wget: $(cat /tmp/net-run.wget)"; ip addr; ip route; } >&2
 a=$(cs); wget -q -T 30 -O /tmp/from-guest.bin http://10.0.2.15:8080/from-guest.bin; echo "net: host fetch status $?"; b=$(cs)
 echo "FIGURE: net guest->host 4 MiB by HTTP over tap in $((b - a)) cs: $((409600 / (b - a + 1))) KB/s"
 echo done > /srv/done
