@@ -165,6 +165,7 @@ echo "FIGURE: net host->guest 4 MiB by HTTP over tap in $((b - a)) cs: $((409600
 mkdir -p /srv; head -c 4194304 /dev/urandom > /srv/from-guest.bin; echo ready > /srv/ready
 echo "net: guest serves from-guest.bin $(sha256sum < /srv/from-guest.bin | cut -d" " -f1)"
 httpd -p 8080 -h /srv
+( while :; do sleep 10; echo "net: eth0 $(grep eth0: /proc/net/dev | tr -s " ")"; done ) &
 for i in $(seq 1 300); do wget -q -T 5 -O /dev/null http://10.0.2.1:8080/done 2> /dev/null && { echo "net: done"; break; }; sleep 0.5; done
 echo "net: eth0 $(grep eth0: /proc/net/dev | tr -s " ")"'
 net_modules() {
@@ -194,6 +195,7 @@ ready=no; for i in $(seq 1 400); do wget -q -T 5 -O /dev/null http://10.0.2.15:8
 echo "net: the guest serves: $ready"
 [ $ready = yes ] || { echo "net: last wget: $(cat /tmp/net-run.wget)"; ip addr; ip route; } >&2
 a=$(cs); wget -q -T 30 -O /tmp/from-guest.bin http://10.0.2.15:8080/from-guest.bin; echo "net: host fetch status $?"; b=$(cs)
+echo "net: rr0 $(grep rr0: /proc/net/dev | tr -s " ")"
 echo "FIGURE: net guest->host 4 MiB by HTTP over tap in $((b - a)) cs: $((409600 / (b - a + 1))) KB/s"
 echo done > /srv/done
 wait $pid; rc=$?

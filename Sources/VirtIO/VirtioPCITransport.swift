@@ -107,7 +107,7 @@ public final class VirtioPCITransport: PCIFunction {
   }
 
   public func writeConfig(offset: Int, size: Int, value: UInt32) {
-    let level = state.withLock { state -> Bool? in
+    state.withLock { state in
       state.config.write(offset: offset, size: size, value: value)
       let base = Self.notifyBase(state.config)
       if base != state.notifyBase {
@@ -115,9 +115,8 @@ public final class VirtioPCITransport: PCIFunction {
         // Under the lock: two vCPUs moving the BAR at once are reported in the order they moved it.
         state.notifyObserver?(base)
       }
-      return Self.updateLevel(&state)
+      updateLine(&state)
     }
-    drive(level)
   }
 
   private static func notifyBase(_ config: PCIConfigSpace) -> UInt64? {
@@ -150,12 +149,12 @@ public final class VirtioPCITransport: PCIFunction {
     case Layout.common..<(Layout.common + UInt64(Layout.commonLength)):
       return state.withLock { readCommon(&$0, offset: offset - Layout.common, size: size) }
     case Layout.isr:
-      let (value, level) = state.withLock { state -> (UInt8, Bool?) in
+      let value = state.withLock { state -> UInt8 in
         let value = state.isr
         state.isr = 0
-        return (value, Self.updateLevel(&state))
+        updateLine(&state)
+        return value
       }
-      drive(level)
       return UInt64(value)
     case Layout.device..<(Layout.device + UInt64(device.configSize)):
       let inner = Int(offset - Layout.device)
@@ -248,7 +247,7 @@ public final class VirtioPCITransport: PCIFunction {
 
   private func writeCommon(offset: UInt64, size: Int, value: UInt64) {
     var action: (() -> Void)?
-    let level = state.withLock { state -> Bool? in
+    state.withLock { state in
       let selected = Int(state.queueSelect)
       let configurable = state.status & VirtioStatus.driverOK == 0 && selected < state.queues.count
       switch (offset, size) {
@@ -285,9 +284,8 @@ public final class VirtioPCITransport: PCIFunction {
       default:
         break  // read-only fields, MSI-X vectors (no MSI-X), odd sizes
       }
-      return Self.updateLevel(&state)
+      updateLine(&state)
     }
-    drive(level)
     action?()
   }
 
@@ -358,16 +356,15 @@ public final class VirtioPCITransport: PCIFunction {
   }
 
   private func raise(isr: UInt8, needsReset: Bool, generation: UInt64) {
-    let level = state.withLock { state -> Bool? in
-      guard state.generation == generation, state.active else { return nil }
+    state.withLock { state in
+      guard state.generation == generation, state.active else { return }
       if needsReset {
         state.status |= VirtioStatus.needsReset
         state.configGeneration &+= 1
       }
       state.isr |= isr
-      return Self.updateLevel(&state)
+      updateLine(&state)
     }
-    drive(level)
   }
 
   private func notify(queue: Int) {
@@ -376,14 +373,15 @@ public final class VirtioPCITransport: PCIFunction {
   }
 
   /// The new INTx level if it changed: ISR non-zero and INTx not disabled.
-  private static func updateLevel(_ state: inout State) -> Bool? {
+  /// Drives INTx to what the ISR and the command register's interrupt-disable bit say, under the
+  /// state lock: a level decided under it and driven after it could reach the line in the other
+  /// order than decided (a completion raising it on the I/O thread while a vCPU's ISR read lowers
+  /// it), leaving the line high with the ISR clear, an interrupt no read ever ends, which Linux
+  /// then disables for good (seen as virtio-net going silent under traffic both ways).
+  private func updateLine(_ state: inout State) {
     let level = state.isr != 0 && !state.config.interruptDisabled
-    guard level != state.level else { return nil }
+    guard level != state.level else { return }
     state.level = level
-    return level
-  }
-
-  private func drive(_ level: Bool?) {
-    if let level { interruptLine?.set(level: level) }
+    interruptLine?.set(level: level)
   }
 }
