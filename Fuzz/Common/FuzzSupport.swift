@@ -5,6 +5,7 @@
 import Devices
 import GuestMemory
 import Platform
+import VirtIO
 
 /// The fuzz input, read front to back; a read past its end gives zeros (so every prefix of an input
 /// is a valid input, and inputs stay short).
@@ -115,5 +116,54 @@ final class CheckedLine: InterruptLine, @unchecked Sendable {
     invariant(level != self.level, "interrupt line set to its current level (\(level))")
     self.level = level
     edges += 1
+  }
+}
+
+/// The queue operations the virtqueue device targets share (virtio-console's and virtio-net's op
+/// bytes 1, 2 and 7).
+enum FuzzQueues {
+  /// Op 1: queue (0/1), size (u16), descriptor table, available, used ring (u32 each, see
+  /// FuzzRAM.address), ready (u8): replaces that queue.
+  static func setUp(_ queues: inout [VirtQueue], _ input: inout FuzzInput, maxSize: UInt16) {
+    let q = Int(input.u8() & 1)
+    queues[q] = VirtQueue(maxSize: maxSize)
+    queues[q].size = input.u16()
+    queues[q].descriptorTable = FuzzRAM.address(input.u32())
+    queues[q].availableRing = FuzzRAM.address(input.u32())
+    queues[q].usedRing = FuzzRAM.address(input.u32())
+    queues[q].isReady = input.u8() & 1 == 1
+  }
+
+  /// Op 2's queues: `features` bit 0 EVENT_IDX, bit 1 INDIRECT_DESC; nil when a ready queue is
+  /// invalid (no activation, as the transport sets NEEDS_RESET instead).
+  static func activation(_ queues: [VirtQueue], features: UInt8, memory: GuestMemory) -> [VirtQueue]? {
+    var given = queues
+    for index in given.indices {
+      given[index].eventIndex = features & 1 != 0
+      given[index].indirect = features & 2 != 0
+      if given[index].isReady && !given[index].isValid(memory: memory) { return nil }
+    }
+    return given
+  }
+
+  /// Op 7: queue, head index: a well-formed step for the fuzzer to start from, descriptor `head`
+  /// pointing at a buffer in RAM (device-writable on `writableQueue`), published in the queue's
+  /// available ring.
+  static func publishChain(_ queues: [VirtQueue], _ input: inout FuzzInput, memory: GuestMemory, writableQueue: Int) {
+    let q = Int(input.u8() & 1)
+    let queue = queues[q]
+    guard queue.size > 0, queue.size & (queue.size - 1) == 0 else { return }
+    let head = input.u16() % queue.size
+    let length = UInt32(input.u16())
+    let buffer = FuzzRAM.address(input.u32() & 0x3F_FFFF)
+    var descriptor: [UInt8] = []
+    for shift in stride(from: 0, to: 64, by: 8) { descriptor.append(UInt8(truncatingIfNeeded: buffer >> UInt64(shift))) }
+    for shift in stride(from: 0, to: 32, by: 8) { descriptor.append(UInt8(truncatingIfNeeded: length >> UInt32(shift))) }
+    descriptor += [q == writableQueue ? 2 : 0, 0, 0, 0]  // flags: WRITE on the receive queue; next 0
+    _ = try? memory.write(descriptor, at: queue.descriptorTable &+ 16 &* UInt64(head))
+    if let index = try? memory.load(UInt16.self, at: queue.availableRing &+ 2) {
+      _ = try? memory.store(head, at: queue.availableRing &+ 4 &+ 2 &* UInt64(index % queue.size))
+      _ = try? memory.store(index &+ 1, at: queue.availableRing &+ 2)
+    }
   }
 }

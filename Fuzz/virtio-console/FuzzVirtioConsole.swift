@@ -37,23 +37,11 @@ public func fuzzOneInput(_ data: UnsafePointer<UInt8>, _ size: Int) -> Int32 {
       let offset = input.u32()
       FuzzRAM.write(input.take(Int(input.u8())), offset: offset)
     case 1:
-      let q = Int(input.u8() & 1)
-      queues[q] = VirtQueue(maxSize: queueSize)
-      queues[q].size = input.u16()
-      queues[q].descriptorTable = FuzzRAM.address(input.u32())
-      queues[q].availableRing = FuzzRAM.address(input.u32())
-      queues[q].usedRing = FuzzRAM.address(input.u32())
-      queues[q].isReady = input.u8() & 1 == 1
+      FuzzQueues.setUp(&queues, &input, maxSize: queueSize)
     case 2:
-      let features = input.u8()
-      var given = queues
-      var valid = true
-      for index in given.indices {
-        given[index].eventIndex = features & 1 != 0
-        given[index].indirect = features & 2 != 0
-        if given[index].isReady && !given[index].isValid(memory: memory) { valid = false }
+      if let given = FuzzQueues.activation(queues, features: input.u8(), memory: memory) {
+        console.activate(VirtioActivation(memory: memory, features: 0, queues: given, interrupt: interrupt))
       }
-      if valid { console.activate(VirtioActivation(memory: memory, features: 0, queues: given, interrupt: interrupt)) }
     case 3:
       console.process(queue: Int(input.u8() % 3))
     case 4:
@@ -74,23 +62,7 @@ public func fuzzOneInput(_ data: UnsafePointer<UInt8>, _ size: Int) -> Int32 {
         console.writeConfig(offset: offset, size: size, value: input.u64())
       }
     default:
-      // A well-formed step for the fuzzer to start from: descriptor `head` -> a buffer in RAM,
-      // published in the queue's available ring.
-      let q = Int(input.u8() & 1)
-      let queue = queues[q]
-      guard queue.size > 0, queue.size & (queue.size - 1) == 0 else { break }
-      let head = input.u16() % queue.size
-      let length = UInt32(input.u16())
-      let buffer = FuzzRAM.address(input.u32() & 0x3F_FFFF)
-      var descriptor: [UInt8] = []
-      for shift in stride(from: 0, to: 64, by: 8) { descriptor.append(UInt8(truncatingIfNeeded: buffer >> UInt64(shift))) }
-      for shift in stride(from: 0, to: 32, by: 8) { descriptor.append(UInt8(truncatingIfNeeded: length >> UInt32(shift))) }
-      descriptor += [q == 0 ? 2 : 0, 0, 0, 0]  // flags: WRITE on receiveq; next 0
-      _ = try? memory.write(descriptor, at: queue.descriptorTable &+ 16 &* UInt64(head))
-      if let index = try? memory.load(UInt16.self, at: queue.availableRing &+ 2) {
-        _ = try? memory.store(head, at: queue.availableRing &+ 4 &+ 2 &* UInt64(index % queue.size))
-        _ = try? memory.store(index &+ 1, at: queue.availableRing &+ 2)
-      }
+      FuzzQueues.publishChain(queues, &input, memory: memory, writableQueue: 0)
     }
     invariant(console.heldInputCount <= capacity, "console holds \(console.heldInputCount) bytes of input")
   }
