@@ -66,9 +66,9 @@ public final class Machine: @unchecked Sendable {
     let images = try LaunchImages(config: config)
     layout = images.layout
     deviceTree = images.deviceTree
-    let disks = try Self.openDisks(config)
-    let shares = try Self.openShares(config)
-    let networks = try Self.openNetworks(config)
+    let disks = try Self.devices { () throws(MachineDevicesError) in try MachineDevices.openDisks(config) }
+    let shares = try Self.devices { () throws(MachineDevicesError) in try MachineDevices.openShares(config) }
+    let networks = try Self.devices { () throws(MachineDevicesError) in try MachineDevices.openNetworks(config) }
     let ipa = try Self.ipaLayout(config, maxIPABits: system.maxIPABits)
     self.ipa = ipa
     steps.finished("images")
@@ -139,25 +139,10 @@ public final class Machine: @unchecked Sendable {
     return try kvm { () throws(KVMError) in try KVMSystem() }
   }
 
-  static func openDisks(_ config: MachineConfig) throws(VMMError) -> [BlockFile] {
+  /// A step of the devices' setup, its error reported as a device error (as ``kvm(_:)`` for KVM's).
+  static func devices<T>(_ body: () throws(MachineDevicesError) -> T) throws(VMMError) -> T {
     do {
-      return try MachineDevices.openDisks(config)
-    } catch {
-      throw .device(error)
-    }
-  }
-
-  static func openShares(_ config: MachineConfig) throws(VMMError) -> [SharedDirectory] {
-    do {
-      return try MachineDevices.openShares(config)
-    } catch {
-      throw .device(error)
-    }
-  }
-
-  static func openNetworks(_ config: MachineConfig) throws(VMMError) -> [TapDevice] {
-    do {
-      return try MachineDevices.openNetworks(config)
+      return try body()
     } catch {
       throw .device(error)
     }
@@ -221,12 +206,10 @@ public final class Machine: @unchecked Sendable {
     _ config: MachineConfig, disks: [BlockFile], shares: [SharedDirectory], networks: [TapDevice], memory: GuestMemory, console: TerminalConsole, ipa: IPALayout,
     vm: VirtualMachine, logger: Logger
   ) throws(VMMError) -> MachineDevices {
-    do {
-      return try MachineDevices.make(
+    try devices { () throws(MachineDevicesError) in
+      try MachineDevices.make(
         config: config, disks: disks, shares: shares, networks: networks, memory: memory, output: console, ipa: ipa,
         interrupt: { SPILine(vm: vm, number: $0) }, vm: config.ioeventfd ? vm : nil, log: { logger.warning("\($0)") })
-    } catch {
-      throw .device(error)
     }
   }
 

@@ -26,8 +26,8 @@ public enum MachineDevicesError: Error, CustomStringConvertible {
 }
 
 /// The machine's PCI side: the ECAM host bridge, its memory window, a virtio-blk function per
-/// `--disk` (slots 0, 1, ...), then the virtio console and the entropy device when selected, and a
-/// virtio-9p function per `--share` (next slots), and the I/O thread
+/// `--disk` (slots 0, 1, ...), then the virtio console and the entropy device when selected, a
+/// virtio-9p function per `--share` and a virtio-net function per `--net` (next slots), and the I/O thread
 /// the disks share. The machine registers ``register(on:)``'s ranges on its bus and calls
 /// ``shutdown()`` once the vCPUs have stopped.
 final class MachineDevices: @unchecked Sendable {
@@ -102,10 +102,15 @@ final class MachineDevices: @unchecked Sendable {
     interrupt: (UInt32) -> any InterruptLine, vm: VirtualMachine? = nil, log: (String) -> Void = { _ in }
   ) throws(MachineDevicesError) -> MachineDevices {
     let console = config.console == .virtio ? VirtioConsole(output: output) : nil
+    // The machine's virtio devices after the disks, one entry each, in PCI slot order: a new
+    // device is a line here (the network's after the I/O thread, which they need).
+    var devices: [any VirtioDevice] = []
+    if let console { devices.append(console) }
+    if config.entropy { devices.append(VirtioEntropy()) }
+    for (share, directory) in zip(config.shares, shares) { devices.append(VirtioShare(directory: directory, tag: share.tag)) }
     // The I/O thread: the disks' I/O, the network's frames, and the doorbells KVM catches.
     var ioLoop: IOLoop?
-    let others = config.console == .virtio || config.entropy || !config.shares.isEmpty
-    if !files.isEmpty || !networks.isEmpty || (vm != nil && others) {
+    if !files.isEmpty || !networks.isEmpty || (vm != nil && !devices.isEmpty) {
       do {
         ioLoop = try IOLoop(name: "virtio")
       } catch {
@@ -113,12 +118,6 @@ final class MachineDevices: @unchecked Sendable {
       }
       if let reason = ioLoop?.fallbackReason { log("virtio: \(reason)") }
     }
-    // The machine's virtio devices after the disks, one entry each, in PCI slot order: a new
-    // device is a line here.
-    var devices: [any VirtioDevice] = []
-    if let console { devices.append(console) }
-    if config.entropy { devices.append(VirtioEntropy()) }
-    for (share, directory) in zip(config.shares, shares) { devices.append(VirtioShare(directory: directory, tag: share.tag)) }
     for (network, tap) in zip(config.networks, networks) {
       devices.append(VirtioNet(backend: tap.descriptor, mac: network.mac, loop: ioLoop!))
     }
