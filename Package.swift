@@ -36,13 +36,16 @@ let package = Package(
     .target(name: "NineP", dependencies: ["CNineP", "Platform"]),
     // A host tap device's ioctls (virtio-net's `--net tap=NAME`).
     .systemLibrary(name: "CTap"),
+    // User-mode networking (`--net user`): libslirp on a thread of its own.
+    .systemLibrary(name: "CSlirp", providers: [.apt(["libslirp-dev"])]),
+    .target(name: "UserNetwork", dependencies: ["CSlirp", "AsyncIO", "Platform"]),
     .target(name: "VirtIO", dependencies: ["Devices", "GuestMemory", "AsyncIO", "FirmwareCore", "Platform", "NineP", "CTap"]),
     .executableTarget(
       name: "virtio-bench", dependencies: ["VirtIO", "AsyncIO", "Devices", "GuestMemory", "Platform", "TestSupport"]),
     .target(
       name: "RealmVMM",
       dependencies: [
-        "KVM", "GuestMemory", "DeviceTree", "Devices", "VirtIO", "AsyncIO", "FirmwareCore", "RealmMeasurement", "Platform",
+        "KVM", "GuestMemory", "DeviceTree", "Devices", "VirtIO", "UserNetwork", "AsyncIO", "FirmwareCore", "RealmMeasurement", "Platform",
         "NineP", .product(name: "Logging", package: "swift-log"),
       ]),
     .executableTarget(
@@ -79,6 +82,7 @@ let package = Package(
     .testTarget(name: "VirtIOTests", dependencies: ["VirtIO", "AsyncIO", "Devices", "GuestMemory", "TestSupport"]),
     .testTarget(name: "AsyncIOTests", dependencies: ["AsyncIO", "Platform"]),
     .testTarget(name: "NinePTests", dependencies: ["NineP", "Platform", "TestSupport"]),
+    .testTarget(name: "UserNetworkTests", dependencies: ["UserNetwork", "Platform"]),
     .testTarget(
       name: "RealmVMMTests",
       dependencies: [

@@ -151,22 +151,38 @@ SHARE_EXPECTATIONS='expect_rc 0; expect_out "share: mounted share0"; expect_out 
   expect_out "share: unmounted"'
 
 # NET_GUEST: guest shell lines (for build_guest_initramfs, with $(net_modules) among its files) for
-# NET_CHECK: eth0 (virtio-net) as 10.0.2.15/24; the guest pings the host (10.0.2.1), fetches the
-# host's 4 MiB file by HTTP (busybox wget and httpd), then serves one of its own until the host
-# has fetched it. Lines start with "net: "; FIGURE lines time each transfer.
+# NET_CHECK. eth0 (virtio-net) as 10.0.2.15/24 with the host at 10.0.2.1 (tap), or with the
+# kernel parameter netmode=user by DHCP with the host at 10.0.2.2 (--net user: the host's
+# loopback); the guest pings the host, fetches the host's 4 MiB file by HTTP (busybox wget and
+# httpd), then serves one of its own on port 8080 until the host has fetched it. Lines start with
+# "net: "; FIGURE lines time each transfer.
 NET_GUEST='for m in failover net_failover virtio_net; do insmod /$m.ko; done
 cs() { read -r u _ < /proc/uptime; echo "${u%.*}${u#*.}"; }  # centiseconds since boot
-ip link set lo up; ip link set eth0 up; ip addr add 10.0.2.15/24 dev eth0
+ip link set lo up; ip link set eth0 up
+mode=${netmode:-tap}
+if [ $mode = user ]; then
+  cat > /tmp/dhcp.sh <<"DHCP"
+#!/bin/sh
+[ "$1" = bound ] && ip addr add $ip/$mask dev $interface && ip route add default via $router
+exit 0
+DHCP
+  chmod +x /tmp/dhcp.sh
+  udhcpc -i eth0 -n -q -t 10 -s /tmp/dhcp.sh > /dev/null 2>&1 && echo "net: dhcp $(ip -4 addr show eth0 | sed -n "s/.*inet \([0-9.\/]*\).*/\1/p") via $(ip route | sed -n "s/^default via \([0-9.]*\).*/\1/p")"
+  h=10.0.2.2
+else
+  ip addr add 10.0.2.15/24 dev eth0; h=10.0.2.1
+fi
 echo "net: mac $(cat /sys/class/net/eth0/address)"
-for i in $(seq 1 60); do ping -c 1 -W 2 10.0.2.1 > /dev/null 2>&1 && { echo "net: ping ok"; break; }; sleep 1; done
-a=$(cs); wget -q -T 30 -O /tmp/from-host.bin http://10.0.2.1:8080/from-host.bin; b=$(cs)
+for d in /sys/bus/virtio/devices/*; do [ "$(cat $d/device)" != 0x0001 ] || echo "net: virtio device 0x0001 ACCESS_PLATFORM=$(cut -c34 $d/features)"; done
+for i in $(seq 1 60); do ping -c 1 -W 2 $h > /dev/null 2>&1 && { echo "net: ping ok"; break; }; sleep 1; done
+a=$(cs); wget -q -T 30 -O /tmp/from-host.bin http://$h:8080/from-host.bin; b=$(cs)
 echo "net: guest fetched from-host.bin $(sha256sum < /tmp/from-host.bin | cut -d" " -f1)"
-echo "FIGURE: net host->guest 4 MiB by HTTP over tap in $((b - a)) cs: $((409600 / (b - a + 1))) KB/s"
+echo "FIGURE: net host->guest 4 MiB by HTTP over $mode in $((b - a)) cs: $((409600 / (b - a + 1))) KB/s"
 mkdir -p /srv; head -c 4194304 /dev/urandom > /srv/from-guest.bin; echo ready > /srv/ready
 echo "net: guest serves from-guest.bin $(sha256sum < /srv/from-guest.bin | cut -d" " -f1)"
 httpd -p 8080 -h /srv
 ( while :; do sleep 10; echo "net: eth0 $(grep eth0: /proc/net/dev | tr -s " ")"; done ) &
-for i in $(seq 1 300); do wget -q -T 5 -O /dev/null http://10.0.2.1:8080/done 2> /dev/null && { echo "net: done"; break; }; sleep 0.5; done
+for i in $(seq 1 300); do wget -q -T 5 -O /dev/null http://$h:8080/done 2> /dev/null && { echo "net: done"; break; }; sleep 0.5; done
 echo "net: eth0 $(grep eth0: /proc/net/dev | tr -s " ")"'
 net_modules() {
   local m
@@ -175,28 +191,39 @@ net_modules() {
     echo "$MODULES_DIR/kernel/$m.ko.xz"
   done
 }
-# NET_CHECK (its files are /tmp/net-run.*: a check's own output may be /tmp/NAME.out): a script for the machine that runs realm-run (busybox sh, in a network namespace of
-# its own: "unshare -n sh /net-check.sh REALM-RUN-ARGS..."; the tun module loaded) around a guest
-# with NET_GUEST: it serves a 4 MiB file by HTTP (and times fetching it over loopback, the
-# ceiling), runs realm-run with REALM-RUN-ARGS and --net tap=rr0 (realm-run creates the tap and
-# brings it up), gives the tap 10.0.2.1/24, fetches the guest's file and times it, tells the guest
-# it is done, and checks both files' digests: "NET host->guest bytes match", "NET guest->host bytes
-# match". Exits with realm-run's status.
+# NET_CHECK (its files are /tmp/net-run.*: a check's own output may be /tmp/NAME.out): a script for
+# the machine that runs realm-run (busybox sh, in a network namespace of its own: "unshare -n sh
+# /net-check.sh tap|user REALM-RUN-ARGS..."; for tap the tun module loaded) around a guest with
+# NET_GUEST: it serves a 4 MiB file by HTTP (and times fetching it over loopback, the ceiling) and
+# runs realm-run (or $NET_RUN: "sh share-check.sh" runs it through SHARE_CHECK) with REALM-RUN-ARGS and
+#   tap:  --net tap=rr0 (realm-run creates the tap and brings it up), giving the tap 10.0.2.1/24,
+#         and reaches the guest at 10.0.2.15:8080;
+#   user: --net user,hostfwd=tcp:127.0.0.1:8081-:8080 (and netmode=user for the guest), and
+#         reaches the guest through the forward, 127.0.0.1:8081;
+# then fetches the guest's file and times it, tells the guest it is done, and checks both files'
+# digests: "NET host->guest bytes match", "NET guest->host bytes match". Exits with realm-run's status.
 NET_CHECK='cs() { read -r u _ < /proc/uptime; echo "${u%.*}${u#*.}"; }
+mode=$1; shift
 ip link set lo up
 rm -rf /srv; mkdir -p /srv; head -c 4194304 /dev/urandom > /srv/from-host.bin
 httpd -p 8080 -h /srv
 a=$(cs); wget -q -O /tmp/loopback.bin http://127.0.0.1:8080/from-host.bin; b=$(cs)
 echo "FIGURE: net loopback (the ceiling) 4 MiB by HTTP in $((b - a)) cs: $((409600 / (b - a + 1))) KB/s"
-realm-run "$@" --net tap=rr0 > /tmp/net-run.out 2> /tmp/net-run.err & pid=$!
-for i in $(seq 1 300); do ip link show rr0 > /dev/null 2>&1 && break; sleep 0.1; done
-ip addr add 10.0.2.1/24 dev rr0; ip link set rr0 up
-ready=no; for i in $(seq 1 400); do wget -q -T 5 -O /dev/null http://10.0.2.15:8080/ready 2> /tmp/net-run.wget && { ready=yes; break; }; kill -0 $pid 2> /dev/null || break; sleep 0.5; done
+if [ "$mode" = user ]; then
+  ${NET_RUN:-realm-run} "$@" --net user,hostfwd=tcp:127.0.0.1:8081-:8080 > /tmp/net-run.out 2> /tmp/net-run.err & pid=$!
+  guest=127.0.0.1:8081
+else
+  ${NET_RUN:-realm-run} "$@" --net tap=rr0 > /tmp/net-run.out 2> /tmp/net-run.err & pid=$!
+  for i in $(seq 1 300); do ip link show rr0 > /dev/null 2>&1 && break; sleep 0.1; done
+  ip addr add 10.0.2.1/24 dev rr0; ip link set rr0 up
+  guest=10.0.2.15:8080
+fi
+ready=no; for i in $(seq 1 400); do wget -q -T 5 -O /dev/null http://$guest/ready 2> /tmp/net-run.wget && { ready=yes; break; }; kill -0 $pid 2> /dev/null || break; sleep 0.5; done
 echo "net: the guest serves: $ready"
 [ $ready = yes ] || { echo "net: last wget: $(cat /tmp/net-run.wget)"; ip addr; ip route; } >&2
-a=$(cs); wget -q -T 30 -O /tmp/from-guest.bin http://10.0.2.15:8080/from-guest.bin; echo "net: host fetch status $?"; b=$(cs)
-echo "net: rr0 $(grep rr0: /proc/net/dev | tr -s " ")"
-echo "FIGURE: net guest->host 4 MiB by HTTP over tap in $((b - a)) cs: $((409600 / (b - a + 1))) KB/s"
+a=$(cs); wget -q -T 30 -O /tmp/from-guest.bin http://$guest/from-guest.bin; echo "net: host fetch status $?"; b=$(cs)
+[ "$mode" = user ] || echo "net: rr0 $(grep rr0: /proc/net/dev | tr -s " ")"
+echo "FIGURE: net guest->host 4 MiB by HTTP over $mode in $((b - a)) cs: $((409600 / (b - a + 1))) KB/s"
 echo done > /srv/done
 wait $pid; rc=$?
 kill $(pidof httpd) 2> /dev/null

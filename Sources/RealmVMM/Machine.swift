@@ -68,7 +68,9 @@ public final class Machine: @unchecked Sendable {
     deviceTree = images.deviceTree
     let disks = try Self.devices { () throws(MachineDevicesError) in try MachineDevices.openDisks(config) }
     let shares = try Self.devices { () throws(MachineDevicesError) in try MachineDevices.openShares(config) }
-    let networks = try Self.devices { () throws(MachineDevicesError) in try MachineDevices.openNetworks(config) }
+    let networks = try Self.devices { () throws(MachineDevicesError) in
+      try MachineDevices.openNetworks(config, log: { [logger] in logger.debug("\($0)") })
+    }
     let ipa = try Self.ipaLayout(config, maxIPABits: system.maxIPABits)
     self.ipa = ipa
     steps.finished("images")
@@ -203,7 +205,7 @@ public final class Machine: @unchecked Sendable {
   }
 
   static func createDevices(
-    _ config: MachineConfig, disks: [BlockFile], shares: [SharedDirectory], networks: [TapDevice], memory: GuestMemory, console: TerminalConsole, ipa: IPALayout,
+    _ config: MachineConfig, disks: [BlockFile], shares: [SharedDirectory], networks: [NetworkBackend], memory: GuestMemory, console: TerminalConsole, ipa: IPALayout,
     vm: VirtualMachine, logger: Logger
   ) throws(VMMError) -> MachineDevices {
     try devices { () throws(MachineDevicesError) in

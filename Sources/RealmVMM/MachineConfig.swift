@@ -1,6 +1,7 @@
 import CKVM
 import FirmwareCore
 import KVM
+import UserNetwork
 import VirtIO
 
 /// Everything that describes a machine, validated by the CLI before anything is created.
@@ -213,6 +214,8 @@ public struct NetConfig: Sendable, Equatable {
   public enum Backend: Sendable, Equatable {
     /// A host tap device, opened or (as root) created by name.
     case tap(String)
+    /// User-mode networking (libslirp): NAT, DHCP and DNS, and these host forwards.
+    case user(forwards: [UserNetwork.HostForward])
   }
 
   public var backend: Backend
@@ -228,9 +231,13 @@ public struct NetConfig: Sendable, Equatable {
   /// The default MAC of the `index`th `--net` with `backend`: FNV-1a over both, locally administered
   /// under QEMU's 52:54:00.
   public static func defaultMAC(_ backend: Backend, index: Int) -> [UInt8] {
-    guard case .tap(let name) = backend else { return [] }
+    let name: String
+    switch backend {
+    case .tap(let tap): name = "tap \(tap)"
+    case .user: name = "user"
+    }
     var hash: UInt32 = 0x811C_9DC5
-    for byte in Array("realm-run net \(index) tap \(name)".utf8) { hash = (hash ^ UInt32(byte)) &* 0x0100_0193 }
+    for byte in Array("realm-run net \(index) \(name)".utf8) { hash = (hash ^ UInt32(byte)) &* 0x0100_0193 }
     return [0x52, 0x54, 0x00, UInt8(truncatingIfNeeded: hash >> 16), UInt8(truncatingIfNeeded: hash >> 8), UInt8(truncatingIfNeeded: hash)]
   }
 
@@ -243,15 +250,17 @@ public struct NetConfig: Sendable, Equatable {
     return bytes
   }
 
-  /// Parses `tap=NAME[,mac=MAC]` (the `index`th `--net`). `user` is refused: this build has no
-  /// user-mode networking.
+  static let syntax = "tap=NAME[,mac=MAC] or user[,hostfwd=[tcp|udp]:[HOSTADDR]:HOSTPORT-[GUESTADDR]:GUESTPORT]...[,mac=MAC]"
+
+  /// Parses `tap=NAME[,mac=MAC]` or `user[,hostfwd=RULE]...[,mac=MAC]` (the `index`th `--net`).
   public init(parsing text: String, index: Int) throws(DiskConfig.ParseError) {
     let parts = text.split(separator: ",", omittingEmptySubsequences: false).map(String.init)
     var backend: Backend?
+    var forwards: [UserNetwork.HostForward] = []
     var mac: [UInt8]?
     for (position, option) in parts.enumerated() {
-      if position == 0, option == "user" || option.hasPrefix("user=") {
-        throw .init(description: "--net \(text): user-mode networking (libslirp) is not in this build; use --net tap=NAME")
+      if position == 0, option == "user" {
+        backend = .user(forwards: [])
       } else if position == 0, option.hasPrefix("tap=") {
         let name = String(option.dropFirst(4))
         guard !name.isEmpty, name.utf8.count <= 15, !name.contains("/"), name != ".", name != ".." else {
@@ -263,11 +272,17 @@ public struct NetConfig: Sendable, Equatable {
           throw .init(description: "--net \(text): mac= takes six hex bytes of a unicast address (52:54:00:12:34:56)")
         }
         mac = parsed
+      } else if position > 0, case .user = backend, option.hasPrefix("hostfwd=") {
+        guard let forward = UserNetwork.HostForward(parsing: String(option.dropFirst(8))) else {
+          throw .init(description: "--net \(text): hostfwd= takes [tcp|udp]:[HOSTADDR]:HOSTPORT-[GUESTADDR]:GUESTPORT (tcp::8080-:80)")
+        }
+        forwards.append(forward)
       } else {
-        throw .init(description: "--net \(text): expected tap=NAME[,mac=MAC]; '\(option)' is not understood")
+        throw .init(description: "--net \(text): expected \(Self.syntax); '\(option)' is not understood")
       }
     }
-    guard let backend else { throw .init(description: "--net needs tap=NAME[,mac=MAC]") }
+    guard var backend else { throw .init(description: "--net needs \(Self.syntax)") }
+    if case .user = backend { backend = .user(forwards: forwards) }
     self.init(backend: backend, mac: mac ?? Self.defaultMAC(backend, index: index))
   }
 
@@ -276,7 +291,7 @@ public struct NetConfig: Sendable, Equatable {
     var networks: [NetConfig] = []
     for (index, value) in values.enumerated() {
       let network = try NetConfig(parsing: value, index: index)
-      if networks.contains(where: { $0.backend == network.backend }) {
+      if case .tap = network.backend, networks.contains(where: { $0.backend == network.backend }) {
         throw .init(description: "--net \(value): that tap is already used by another --net")
       }
       if networks.contains(where: { $0.mac == network.mac }) {

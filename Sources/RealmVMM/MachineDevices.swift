@@ -4,6 +4,7 @@ import GuestMemory
 import KVM
 import NineP
 import Platform
+import UserNetwork
 import VirtIO
 
 /// Why the machine's PCI devices could not be created.
@@ -13,6 +14,8 @@ public enum MachineDevicesError: Error, CustomStringConvertible {
   case share(path: String, Errno)
   /// A `--net` tap device could not be opened.
   case network(TapDevice.OpenError)
+  /// A `--net user` stack could not be set up (a forward's host port taken, most likely).
+  case userNetwork(UserNetwork.SetupError)
   case ioThread(AsyncIOError)
 
   public var description: String {
@@ -20,6 +23,7 @@ public enum MachineDevicesError: Error, CustomStringConvertible {
     case .disk(let error): return error.description
     case .share(let path, let errno): return "--share \(path): cannot open the directory: \(errno)"
     case .network(let error): return "--net: \(error)"
+    case .userNetwork(let error): return "--net: \(error)"
     case .ioThread(let error): return error.description
     }
   }
@@ -38,8 +42,8 @@ final class MachineDevices: @unchecked Sendable {
   private let ioLoop: IOLoop?
   /// The functions whose doorbells KVM catches (empty without a VM, or where it refuses).
   private let doorbells: [KernelDoorbells]
-  /// The `--net` tap devices, open for as long as the machine is.
-  private let taps: [TapDevice]
+  /// The `--net` backends, open for as long as the machine is.
+  private let networks: [NetworkBackend]
 
   /// Each function's BAR0 size, and so the stride of the VMM's BAR placement.
   static let barStride = VirtioPCITransport.Layout.barSize
@@ -77,18 +81,29 @@ final class MachineDevices: @unchecked Sendable {
     return directories
   }
 
-  /// Opens every `--net` backend (a tap device each), with the disks and shares.
-  static func openNetworks(_ config: MachineConfig) throws(MachineDevicesError) -> [TapDevice] {
-    var taps: [TapDevice] = []
+  /// Opens every `--net` backend, with the disks and shares: a tap device, or a user-mode stack
+  /// (started: its forwards listen from now on).
+  static func openNetworks(_ config: MachineConfig, log: @escaping @Sendable (String) -> Void = { _ in }) throws(MachineDevicesError) -> [NetworkBackend] {
+    var backends: [NetworkBackend] = []
     for network in config.networks {
-      guard case .tap(let name) = network.backend else { continue }
-      do {
-        taps.append(try TapDevice(name: name))
-      } catch {
-        throw .network(error)
+      switch network.backend {
+      case .tap(let name):
+        do {
+          backends.append(.tap(try TapDevice(name: name)))
+        } catch {
+          throw .network(error)
+        }
+      case .user(let forwards):
+        do {
+          let stack = try UserNetwork(forwards: forwards, log: log)
+          try stack.start()
+          backends.append(.user(stack))
+        } catch {
+          throw .userNetwork(error)
+        }
       }
     }
-    return taps
+    return backends
   }
 
   /// Builds the devices for `config`.
@@ -98,7 +113,7 @@ final class MachineDevices: @unchecked Sendable {
   ///     arrive through the unprotected alias.
   ///   - vm: the VM whose KVM catches the queue notifications (KVM_IOEVENTFD); nil: they exit.
   static func make(
-    config: MachineConfig, disks files: [BlockFile], shares: [SharedDirectory] = [], networks: [TapDevice] = [], memory: GuestMemory, output: any ConsoleOutput, ipa: IPALayout,
+    config: MachineConfig, disks files: [BlockFile], shares: [SharedDirectory] = [], networks: [NetworkBackend] = [], memory: GuestMemory, output: any ConsoleOutput, ipa: IPALayout,
     interrupt: (UInt32) -> any InterruptLine, vm: VirtualMachine? = nil, log: (String) -> Void = { _ in }
   ) throws(MachineDevicesError) -> MachineDevices {
     let console = config.console == .virtio ? VirtioConsole(output: output) : nil
@@ -118,8 +133,8 @@ final class MachineDevices: @unchecked Sendable {
       }
       if let reason = ioLoop?.fallbackReason { log("virtio: \(reason)") }
     }
-    for (network, tap) in zip(config.networks, networks) {
-      devices.append(VirtioNet(backend: tap.descriptor, mac: network.mac, loop: ioLoop!))
+    for (network, backend) in zip(config.networks, networks) {
+      devices.append(VirtioNet(backend: backend.descriptor, mac: network.mac, loop: ioLoop!))
     }
     let queues = min(max(config.cpus, 1), 4)
     let disks = files.map { file in
@@ -154,14 +169,14 @@ final class MachineDevices: @unchecked Sendable {
     let bridge = PCIHostBridge(functions: functions)
     return MachineDevices(
       bridge: bridge, window: bridge.memoryWindow(base: MemoryMap.pciMemoryBase), disks: disks, console: console,
-      ioLoop: ioLoop, doorbells: doorbells, taps: networks)
+      ioLoop: ioLoop, doorbells: doorbells, networks: networks)
   }
 
   private init(
     bridge: PCIHostBridge, window: PCIMemoryWindow, disks: [VirtioBlock], console: VirtioConsole?, ioLoop: IOLoop?,
-    doorbells: [KernelDoorbells], taps: [TapDevice]
+    doorbells: [KernelDoorbells], networks: [NetworkBackend]
   ) {
-    self.taps = taps
+    self.networks = networks
     self.bridge = bridge
     self.window = window
     self.disks = disks
@@ -181,10 +196,29 @@ final class MachineDevices: @unchecked Sendable {
   func shutdown() {
     for doorbell in doorbells { doorbell.close() }
     ioLoop?.stop()
+    for network in networks { network.close() }
     for disk in disks { _ = disk.file.sync() }
   }
 
   deinit {
     shutdown()
+  }
+}
+
+/// A `--net` device's backend: frames one per read and write on ``descriptor``.
+enum NetworkBackend {
+  case tap(TapDevice)
+  case user(UserNetwork)
+
+  var descriptor: FileDescriptor {
+    switch self {
+    case .tap(let tap): return tap.descriptor
+    case .user(let stack): return stack.deviceEnd
+    }
+  }
+
+  /// Stops a user-mode stack (a tap closes with its device).
+  func close() {
+    if case .user(let stack) = self { stack.stop() }
   }
 }

@@ -41,8 +41,8 @@ struct MachineOptions: ParsableArguments {
   var share: [String] = []
 
   @Option(help: ArgumentHelp(
-    "A virtio-net device on a host tap device (opened, or created when realm-run runs as root, and brought up); mac= sets the guest's address (default: 52:54:00 and three bytes from the tap name and the option's position). Repeatable.",
-    valueName: "tap=NAME[,mac=MAC]"))
+    "A virtio-net device. tap=NAME: on a host tap device (opened, or created when realm-run runs as root, and brought up). user: user-mode networking (libslirp, no root): NAT to the host's network, the guest gets 10.0.2.15 by DHCP, 10.0.2.2 is the host's loopback, 10.0.2.3 its DNS; each hostfwd=[tcp|udp]:[HOSTADDR]:HOSTPORT-[GUESTADDR]:GUESTPORT listens on the host and connects to the guest. mac= sets the guest's address (default: 52:54:00 and three bytes from the backend and the option's position). Repeatable.",
+    valueName: "tap=NAME|user[,hostfwd=RULE]...[,mac=MAC]"))
   var net: [String] = []
 
   @Flag(inversion: .prefixedNo, help: "Run the guest as an Arm CCA Realm (--no-realm: a normal VM).")

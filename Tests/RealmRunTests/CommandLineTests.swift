@@ -75,7 +75,8 @@ import VirtIO
         == "--share e,tag=x: the tag 'x' is already used by another --share")
   }
 
-  /// `--net tap=NAME[,mac=MAC]`: a stable default MAC per tap and position; user mode and bad values refused.
+  /// `--net tap=NAME[,mac=MAC]` and `--net user[,hostfwd=RULE]...`: a stable default MAC per
+  /// backend and position; bad values refused.
   @Test func networks() throws {
     let config = try parse(["--kernel", "Image", "--net", "tap=tap0", "--net", "tap=tap1,mac=52:54:00:aa:bb:cc"]).makeConfig()
     #expect(config.networks.map(\.backend) == [.tap("tap0"), .tap("tap1")])
@@ -84,10 +85,22 @@ import VirtIO
     #expect(mac.prefix(3) == [0x52, 0x54, 0])
     #expect(try parse(["--kernel", "Image", "--net", "tap=tap0"]).makeConfig().networks[0].mac == mac)
     #expect(try parse(["--kernel", "Image", "--net", "tap=tap9"]).makeConfig().networks[0].mac != mac)
-    #expect(usageError(["--kernel", "Image", "--net", "user"]) == "--net user: user-mode networking (libslirp) is not in this build; use --net tap=NAME")
+    let user = try parse([
+      "--kernel", "Image", "--net", "user", "--net", "user,hostfwd=tcp::8080-:80,hostfwd=udp:127.0.0.1:5353-10.0.2.16:53",
+    ]).makeConfig()
+    #expect(user.networks.map(\.backend) == [
+      .user(forwards: []),
+      .user(forwards: [
+        .init(hostPort: 8080, guestPort: 80), .init(udp: true, hostAddress: [127, 0, 0, 1], hostPort: 5353, guestAddress: [10, 0, 2, 16], guestPort: 53),
+      ]),
+    ])
+    #expect(user.networks[0].mac != user.networks[1].mac)
+    #expect(user.networks[0].mac != mac)
+    #expect(usageError(["--kernel", "Image", "--net", "user,hostfwd=8080:80"]) == "--net user,hostfwd=8080:80: hostfwd= takes [tcp|udp]:[HOSTADDR]:HOSTPORT-[GUESTADDR]:GUESTPORT (tcp::8080-:80)")
+    #expect(usageError(["--kernel", "Image", "--net", "tap=t,hostfwd=tcp::1-:2"])?.hasSuffix("'hostfwd=tcp::1-:2' is not understood") == true)
     #expect(usageError(["--kernel", "Image", "--net", "tap="]) == "--net tap=: a tap name is 1 to 15 bytes, without '/'")
     #expect(usageError(["--kernel", "Image", "--net", "tap=t,mac=01:00:00:00:00:01"]) == "--net tap=t,mac=01:00:00:00:00:01: mac= takes six hex bytes of a unicast address (52:54:00:12:34:56)")
-    #expect(usageError(["--kernel", "Image", "--net", "bridge=br0"]) == "--net bridge=br0: expected tap=NAME[,mac=MAC]; 'bridge=br0' is not understood")
+    #expect(usageError(["--kernel", "Image", "--net", "bridge=br0"]) == "--net bridge=br0: expected \(NetConfig.syntax); 'bridge=br0' is not understood")
     #expect(usageError(["--kernel", "Image", "--net", "tap=a", "--net", "tap=a"]) == "--net tap=a: that tap is already used by another --net")
   }
 
