@@ -146,10 +146,13 @@ final class MachineDevices: @unchecked Sendable {
     precondition(devices.count <= PCIHostBridge.slotCount && UInt64(devices.count) * barStride <= MemoryMap.pciMemorySize)
     var functions: [Int: any PCIFunction] = [:]
     var doorbells: [KernelDoorbells] = []
+    // INTx: slot s raises SPI pciINTxSPIBase + s % 4 (the DTB's interrupt-map), a line the slots
+    // that map there share.
+    let lines = (0..<UInt32(4)).map { WiredOrLine(interrupt(MemoryMap.pciINTxSPIBase + $0)) }
     for (slot, device) in devices.enumerated() {
       let transport = VirtioPCITransport(
         device: device, memory: memory,
-        interrupt: interrupt(MemoryMap.pciINTxSPIBase + UInt32(slot % 4)),
+        interrupt: lines[slot % 4].source(),
         barAddress: MemoryMap.pciMemoryBase + UInt64(slot) * barStride,
         requireAccessPlatform: ipa.isRealm, addressMask: ~ipa.sharedBit)
       functions[slot] = transport

@@ -39,6 +39,22 @@ private final class NoOutput: ConsoleOutput {
     #expect(deviceID(none, slot: 0) == 0xFFFF)
   }
 
+  /// Slots that map to the same INTx SPI share one line (a wired OR), not one line each: six
+  /// functions get the four SPIs once each.
+  @Test func slotsShareTheirINTxLines() throws {
+    let scratch = ScratchDirectory()
+    var config = MachineConfig(memorySize: 64 << 20, cpus: 1, boot: .firmware(path: "fw.bin"), console: .virtio, entropy: true)
+    config.shares = (0..<4).map { ShareConfig(path: scratch.path, tag: "s\($0)") }
+    let memory = try GuestMemory(ranges: [(MemoryMap.ramBase, 64 << 20)])
+    let asked = RecordingInterruptLine()
+    var spis: [UInt32] = []
+    let devices = try MachineDevices.make(
+      config: config, disks: [], shares: try MachineDevices.openShares(config), memory: memory, output: NoOutput(),
+      ipa: IPALayout(bits: 40, isRealm: false), interrupt: { spis.append($0); return asked })
+    #expect(deviceID(devices, slot: 5) == UInt64(VirtioPCIID.modernDevice(.ninePTransport)))
+    #expect(spis == (0..<4).map { MemoryMap.pciINTxSPIBase + $0 })
+  }
+
   /// Each --share is a virtio-9p function after the other devices; a missing directory is refused
   /// when the machine's files are opened, with its path.
   @Test func sharesFollowTheOtherDevices() throws {
