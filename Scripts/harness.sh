@@ -153,13 +153,13 @@ SHARE_EXPECTATIONS='expect_rc 0; expect_out "share: mounted share0"; expect_out 
 # NET_GUEST: guest shell lines (for build_guest_initramfs, with $(net_modules) among its files) for
 # NET_CHECK. eth0 (virtio-net) as 10.0.2.15/24 with the host at 10.0.2.1 (tap), or with the
 # kernel parameter netmode=user by DHCP with the host at 10.0.2.2 (--net user: the host's
-# loopback); the guest pings the host, fetches the host's 4 MiB file by HTTP (busybox wget and
-# httpd), then serves one of its own on port 8080 until the host has fetched it. Lines start with
-# "net: "; FIGURE lines time each transfer.
+# loopback); the guest pings the host, fetches the host's file (4 MiB, or netmib=N MiB) by HTTP
+# (busybox wget and httpd), then serves one of its own on port 8080 until the host has fetched it.
+# Lines start with "net: "; FIGURE lines time each transfer.
 NET_GUEST='for m in failover net_failover virtio_net; do insmod /$m.ko; done
 cs() { read -r u _ < /proc/uptime; echo "${u%.*}${u#*.}"; }  # centiseconds since boot
 ip link set lo up; ip link set eth0 up
-mode=${netmode:-tap}
+mode=${netmode:-tap} n=${netmib:-4}
 if [ $mode = user ]; then
   cat > /tmp/dhcp.sh <<"DHCP"
 #!/bin/sh
@@ -177,8 +177,8 @@ for d in /sys/bus/virtio/devices/*; do [ "$(cat $d/device)" != 0x0001 ] || echo 
 for i in $(seq 1 60); do ping -c 1 -W 2 $h > /dev/null 2>&1 && { echo "net: ping ok"; break; }; sleep 1; done
 a=$(cs); wget -q -T 30 -O /tmp/from-host.bin http://$h:8080/from-host.bin; b=$(cs)
 echo "net: guest fetched from-host.bin $(sha256sum < /tmp/from-host.bin | cut -d" " -f1)"
-echo "FIGURE: net host->guest 4 MiB by HTTP over $mode in $((b - a)) cs: $((409600 / (b - a + 1))) KB/s"
-mkdir -p /srv; head -c 4194304 /dev/urandom > /srv/from-guest.bin; echo ready > /srv/ready
+echo "FIGURE: net host->guest $n MiB by HTTP over $mode in $((b - a)) cs: $((n * 102400 / (b - a + 1))) KB/s"
+mkdir -p /srv; head -c $((n * 1048576)) /dev/urandom > /srv/from-guest.bin; echo ready > /srv/ready
 echo "net: guest serves from-guest.bin $(sha256sum < /srv/from-guest.bin | cut -d" " -f1)"
 httpd -p 8080 -h /srv
 ( while :; do sleep 10; echo "net: eth0 $(grep eth0: /proc/net/dev | tr -s " ")"; done ) &
@@ -194,7 +194,7 @@ net_modules() {
 # NET_CHECK (its files are /tmp/net-run.*: a check's own output may be /tmp/NAME.out): a script for
 # the machine that runs realm-run (busybox sh, in a network namespace of its own: "unshare -n sh
 # /net-check.sh tap|user REALM-RUN-ARGS..."; for tap the tun module loaded) around a guest with
-# NET_GUEST: it serves a 4 MiB file by HTTP (and times fetching it over loopback, the ceiling) and
+# NET_GUEST: it serves a file of NET_MIB MiB (default 4; the guest's netmib=N must say the same) by HTTP (and times fetching it over loopback, the ceiling) and
 # runs realm-run (or $NET_RUN: "sh share-check.sh" runs it through SHARE_CHECK) with REALM-RUN-ARGS and
 #   tap:  --net tap=rr0 (realm-run creates the tap and brings it up), giving the tap 10.0.2.1/24,
 #         and reaches the guest at 10.0.2.15:8080;
@@ -203,12 +203,12 @@ net_modules() {
 # then fetches the guest's file and times it, tells the guest it is done, and checks both files'
 # digests: "NET host->guest bytes match", "NET guest->host bytes match". Exits with realm-run's status.
 NET_CHECK='cs() { read -r u _ < /proc/uptime; echo "${u%.*}${u#*.}"; }
-mode=$1; shift
+mode=$1 n=${NET_MIB:-4}; shift
 ip link set lo up
-rm -rf /srv; mkdir -p /srv; head -c 4194304 /dev/urandom > /srv/from-host.bin
+rm -rf /srv; mkdir -p /srv; head -c $((n * 1048576)) /dev/urandom > /srv/from-host.bin
 httpd -p 8080 -h /srv
 a=$(cs); wget -q -O /tmp/loopback.bin http://127.0.0.1:8080/from-host.bin; b=$(cs)
-echo "FIGURE: net loopback (the ceiling) 4 MiB by HTTP in $((b - a)) cs: $((409600 / (b - a + 1))) KB/s"
+echo "FIGURE: net loopback (the ceiling) $n MiB by HTTP in $((b - a)) cs: $((n * 102400 / (b - a + 1))) KB/s"
 if [ "$mode" = user ]; then
   ${NET_RUN:-realm-run} "$@" --net user,hostfwd=tcp:127.0.0.1:8081-:8080 > /tmp/net-run.out 2> /tmp/net-run.err & pid=$!
   guest=127.0.0.1:8081
@@ -223,7 +223,7 @@ echo "net: the guest serves: $ready"
 [ $ready = yes ] || { echo "net: last wget: $(cat /tmp/net-run.wget)"; ip addr; ip route; } >&2
 a=$(cs); wget -q -T 30 -O /tmp/from-guest.bin http://$guest/from-guest.bin; echo "net: host fetch status $?"; b=$(cs)
 [ "$mode" = user ] || echo "net: rr0 $(grep rr0: /proc/net/dev | tr -s " ")"
-echo "FIGURE: net guest->host 4 MiB by HTTP over $mode in $((b - a)) cs: $((409600 / (b - a + 1))) KB/s"
+echo "FIGURE: net guest->host $n MiB by HTTP over $mode in $((b - a)) cs: $((n * 102400 / (b - a + 1))) KB/s"
 echo done > /srv/done
 wait $pid; rc=$?
 kill $(pidof httpd) 2> /dev/null

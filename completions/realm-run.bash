@@ -186,7 +186,7 @@ _realm-run() {
 
 _realm-run_run() {
     repeating_flags=()
-    non_repeating_flags=(--realm --no-realm --rng --no-rng --ioeventfd --no-ioeventfd --pmu --print-rim --version -h --help)
+    non_repeating_flags=(--realm --no-realm --rng --no-rng --ioeventfd --no-ioeventfd --irqfd --no-irqfd --pmu --print-rim --version -h --help)
     repeating_options=(--disk --share --net)
     non_repeating_options=(-m --mem -c --cpus --kernel --initrd --params --firmware --measurement-algo --realm-pv --cca-abi --console --sve-vl --pmu-counters --boot-entry --boot-mode --timeout --until --fail-on --console-log --dump-dtb --log-level --measurement-log)
     __realm-run_offer_flags_options 0
@@ -327,7 +327,7 @@ _realm-run_image_create() {
 
 _realm-run_measure() {
     repeating_flags=()
-    non_repeating_flags=(--realm --no-realm --rng --no-rng --ioeventfd --no-ioeventfd --pmu --lpa2 --no-lpa2 --from-host --json --force --version -h --help)
+    non_repeating_flags=(--realm --no-realm --rng --no-rng --ioeventfd --no-ioeventfd --irqfd --no-irqfd --pmu --lpa2 --no-lpa2 --from-host --json --force --version -h --help)
     repeating_options=(--disk --share --net)
     non_repeating_options=(-m --mem -c --cpus --kernel --initrd --params --firmware --measurement-algo --realm-pv --cca-abi --console --sve-vl --pmu-counters --boot-entry --boot-mode --rules --breakpoints --watchpoints --corim --corim-layout --measurement-log)
     __realm-run_offer_flags_options 0

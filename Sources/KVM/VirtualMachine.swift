@@ -138,6 +138,19 @@ public final class VirtualMachine: @unchecked Sendable {
     try syscalls.call(fd, CKVM_IOEVENTFD, "KVM_IOEVENTFD", &request)
   }
 
+  /// `KVM_IRQFD` with a resample eventfd: from now on a write to `eventfd` raises SPI `number` (level),
+  /// with no ioctl; KVM lowers it when the guest ends the interrupt (EOI) and then signals
+  /// `resample`. `assign: false` removes that again (the SPI's lines through ``setSPI(_:level:)``
+  /// are unaffected either way).
+  public func setIRQFD(spi number: UInt32, eventfd: Int32, resample: Int32, assign: Bool = true) throws(KVMError) {
+    var request = ckvm_irqfd()
+    request.fd = UInt32(bitPattern: eventfd)
+    request.gsi = number
+    request.flags = assign ? UInt32(CKVM_IRQFD_FLAG_RESAMPLE) : UInt32(CKVM_IRQFD_FLAG_DEASSIGN)
+    request.resamplefd = assign ? UInt32(bitPattern: resample) : 0
+    try syscalls.call(fd, CKVM_IRQFD, "KVM_IRQFD", &request)
+  }
+
   /// `KVM_ENABLE_CAP` on the VM.
   public func enableCapability(_ capability: UInt32, args: (UInt64, UInt64, UInt64, UInt64) = (0, 0, 0, 0)) throws(KVMError) {
     var request = ckvm_enable_cap()

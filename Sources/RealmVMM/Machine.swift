@@ -211,7 +211,7 @@ public final class Machine: @unchecked Sendable {
     try devices { () throws(MachineDevicesError) in
       try MachineDevices.make(
         config: config, disks: disks, shares: shares, networks: networks, memory: memory, output: console, ipa: ipa,
-        interrupt: { SPILine(vm: vm, number: $0) }, vm: config.ioeventfd ? vm : nil, log: { logger.warning("\($0)") })
+        interrupt: { SPILine(vm: vm, number: $0) }, vm: vm, log: { logger.warning("\($0)") })
     }
   }
 

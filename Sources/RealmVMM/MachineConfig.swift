@@ -63,6 +63,9 @@ public struct MachineConfig: Sendable, Equatable {
   /// KVM catches the virtio queue notifications (KVM_IOEVENTFD) instead of exiting to realm-run
   /// (`--no-ioeventfd` turns that off, to measure it or on a host where it misbehaves).
   public var ioeventfd: Bool
+  /// KVM raises the devices' INTx lines from eventfds (KVM_IRQFD with a resample eventfd) instead of
+  /// a KVM_IRQ_LINE ioctl per change (`--no-irqfd` turns that off).
+  public var irqfd: Bool
   /// SVE's maximum vector length in bits (a multiple of 128), or `nil` for no SVE. A Realm's
   /// vector length is measured, so it is never chosen implicitly.
   public var sveVectorLength: Int?
@@ -77,7 +80,7 @@ public struct MachineConfig: Sendable, Equatable {
   public init(
     memorySize: UInt64, cpus: Int, boot: Boot, kernelParameters: String? = nil,
     disks: [DiskConfig] = [], realm: Bool = false, realmOptions: RealmOptions = RealmOptions(), console: Console = .serial,
-    entropy: Bool = false, shares: [ShareConfig] = [], networks: [NetConfig] = [], ioeventfd: Bool = true, sveVectorLength: Int? = nil, bootEntry: String? = nil, pmu: Bool = false, pmuCounters: Int? = nil,
+    entropy: Bool = false, shares: [ShareConfig] = [], networks: [NetConfig] = [], ioeventfd: Bool = true, irqfd: Bool = true, sveVectorLength: Int? = nil, bootEntry: String? = nil, pmu: Bool = false, pmuCounters: Int? = nil,
     bootMode: FirmwareBootMode = .automatic
   ) {
     self.pmu = pmu || pmuCounters != nil
@@ -97,6 +100,7 @@ public struct MachineConfig: Sendable, Equatable {
     self.shares = shares
     self.networks = networks
     self.ioeventfd = ioeventfd
+    self.irqfd = irqfd
   }
 
   /// The most vCPUs the GICv3 redistributor region below the distributor leaves room for here.

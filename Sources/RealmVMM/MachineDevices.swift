@@ -42,6 +42,8 @@ final class MachineDevices: @unchecked Sendable {
   private let ioLoop: IOLoop?
   /// The functions whose doorbells KVM catches (empty without a VM, or where it refuses).
   private let doorbells: [KernelDoorbells]
+  /// The INTx lines KVM raises from eventfds (empty without a VM, or where it refuses).
+  private let kernelLines: [KernelInterruptLine]
   /// The `--net` backends, open for as long as the machine is.
   private let networks: [NetworkBackend]
 
@@ -111,7 +113,9 @@ final class MachineDevices: @unchecked Sendable {
   ///   - interrupt: the line for SPI number `n` (INTx of slot `s` is SPI pciINTxSPIBase + s % 4).
   ///   - ipa: a Realm's layout: drivers must accept ACCESS_PLATFORM, and ring and buffer addresses
   ///     arrive through the unprotected alias.
-  ///   - vm: the VM whose KVM catches the queue notifications (KVM_IOEVENTFD); nil: they exit.
+  ///   - vm: the VM whose KVM catches the queue notifications (KVM_IOEVENTFD, with
+  ///     `config.ioeventfd`) and raises the INTx lines from eventfds (KVM_IRQFD, with
+  ///     `config.irqfd`); nil: notifications exit and lines go through `interrupt`.
   static func make(
     config: MachineConfig, disks files: [BlockFile], shares: [SharedDirectory] = [], networks: [NetworkBackend] = [], memory: GuestMemory, output: any ConsoleOutput, ipa: IPALayout,
     interrupt: (UInt32) -> any InterruptLine, vm: VirtualMachine? = nil, log: (String) -> Void = { _ in }
@@ -147,8 +151,23 @@ final class MachineDevices: @unchecked Sendable {
     var functions: [Int: any PCIFunction] = [:]
     var doorbells: [KernelDoorbells] = []
     // INTx: slot s raises SPI pciINTxSPIBase + s % 4 (the DTB's interrupt-map), a line the slots
-    // that map there share.
-    let lines = (0..<UInt32(4)).map { WiredOrLine(interrupt(MemoryMap.pciINTxSPIBase + $0)) }
+    // that map there share; KVM raises it from an eventfd where it takes one (else said once).
+    var kernelLines: [KernelInterruptLine] = []
+    var irqfdRefusal: KVMError?
+    let lines = (0..<UInt32(4)).map { pin -> WiredOrLine in
+      let spi = MemoryMap.pciINTxSPIBase + pin
+      if config.irqfd, irqfdRefusal == nil, let vm, let ioLoop {
+        do throws(KVMError) {
+          let line = try KernelInterruptLine(vm: vm, spi: spi, loop: ioLoop)
+          kernelLines.append(line)
+          return WiredOrLine(line)
+        } catch {
+          irqfdRefusal = error
+          log("virtio: interrupts through KVM_IRQ_LINE (KVM_IRQFD refused: \(error))")
+        }
+      }
+      return WiredOrLine(interrupt(spi))
+    }
     for (slot, device) in devices.enumerated() {
       let transport = VirtioPCITransport(
         device: device, memory: memory,
@@ -157,7 +176,7 @@ final class MachineDevices: @unchecked Sendable {
         requireAccessPlatform: ipa.isRealm, addressMask: ~ipa.sharedBit)
       functions[slot] = transport
       // Doorbells in the kernel where it takes them; else they stay MMIO exits (said once).
-      guard let vm, let ioLoop, doorbells.count == slot else { continue }
+      guard config.ioeventfd, let vm, let ioLoop, doorbells.count == slot else { continue }
       do {
         doorbells.append(try KernelDoorbells(vm: vm, transport: transport, loop: ioLoop))
       } catch {
@@ -172,13 +191,14 @@ final class MachineDevices: @unchecked Sendable {
     let bridge = PCIHostBridge(functions: functions)
     return MachineDevices(
       bridge: bridge, window: bridge.memoryWindow(base: MemoryMap.pciMemoryBase), disks: disks, console: console,
-      ioLoop: ioLoop, doorbells: doorbells, networks: networks)
+      ioLoop: ioLoop, doorbells: doorbells, kernelLines: kernelLines, networks: networks)
   }
 
   private init(
     bridge: PCIHostBridge, window: PCIMemoryWindow, disks: [VirtioBlock], console: VirtioConsole?, ioLoop: IOLoop?,
-    doorbells: [KernelDoorbells], networks: [NetworkBackend]
+    doorbells: [KernelDoorbells], kernelLines: [KernelInterruptLine], networks: [NetworkBackend]
   ) {
+    self.kernelLines = kernelLines
     self.networks = networks
     self.bridge = bridge
     self.window = window
@@ -199,6 +219,7 @@ final class MachineDevices: @unchecked Sendable {
   func shutdown() {
     for doorbell in doorbells { doorbell.close() }
     ioLoop?.stop()
+    for line in kernelLines { line.close() }
     for network in networks { network.close() }
     for disk in disks { _ = disk.file.sync() }
   }

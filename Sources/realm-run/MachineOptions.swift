@@ -68,6 +68,9 @@ struct MachineOptions: ParsableArguments {
   @Flag(inversion: .prefixedNo, help: "Let KVM catch the virtio queue notifications (KVM_IOEVENTFD) instead of exiting to realm-run (--no-ioeventfd: every notification exits, to measure the difference).")
   var ioeventfd: Bool = true
 
+  @Flag(inversion: .prefixedNo, help: "Let KVM raise the virtio devices' interrupts from eventfds (KVM_IRQFD, with a resample eventfd for the level-triggered INTx lines) instead of an ioctl per change (--no-irqfd: KVM_IRQ_LINE, to measure the difference).")
+  var irqfd: Bool = true
+
   @Option(help: ArgumentHelp(
     "Give the guest SVE with vectors of up to this many bits (a multiple of 128). Off without it: a Realm's vector length is measured.",
     valueName: "bits"))
@@ -180,7 +183,7 @@ struct MachineOptions: ParsableArguments {
       memorySize: (try? MemorySize(parsing: memory).bytes) ?? 0, cpus: cpus, boot: boot,
       kernelParameters: params, disks: disks, realm: realm, realmOptions: realmOptions,
       console: console.console, entropy: rng ?? realm, shares: (try? ShareConfig.parse(share)) ?? [],
-      networks: (try? NetConfig.parse(net)) ?? [], ioeventfd: ioeventfd, sveVectorLength: sveVl, bootEntry: bootEntry, pmu: pmu,
+      networks: (try? NetConfig.parse(net)) ?? [], ioeventfd: ioeventfd, irqfd: irqfd, sveVectorLength: sveVl, bootEntry: bootEntry, pmu: pmu,
       pmuCounters: pmuCounters, bootMode: bootMode ?? .automatic)
   }
 }

@@ -104,6 +104,13 @@ import Testing
     SAME_OFFSET(ckvm_ioeventfd, fd, kvm_ioeventfd, fd);
     SAME_OFFSET(ckvm_ioeventfd, flags, kvm_ioeventfd, flags);
     SAME_VALUE(CKVM_IOEVENTFD_FLAG_DEASSIGN, KVM_IOEVENTFD_FLAG_DEASSIGN);
+    SAME_SIZE(ckvm_irqfd, kvm_irqfd);
+    SAME_OFFSET(ckvm_irqfd, fd, kvm_irqfd, fd);
+    SAME_OFFSET(ckvm_irqfd, gsi, kvm_irqfd, gsi);
+    SAME_OFFSET(ckvm_irqfd, flags, kvm_irqfd, flags);
+    SAME_OFFSET(ckvm_irqfd, resamplefd, kvm_irqfd, resamplefd);
+    SAME_VALUE(CKVM_IRQFD_FLAG_DEASSIGN, KVM_IRQFD_FLAG_DEASSIGN);
+    SAME_VALUE(CKVM_IRQFD_FLAG_RESAMPLE, KVM_IRQFD_FLAG_RESAMPLE);
     SAME_SIZE(ckvm_vcpu_events, kvm_vcpu_events);
     SAME_OFFSET(ckvm_vcpu_events, ext_dabt_pending, kvm_vcpu_events, exception.ext_dabt_pending);
     SAME_OFFSET(ckvm_vcpu_events, serror_esr, kvm_vcpu_events, exception.serror_esr);
@@ -135,6 +142,7 @@ import Testing
     SAME_VALUE(CKVM_SET_USER_MEMORY_REGION2, KVM_SET_USER_MEMORY_REGION2);
     SAME_VALUE(CKVM_IRQ_LINE, KVM_IRQ_LINE);
     SAME_VALUE(CKVM_IOEVENTFD, KVM_IOEVENTFD);
+    SAME_VALUE(CKVM_IRQFD, KVM_IRQFD);
     SAME_VALUE(CKVM_RUN, KVM_RUN);
     SAME_VALUE(CKVM_SET_VCPU_EVENTS, KVM_SET_VCPU_EVENTS);
     SAME_VALUE(CKVM_ENABLE_CAP, KVM_ENABLE_CAP);

@@ -104,6 +104,19 @@ struct ckvm_ioeventfd {
 };
 #define CKVM_IOEVENTFD_FLAG_DEASSIGN (1 << 2)
 
+/* struct kvm_irqfd: an eventfd KVM turns into an interrupt, here a level-triggered SPI (gsi: the
+   SPI's number, which the vGIC's default routing maps to INTID gsi + 32) with a resample eventfd
+   KVM signals when it lowers the line at the guest's EOI */
+struct ckvm_irqfd {
+  uint32_t fd;
+  uint32_t gsi;
+  uint32_t flags;
+  uint32_t resamplefd;
+  uint8_t pad[16];
+};
+#define CKVM_IRQFD_FLAG_DEASSIGN (1 << 0)
+#define CKVM_IRQFD_FLAG_RESAMPLE (1 << 1)
+
 /* arm64 struct kvm_vcpu_events */
 struct ckvm_vcpu_events {
   uint8_t serror_pending;
@@ -229,6 +242,7 @@ static const unsigned long CKVM_SET_USER_MEMORY_REGION = CKVM_IOW(0x46, sizeof(s
 static const unsigned long CKVM_SET_USER_MEMORY_REGION2 = CKVM_IOW(0x49, sizeof(struct ckvm_userspace_memory_region2));
 static const unsigned long CKVM_IRQ_LINE = CKVM_IOW(0x61, sizeof(struct ckvm_irq_level));
 static const unsigned long CKVM_IOEVENTFD = CKVM_IOW(0x79, sizeof(struct ckvm_ioeventfd));
+static const unsigned long CKVM_IRQFD = CKVM_IOW(0x76, sizeof(struct ckvm_irqfd));
 static const unsigned long CKVM_RUN = CKVM_IO(0x80);
 static const unsigned long CKVM_SET_VCPU_EVENTS = CKVM_IOW(0xA0, sizeof(struct ckvm_vcpu_events));
 static const unsigned long CKVM_ENABLE_CAP = CKVM_IOW(0xA3, sizeof(struct ckvm_enable_cap));
