@@ -194,8 +194,9 @@ net_modules() {
 # NET_CHECK (its files are /tmp/net-run.*: a check's own output may be /tmp/NAME.out): a script for
 # the machine that runs realm-run (busybox sh, in a network namespace of its own: "unshare -n sh
 # /net-check.sh tap|user REALM-RUN-ARGS..."; for tap the tun module loaded) around a guest with
-# NET_GUEST: it serves a file of NET_MIB MiB (default 4; the guest's netmib=N must say the same) by HTTP (and times fetching it over loopback, the ceiling) and
-# runs realm-run (or $NET_RUN: "sh share-check.sh" runs it through SHARE_CHECK) with REALM-RUN-ARGS and
+# NET_GUEST: it serves a file of NET_MIB MiB (default 4; the guest's netmib=N must say the same) by
+# HTTP (and times fetching it over loopback, the ceiling) and runs realm-run (or $NET_RUN: "sh
+# share-check.sh" runs it through SHARE_CHECK) with REALM-RUN-ARGS and
 #   tap:  --net tap=rr0 (realm-run creates the tap and brings it up), giving the tap 10.0.2.1/24,
 #         and reaches the guest at 10.0.2.15:8080;
 #   user: --net user,hostfwd=tcp:127.0.0.1:8081-:8080 (and netmode=user for the guest), and

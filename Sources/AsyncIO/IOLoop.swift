@@ -228,7 +228,7 @@ public final class IOLoop: @unchecked Sendable {
       return shared.work.count == 1
     }
     workPending.store(true, ordering: .releasing)
-    if wake { signal(wakeFD) }
+    if wake { signalEventFD(wakeFD) }
   }
 
   /// Adds `handler`, run on the I/O thread after each batch of work and completions (a device
@@ -267,7 +267,7 @@ public final class IOLoop: @unchecked Sendable {
     shared.withLock { $0.stopping = true }
     // As schedule does: a wake-up the loop consumes while reaping must not be slept through.
     workPending.store(true, ordering: .releasing)
-    signal(wakeFD)
+    signalEventFD(wakeFD)
     pthread_join(thread, nil)
     self.thread = nil
     shared.withLock { $0.batchHandlers.removeAll() }  // they may hold their devices
@@ -286,11 +286,6 @@ public final class IOLoop: @unchecked Sendable {
       break
     }
     finished.append((completion, operation.runSynchronously()))
-  }
-
-  private func signal(_ fd: Int32) {
-    var one: UInt64 = 1
-    _ = write(fd, &one, 8)
   }
 
   private func drain(_ fd: Int32) {

@@ -28,16 +28,11 @@ final class KernelDoorbells: @unchecked Sendable {
     self.vm = vm
     self.loop = loop
     self.transport = transport
-    var fds: [Int32] = []
-    for _ in 0..<transport.device.queueCount {
-      do {
-        fds.append(try makeEventFD())
-      } catch {
-        fds.forEach { Platform.close($0) }
-        throw .ioctl("eventfd", errno: error.rawValue)
-      }
+    do {
+      eventfds = try makeEventFDs(transport.device.queueCount)
+    } catch {
+      throw .ioctl("eventfd", errno: error.rawValue)
     }
-    eventfds = fds
     // The observer registers them at once: a kernel that refuses KVM_IOEVENTFD is found out here.
     // A later refusal (after a BAR move) leaves those doorbells as MMIO exits, which still work.
     let failure = Mutex<KVMError?>(nil)

@@ -28,14 +28,11 @@ final class KernelInterruptLine: InterruptLine, @unchecked Sendable {
     self.vm = vm
     self.number = number
     self.loop = loop
-    var fds: [Int32] = []
-    for _ in 0..<2 {
-      do {
-        fds.append(try makeEventFD())
-      } catch {
-        fds.forEach { Platform.close($0) }
-        throw .ioctl("eventfd", errno: error.rawValue)
-      }
+    let fds: [Int32]
+    do {
+      fds = try makeEventFDs(2)
+    } catch {
+      throw .ioctl("eventfd", errno: error.rawValue)
     }
     (trigger, resample) = (fds[0], fds[1])
     do {
@@ -45,18 +42,13 @@ final class KernelInterruptLine: InterruptLine, @unchecked Sendable {
       throw error
     }
     watch = loop.watch(resample) { [self] _ in
-      if readEventFD(resample) != nil, level.load(ordering: .sequentiallyConsistent) { raise() }
+      if readEventFD(resample) != nil, level.load(ordering: .sequentiallyConsistent) { signalEventFD(trigger) }
     }
   }
 
   func set(level high: Bool) {
     level.store(high, ordering: .sequentiallyConsistent)
-    if high { raise() }
-  }
-
-  private func raise() {
-    var one: UInt64 = 1
-    _ = Platform.write(trigger, &one, 8)
+    if high { signalEventFD(trigger) }
   }
 
   /// Hands the SPI back to `KVM_IRQ_LINE` and closes the eventfds, once the I/O thread has stopped

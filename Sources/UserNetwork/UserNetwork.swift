@@ -113,8 +113,6 @@ public final class UserNetwork: @unchecked Sendable {
   private var timers: [Timer] = []
   private var pollFDs: [pollfd] = []
   private var frame = [UInt8](repeating: 0, count: UserNetwork.maxFrameSize)
-  /// Frames the device end could not take at once (the guest had no room): dropped, as a full link drops them.
-  private(set) var droppedFrames = 0
 
   /// A libslirp timer: a callback due at a time (ms on the monotonic clock), or not armed.
   private final class Timer {
@@ -141,8 +139,7 @@ public final class UserNetwork: @unchecked Sendable {
     stackEnd = FileDescriptor(rawValue: ends[1])
     // Room for a burst toward the guest while the device waits for buffers.
     var size: Int32 = 1 << 20
-    setsockopt(ends[1], SOL_SOCKET, SO_SNDBUF, &size, socklen_t(MemoryLayout<Int32>.size))
-    setsockopt(ends[0], SOL_SOCKET, SO_SNDBUF, &size, socklen_t(MemoryLayout<Int32>.size))
+    for end in ends { setsockopt(end, SOL_SOCKET, SO_SNDBUF, &size, socklen_t(MemoryLayout<Int32>.size)) }
     do {
       wake = FileDescriptor(rawValue: try makeEventFD())
     } catch {
@@ -184,8 +181,7 @@ public final class UserNetwork: @unchecked Sendable {
   public func stop() {
     if let thread {
       stopping.store(true, ordering: .releasing)
-      var one: UInt64 = 1
-      _ = write(wake.rawValue, &one, 8)
+      signalEventFD(wake.rawValue)
       pthread_join(thread, nil)
       self.thread = nil
     }
@@ -272,10 +268,10 @@ public final class UserNetwork: @unchecked Sendable {
     return events
   }
 
-  /// A frame from the stack to the guest: one record on the device end, or dropped.
+  /// A frame from the stack to the guest: one record on the device end, or dropped when the device
+  /// end cannot take it at once (the guest has no room), as a full link drops it; TCP resends.
   private func sendToGuest(_ buffer: UnsafeRawPointer?, _ length: Int) -> Int {
-    let sent = retryingOnInterrupt { send(stackEnd.rawValue, buffer, length, Int32(MSG_DONTWAIT) | Int32(MSG_NOSIGNAL)) }
-    if sent != length { droppedFrames += 1 }
+    _ = retryingOnInterrupt { send(stackEnd.rawValue, buffer, length, Int32(MSG_DONTWAIT) | Int32(MSG_NOSIGNAL)) }
     return length
   }
 
